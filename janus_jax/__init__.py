@@ -1,0 +1,29 @@
+"""janus-jax: World Models (Ha & Schmidhuber, 2018) with a PPO controller, in JAX."""
+
+from janus_jax import imagination, ppo
+from janus_jax.agent import MDNRNN, VariationalAutoencoder, WorldModelAgent, act
+from janus_jax.configs import ActionSpec, MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.imagination import Trajectory, WorldModelParams, imagine
+from janus_jax.models import controller, mdn_rnn, vae
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MDNRNN",
+    "ActionSpec",
+    "MDNRNNConfig",
+    "NetworkConfig",
+    "PPOConfig",
+    "Trajectory",
+    "VAEConfig",
+    "VariationalAutoencoder",
+    "WorldModelAgent",
+    "WorldModelParams",
+    "act",
+    "controller",
+    "imagination",
+    "imagine",
+    "mdn_rnn",
+    "ppo",
+    "vae",
+]

@@ -1,0 +1,234 @@
+"""The user-facing agent: V, M and C bundled, with thin stateful shells.
+
+The pure functions live in ``janus_jax.models`` and ``janus_jax.imagination``;
+the classes here only hold parameters and a PRNG key for convenience (like
+gymnax's gymnasium wrapper), so code written against the PyTorch World Model
+README (``agent.vae.load_state_dict(...)``, ``agent.imagine_trajectory(...)``)
+has a direct equivalent.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from janus_jax.configs import ActionSpec, MDNRNNConfig, NetworkConfig, VAEConfig, check_compatible
+from janus_jax.imagination import RewardFn, WorldModelParams, features, imagine
+from janus_jax.models import controller, mdn_rnn, vae
+
+
+class Step(NamedTuple):
+    """What ``act`` returns for one real-environment step."""
+
+    carry: tuple  # the MDN-RNN state after (z_t, a_t)
+    latent: jax.Array  # [..., Z]
+    hidden: jax.Array  # [..., H] h_t the controller saw
+    raw_action: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+
+
+def act(
+    params: WorldModelParams, carry: tuple, obs: jax.Array, key: jax.Array, deterministic=False
+) -> Step:
+    """Returns the controller's step on a real observation: z_t = V(obs), a_t = C([z_t, h_t]),
+    then M's carry advanced by (z_t, a_t). Works on any leading batch shape."""
+    latent = vae.get_latent(params.vae, obs)
+    hidden = mdn_rnn.hidden(carry)
+    policy, value = controller.apply(params.controller, features(latent, hidden))
+    if deterministic:
+        raw_action = controller.mode(params.controller, policy)
+    else:
+        raw_action = controller.sample(key, params.controller, policy)
+    action = controller.env_action(params.controller, raw_action)
+    action_vector = controller.encode_action(params.controller.action, action)
+    carry, _ = mdn_rnn.step(params.mdn_rnn, carry, latent, action_vector)
+    log_prob = controller.log_prob(params.controller, policy, raw_action)
+    return Step(carry, latent, hidden, raw_action, action, log_prob, value)
+
+
+class Component:
+    """A parameter holder with the PyTorch-style ``state_dict``/``load_state_dict``."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def state_dict(self):
+        """Returns the parameter pytree (arrays are immutable: sharing is safe)."""
+        return self.params
+
+    def load_state_dict(self, params) -> None:
+        """Replaces the parameters, after checking config, structure and shapes agree."""
+        mine, theirs = self.params, params
+        if type(mine) is not type(theirs) or mine.config != theirs.config:
+            raise ValueError(
+                f"cannot load {type(theirs).__name__} with config "
+                f"{getattr(theirs, 'config', None)} into {type(mine).__name__} with config "
+                f"{mine.config}"
+            )
+        shapes = lambda p: jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), p)  # noqa: E731
+        if shapes(mine) != shapes(theirs):
+            raise ValueError(f"parameter shapes differ for {type(mine).__name__}")
+        self.params = theirs
+
+
+class VariationalAutoencoder(Component):
+    """V with its parameters: ``VariationalAutoencoder(VAEConfig(...)).get_latent(obs)``."""
+
+    def __init__(self, config: VAEConfig, seed: int = 0, params: vae.VAEParams | None = None):
+        super().__init__(params if params is not None else vae.init(jax.random.key(seed), config))
+        self.config = config
+
+    def encode(self, obs):
+        return vae.encode(self.params, jnp.asarray(obs))
+
+    def decode(self, latent):
+        return vae.decode(self.params, jnp.asarray(latent))
+
+    def get_latent(self, obs, key: jax.Array | None = None):
+        return vae.get_latent(self.params, jnp.asarray(obs), key)
+
+
+class MDNRNN(Component):
+    """M with its parameters."""
+
+    def __init__(
+        self, config: MDNRNNConfig, seed: int = 0, params: mdn_rnn.MDNRNNParams | None = None
+    ):
+        p = params if params is not None else mdn_rnn.init(jax.random.key(seed), config)
+        super().__init__(p)
+        self.config = config
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = ()):
+        return mdn_rnn.initial_carry(self.config, batch_shape)
+
+    def step(self, carry, latent, action):
+        return mdn_rnn.step(self.params, carry, latent, action)
+
+    def unroll(self, carry, latents, actions):
+        return mdn_rnn.unroll(self.params, carry, latents, actions)
+
+
+def _observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
+    shape = tuple(int(s) for s in observation_shape)
+    if len(shape) == 1:
+        return VAEConfig(observation_size=shape[0])
+    if len(shape) != 3:
+        raise ValueError(
+            f"observation_shape={shape} is invalid: must be (size,) for vectors or "
+            "(height, width, channels) for images"
+        )
+    if shape[0] <= 4 < shape[-1]:
+        raise ValueError(
+            f"observation_shape={shape} looks channels-first; janus-jax images are "
+            f"channels-last: pass {shape[1:] + shape[:1]}"
+        )
+    return VAEConfig(input_height=shape[0], input_width=shape[1], input_channels=shape[2])
+
+
+@partial(jax.jit, static_argnames=("horizon", "reward_fn"))
+def _encode_and_imagine(key, params, obs, carry, horizon, temperature, reward_fn):
+    z0 = vae.get_latent(params.vae, obs)
+    return imagine(key, params, z0, carry, horizon, temperature, reward_fn)
+
+
+class WorldModelAgent:
+    """V + M + C for one observation and action space, holding params and a PRNG key.
+
+    observation_shape: (H, W, C) for images (channels-last) or (size,) for vectors.
+    action_dim: the number of discrete actions, or the size of a continuous action.
+    """
+
+    def __init__(
+        self,
+        observation_shape: tuple[int, ...],
+        action_dim: int,
+        continuous_actions: bool = False,
+        *,
+        controller_config: NetworkConfig | None = None,
+        vae_config: VAEConfig | None = None,
+        mdn_rnn_config: MDNRNNConfig | None = None,
+        action_low: tuple[float, ...] | None = None,
+        action_high: tuple[float, ...] | None = None,
+        seed: int = 0,
+    ):
+        obs_config = _observation_config(observation_shape)
+        if vae_config is None:
+            vae_config = obs_config
+        elif vae_config.observation_shape != obs_config.observation_shape:
+            raise ValueError(
+                f"vae_config expects observations of shape {vae_config.observation_shape}, "
+                f"but observation_shape={tuple(observation_shape)}"
+            )
+        self.action_spec = ActionSpec(
+            continuous=bool(continuous_actions), dim=int(action_dim), low=action_low, high=action_high
+        )
+        if mdn_rnn_config is None:
+            mdn_rnn_config = MDNRNNConfig(latent_dim=vae_config.latent_dim, action_dim=int(action_dim))
+        check_compatible(vae_config, mdn_rnn_config, self.action_spec)
+        self.controller_config = controller_config or NetworkConfig()
+        vae_key, mdn_key, controller_key, self._key = jax.random.split(jax.random.key(seed), 4)
+        self.vae = VariationalAutoencoder(vae_config, params=vae.init(vae_key, vae_config))
+        self.mdn_rnn = MDNRNN(mdn_rnn_config, params=mdn_rnn.init(mdn_key, mdn_rnn_config))
+        feature_dim = vae_config.latent_dim + mdn_rnn_config.hidden_dim
+        self.controller = Component(
+            controller.init(controller_key, self.controller_config, self.action_spec, feature_dim)
+        )
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        return self.vae.config.observation_shape
+
+    @property
+    def params(self) -> WorldModelParams:
+        """All parameters as one pytree, for the pure functions and for jit."""
+        return WorldModelParams(self.vae.params, self.mdn_rnn.params, self.controller.params)
+
+    def next_key(self) -> jax.Array:
+        """Returns a fresh key from the agent's own stream (seeded at construction)."""
+        self._key, key = jax.random.split(self._key)
+        return key
+
+    def imagine_trajectory(
+        self,
+        initial_obs,
+        horizon: int = 50,
+        temperature: float | None = None,
+        *,
+        key: jax.Array | None = None,
+        reward_fn: RewardFn | None = None,
+        carry: tuple | None = None,
+    ) -> dict[str, Any]:
+        """Returns a dream from a raw observation as a dict of arrays: 'latents' [T, Z],
+        'actions', 'rewards', 'dones', 'mask', 'values', 'log_probs', 'hiddens',
+        'next_latents' (with a batch axis [T, B, ...] when initial_obs is a batch).
+
+        Without ``key`` the agent's own key stream is used, so successive calls differ
+        but a fresh agent with the same seed repeats them. ``temperature`` defaults to
+        the MDN-RNN config's."""
+        obs = jnp.asarray(np.asarray(initial_obs))
+        single = obs.shape == self.observation_shape
+        if not single and obs.shape[1:] != self.observation_shape:
+            raise ValueError(
+                f"initial_obs has shape {obs.shape}; expected {self.observation_shape} or "
+                f"[batch, {', '.join(map(str, self.observation_shape))}]"
+            )
+        if single:
+            obs = obs[None]
+        if temperature is None:
+            temperature = self.mdn_rnn.config.temperature
+        if temperature < 0:
+            raise ValueError(f"temperature={temperature} is invalid: must be >= 0")
+        key = self.next_key() if key is None else key
+        traj = _encode_and_imagine(
+            key, self.params, obs, carry, int(horizon), jnp.float32(temperature), reward_fn
+        )
+        out = traj._asdict()
+        if single:
+            out = {k: (v[0] if k == "last_value" else v[:, 0]) for k, v in out.items()}
+        return out

@@ -1,0 +1,282 @@
+"""Frozen, keyword-only configuration dataclasses, validated on construction.
+
+Field names and defaults follow the PyTorch World Model README our users come
+from; where it gives none, the values of Ha & Schmidhuber (2018) are used.
+Every invalid value raises ``ValueError`` naming the field, the value and what
+is allowed. Change a config with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
+RNN_TYPES = ("lstm", "gru")
+# The VAE encoder is the paper's: 4x4 convolutions with stride 2 and no padding.
+CONV_KERNEL = 4
+CONV_STRIDE = 2
+
+
+def _fail(cls: str, field: str, value, allowed: str) -> None:
+    raise ValueError(f"{cls}.{field}={value!r} is invalid: {allowed}")
+
+
+def _positive_int(obj, field: str) -> None:
+    value = getattr(obj, field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail(type(obj).__name__, field, value, "must be an integer >= 1")
+
+
+def _non_negative(obj, field: str) -> None:
+    value = getattr(obj, field)
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        _fail(type(obj).__name__, field, value, "must be a finite number >= 0")
+
+
+def _in_range(obj, field: str, low: float, high: float) -> None:
+    value = getattr(obj, field)
+    if not isinstance(value, (int, float)) or not low <= value <= high:
+        _fail(type(obj).__name__, field, value, f"must lie in [{low}, {high}]")
+
+
+def _positive_tuple(obj, field: str, allow_empty: bool = False) -> None:
+    value = getattr(obj, field)
+    if isinstance(value, list):  # the seed writes lists; store the hashable form
+        value = tuple(value)
+        object.__setattr__(obj, field, value)
+    ok = isinstance(value, tuple) and (allow_empty or len(value) > 0)
+    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok:
+        what = "a tuple" if allow_empty else "a non-empty tuple"
+        _fail(type(obj).__name__, field, value, f"must be {what} of integers >= 1")
+
+
+def conv_output_size(size: int, num_layers: int) -> int:
+    """Returns the spatial size left after ``num_layers`` of the encoder's convs."""
+    for _ in range(num_layers):
+        size = (size - CONV_KERNEL) // CONV_STRIDE + 1
+        if size < 1:
+            return 0
+    return size
+
+
+def min_image_size(num_layers: int) -> int:
+    """Returns the smallest image side that ``num_layers`` encoder convs accept."""
+    size = 1
+    for _ in range(num_layers):
+        size = (size - 1) * CONV_STRIDE + CONV_KERNEL
+    return size
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VAEConfig:
+    """The vision model V: a convolutional VAE for images, an MLP VAE for vectors.
+
+    Images are channels-last ``[H, W, C]``, uint8 in [0, 255] or float in [0, 1].
+    Set ``observation_size`` to use the vector form instead (CartPole, symbolic
+    regression): the image fields are then ignored.
+    """
+
+    input_channels: int = 3
+    """Image channels C."""
+    input_height: int = 64
+    """Image height H."""
+    input_width: int = 64
+    """Image width W."""
+    latent_dim: int = 32
+    """Size of the latent z."""
+    hidden_channels: tuple[int, ...] = (32, 64, 128, 256)
+    """Channels of the encoder's 4x4 stride-2 convolutions (mirrored by the decoder)."""
+    beta: float = 1.0
+    """Weight of the KL term."""
+    kl_tolerance: float = 0.5
+    """Free bits: the KL of each sample is floored at kl_tolerance * latent_dim nats,
+    as in the original World Models code (0 disables it)."""
+    observation_size: int | None = None
+    """Vector observation size; None means images."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the vector VAE's MLP encoder (mirrored by the decoder)."""
+
+    def __post_init__(self):
+        for field in ("input_channels", "input_height", "input_width", "latent_dim"):
+            _positive_int(self, field)
+        _positive_tuple(self, "hidden_channels")
+        _positive_tuple(self, "hidden_sizes", allow_empty=True)
+        _non_negative(self, "beta")
+        _non_negative(self, "kl_tolerance")
+        if self.observation_size is not None:
+            _positive_int(self, "observation_size")
+            return
+        need = min_image_size(len(self.hidden_channels))
+        for field in ("input_height", "input_width"):
+            value = getattr(self, field)
+            if value < need:
+                _fail(
+                    "VAEConfig",
+                    field,
+                    value,
+                    f"the image is too small for {len(self.hidden_channels)} 4x4 "
+                    f"stride-2 convolutions (hidden_channels={self.hidden_channels}); "
+                    f"need at least {need} pixels or fewer hidden_channels",
+                )
+
+    @property
+    def is_image(self) -> bool:
+        return self.observation_size is None
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        if self.is_image:
+            return (self.input_height, self.input_width, self.input_channels)
+        return (self.observation_size,)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MDNRNNConfig:
+    """The memory model M: an LSTM/GRU whose output parameterises a Gaussian mixture
+    for each latent dimension of z_{t+1}, plus reward and done heads."""
+
+    latent_dim: int = 32
+    """Must equal VAEConfig.latent_dim."""
+    action_dim: int = 3
+    """Size of the action vector fed to the RNN (the number of actions, one-hot
+    encoded, for discrete action spaces)."""
+    hidden_dim: int = 256
+    """RNN hidden size."""
+    num_mixtures: int = 5
+    """Gaussian components per latent dimension."""
+    rnn_type: Literal["lstm", "gru"] = "lstm"
+    """Recurrent cell: "lstm" or "gru"."""
+    rnn_layers: int = 1
+    """Stacked recurrent layers."""
+    temperature: float = 1.0
+    """Sampling temperature tau: mixture logits / tau, sigma * sqrt(tau)."""
+    predict_reward: bool = True
+    """Train and use the reward head."""
+    predict_done: bool = True
+    """Train and use the done (termination) head."""
+    log_sigma_min: float = -7.0
+    """Lower bound of each component's log standard deviation."""
+    log_sigma_max: float = 2.0
+    """Upper bound of each component's log standard deviation."""
+
+    def __post_init__(self):
+        for field in ("latent_dim", "action_dim", "hidden_dim", "num_mixtures"):
+            _positive_int(self, field)
+        _positive_int(self, "rnn_layers")
+        if self.rnn_type not in RNN_TYPES:
+            _fail("MDNRNNConfig", "rnn_type", self.rnn_type, f"must be one of {RNN_TYPES}")
+        _non_negative(self, "temperature")
+        if not self.log_sigma_min < self.log_sigma_max:
+            _fail(
+                "MDNRNNConfig",
+                "log_sigma_min",
+                self.log_sigma_min,
+                f"must be below log_sigma_max={self.log_sigma_max}",
+            )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """The controller C's actor and critic MLPs (one torso each)."""
+
+    layer_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes."""
+    activation: str = "tanh"
+    """One of tanh, relu, elu, gelu, silu, leaky_relu."""
+    use_layer_norm: bool = False
+    """LayerNorm after each hidden layer."""
+
+    def __post_init__(self):
+        _positive_tuple(self, "layer_sizes", allow_empty=True)
+        if self.activation not in ACTIVATIONS:
+            _fail("NetworkConfig", "activation", self.activation, f"must be one of {ACTIVATIONS}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ActionSpec:
+    """The action space: ``num_actions`` discrete actions, or a box with bounds."""
+
+    continuous: bool
+    """True for a box of real-valued actions, False for discrete actions."""
+    dim: int
+    """Number of discrete actions, or the box's dimension."""
+    low: tuple[float, ...] | None = None
+    """Box lower bounds (continuous only; default -1 in every dimension)."""
+    high: tuple[float, ...] | None = None
+    """Box upper bounds (continuous only; default +1 in every dimension)."""
+
+    def __post_init__(self):
+        _positive_int(self, "dim")
+        if not self.continuous:
+            if self.low is not None or self.high is not None:
+                _fail("ActionSpec", "low", self.low, "bounds apply to continuous actions only")
+            return
+        for field, default in (("low", -1.0), ("high", 1.0)):
+            value = getattr(self, field)
+            value = (default,) * self.dim if value is None else tuple(float(v) for v in value)
+            object.__setattr__(self, field, value)
+            if len(value) != self.dim or not all(math.isfinite(v) for v in value):
+                _fail("ActionSpec", field, value, f"must be {self.dim} finite numbers")
+        if any(lo >= hi for lo, hi in zip(self.low, self.high)):
+            _fail("ActionSpec", "low", self.low, f"must be below high={self.high} everywhere")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PPOConfig:
+    """Proximal Policy Optimisation for the controller (clipped surrogate, GAE)."""
+
+    learning_rate: float = 3e-4
+    """Adam step size (the start of the schedule when anneal_lr)."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    batch_size: int = 64
+    """Minibatch size (transitions per gradient step)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_range: float = 0.2
+    """Clip range epsilon of the probability ratio."""
+    clip_range_vf: float | None = None
+    """Clip range of the value update (None: unclipped value loss)."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly to 0 over training."""
+    normalize_advantages: bool = True
+    """Standardise advantages within each minibatch."""
+
+    def __post_init__(self):
+        _positive_int(self, "n_epochs")
+        _positive_int(self, "batch_size")
+        for field in ("learning_rate", "clip_range", "max_grad_norm"):
+            _non_negative(self, field)
+            if getattr(self, field) == 0:
+                _fail("PPOConfig", field, getattr(self, field), "must be > 0")
+        for field in ("value_coef", "entropy_coef"):
+            _non_negative(self, field)
+        if self.clip_range_vf is not None:
+            _non_negative(self, "clip_range_vf")
+        _in_range(self, "gamma", 0.0, 1.0)
+        _in_range(self, "gae_lambda", 0.0, 1.0)
+
+
+def check_compatible(vae: VAEConfig, mdn_rnn: MDNRNNConfig, action: ActionSpec) -> None:
+    """Raises ValueError when V, M and the action space disagree on sizes."""
+    if vae.latent_dim != mdn_rnn.latent_dim:
+        raise ValueError(
+            f"MDNRNNConfig.latent_dim={mdn_rnn.latent_dim} is invalid: must equal "
+            f"VAEConfig.latent_dim={vae.latent_dim}"
+        )
+    if action.dim != mdn_rnn.action_dim:
+        raise ValueError(
+            f"MDNRNNConfig.action_dim={mdn_rnn.action_dim} is invalid: must equal the "
+            f"action space's size {action.dim} ({action})"
+        )

@@ -1,0 +1,176 @@
+"""M: the MDN-RNN, as pure functions over an explicit parameter pytree.
+
+One step maps (carry, z_t, a_t) to the next carry and, from the new top-layer
+output h_{t+1}, a Gaussian mixture over z_{t+1} with its own mixture weights for
+**each** latent dimension (as in Ha & Schmidhuber 2018), a predicted reward r_t
+and a done logit. ``unroll`` runs the step over a sequence with ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from janus_jax.configs import MDNRNNConfig
+
+LOG_SQRT_2PI = 0.5 * jnp.log(2.0 * jnp.pi)
+DONE_PRIOR_LOGIT = -4.0
+
+
+class MDNOutput(NamedTuple):
+    """One step's predictions; mixture arrays are [..., Z, K]."""
+
+    mixture_logits: jax.Array
+    means: jax.Array
+    log_sigmas: jax.Array
+    reward: jax.Array  # [...]
+    done_logit: jax.Array  # [...]
+
+
+class _MDNRNN(nn.Module):
+    config: MDNRNNConfig
+
+    @nn.compact
+    def __call__(self, carry, latent, action):
+        c = self.config
+        cell_type = nn.OptimizedLSTMCell if c.rnn_type == "lstm" else nn.GRUCell
+        x = jnp.concatenate([latent, action], axis=-1)
+        new_carry = []
+        for i, layer_carry in enumerate(carry):
+            layer_carry, x = cell_type(c.hidden_dim, name=f"rnn_{i}")(layer_carry, x)
+            new_carry.append(layer_carry)
+        shape = x.shape[:-1] + (c.latent_dim, c.num_mixtures)
+        mixture = nn.Dense(3 * c.latent_dim * c.num_mixtures, name="mixture")(x)
+        logits, means, raw_log_sigmas = jnp.split(mixture.reshape(shape + (3,)), 3, axis=-1)
+        # A smooth bound keeps gradients alive (unlike clip) and sigma away from 0.
+        mid = 0.5 * (c.log_sigma_max + c.log_sigma_min)
+        half = 0.5 * (c.log_sigma_max - c.log_sigma_min)
+        log_sigmas = mid + half * jnp.tanh((raw_log_sigmas[..., 0] - mid) / half)
+        reward = nn.Dense(1, name="reward")(x)[..., 0]
+        # Terminations are rare: start from p(done) ~ 2% rather than a coin flip.
+        done_init = nn.initializers.constant(DONE_PRIOR_LOGIT)
+        done_logit = nn.Dense(1, bias_init=done_init, name="done")(x)[..., 0]
+        return tuple(new_carry), MDNOutput(
+            logits[..., 0], means[..., 0], log_sigmas, reward, done_logit
+        )
+
+
+@struct.dataclass
+class MDNRNNParams:
+    """The MDN-RNN's weights with its (static) config."""
+
+    net: Any
+    config: MDNRNNConfig = struct.field(pytree_node=False)
+
+
+def initial_carry(config: MDNRNNConfig, batch_shape: tuple[int, ...] = ()) -> tuple:
+    """Returns the zero recurrent state: one (c, h) per LSTM layer or one h per GRU layer."""
+    zeros = jnp.zeros(batch_shape + (config.hidden_dim,), jnp.float32)
+    layer = (zeros, zeros) if config.rnn_type == "lstm" else zeros
+    return tuple(layer for _ in range(config.rnn_layers))
+
+
+def hidden(carry: tuple) -> jax.Array:
+    """Returns the top layer's hidden output h [..., hidden_dim], the controller's input."""
+    top = carry[-1]
+    return top[1] if isinstance(top, tuple) else top
+
+
+def init(key: jax.Array, config: MDNRNNConfig) -> MDNRNNParams:
+    """Returns freshly initialised MDN-RNN parameters for ``config``."""
+    latent = jnp.zeros((1, config.latent_dim), jnp.float32)
+    action = jnp.zeros((1, config.action_dim), jnp.float32)
+    net = _MDNRNN(config).init(key, initial_carry(config, (1,)), latent, action)
+    return MDNRNNParams(net=net, config=config)
+
+
+def step(
+    params: MDNRNNParams, carry: tuple, latent: jax.Array, action: jax.Array
+) -> tuple[tuple, MDNOutput]:
+    """Returns (carry_{t+1}, predictions of z_{t+1}, r_t, done_t) from z_t [..., Z], a_t [..., A]."""
+    return _MDNRNN(params.config).apply(params.net, carry, latent, action)
+
+
+def unroll(
+    params: MDNRNNParams, carry: tuple, latents: jax.Array, actions: jax.Array
+) -> tuple[tuple, MDNOutput]:
+    """Returns (final carry, per-step MDNOutput stacked [T, ...]) for time-major
+    latents [T, ..., Z] and actions [T, ..., A], as one ``lax.scan``."""
+
+    def body(carry, inputs):
+        return step(params, carry, *inputs)
+
+    return jax.lax.scan(body, carry, (latents, actions))
+
+
+def mixture_log_prob(output: MDNOutput, target: jax.Array) -> jax.Array:
+    """Returns log p(target | mixture) [...], summed over latent dims, for target [..., Z]."""
+    log_weights = jax.nn.log_softmax(output.mixture_logits, axis=-1)
+    z = (target[..., None] - output.means) * jnp.exp(-output.log_sigmas)
+    log_normal = -0.5 * z**2 - output.log_sigmas - LOG_SQRT_2PI
+    per_dim = jax.nn.logsumexp(log_weights + log_normal, axis=-1)
+    return jnp.sum(per_dim, axis=-1)
+
+
+def sample(key: jax.Array, output: MDNOutput, temperature: float | jax.Array) -> jax.Array:
+    """Returns z_{t+1} [..., Z] drawn with temperature tau as in the paper: each
+    dimension picks a component from softmax(logits / tau), then adds
+    sigma * sqrt(tau) noise. tau = 0 gives the mean of the most likely component."""
+    component_key, noise_key = jax.random.split(key)
+    tau = jnp.asarray(temperature, jnp.float32)
+    logits = output.mixture_logits / jnp.maximum(tau, 1e-6)
+    sampled = jax.random.categorical(component_key, logits, axis=-1)
+    component = jnp.where(tau > 0, sampled, jnp.argmax(output.mixture_logits, axis=-1))
+    pick = lambda x: jnp.take_along_axis(x, component[..., None], axis=-1)[..., 0]  # noqa: E731
+    noise = jax.random.normal(noise_key, component.shape)
+    return pick(output.means) + jnp.exp(pick(output.log_sigmas)) * jnp.sqrt(tau) * noise
+
+
+def loss(
+    params: MDNRNNParams,
+    latents: jax.Array,
+    actions: jax.Array,
+    rewards: jax.Array,
+    dones: jax.Array,
+    mask: jax.Array,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Returns (loss, metrics) for batch-major sequences.
+
+    latents [B, T+1, Z] (z_0..z_T), actions [B, T, A], rewards [B, T], dones [B, T]
+    (termination after step t), mask [B, T] (1 where step t is real data). The
+    latent NLL is averaged per dimension (as the original code does), reward is
+    a squared error and done a logistic loss, each averaged over valid steps.
+    """
+    config = params.config
+    batch = latents.shape[0]
+    time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+    _, out = unroll(
+        params,
+        initial_carry(config, (batch,)),
+        time_major(latents[:, :-1]),
+        time_major(actions),
+    )
+    out = jax.tree.map(time_major, out)
+    mask = mask.astype(jnp.float32)
+    count = jnp.maximum(jnp.sum(mask), 1.0)
+    masked_mean = lambda x: jnp.sum(x * mask) / count  # noqa: E731
+    nll = -mixture_log_prob(out, latents[:, 1:]) / config.latent_dim
+    latent_loss = masked_mean(nll)
+    reward_loss = masked_mean((out.reward - rewards) ** 2)
+    done_loss = masked_mean(optax.sigmoid_binary_cross_entropy(out.done_logit, dones.astype(jnp.float32)))
+    total = latent_loss
+    total += reward_loss if config.predict_reward else 0.0
+    total += done_loss if config.predict_done else 0.0
+    metrics = {
+        "mdn/loss": total,
+        "mdn/latent_nll": latent_loss,
+        "mdn/reward_mse": reward_loss,
+        "mdn/done_bce": done_loss,
+    }
+    return total, metrics
+

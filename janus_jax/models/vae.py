@@ -1,0 +1,180 @@
+"""V: the variational autoencoder, as pure functions over an explicit parameter pytree.
+
+Images use the encoder of Ha & Schmidhuber (2018): 4x4 convolutions with stride
+2 and no padding, ReLU, then dense layers to the mean and log-variance of z.
+The decoder mirrors it with transposed convolutions, padding a pixel where the
+encoder's floor division dropped one, so any configured image size round-trips.
+Vectors use an MLP of ``hidden_sizes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from janus_jax.configs import CONV_KERNEL, CONV_STRIDE, VAEConfig
+
+
+def _encoder_sizes(config: VAEConfig) -> list[tuple[int, int]]:
+    """Returns the spatial size before each conv and after the last: [(H, W), ...]."""
+    sizes = [(config.input_height, config.input_width)]
+    for _ in config.hidden_channels:
+        h, w = sizes[-1]
+        sizes.append(
+            ((h - CONV_KERNEL) // CONV_STRIDE + 1, (w - CONV_KERNEL) // CONV_STRIDE + 1)
+        )
+    return sizes
+
+
+class _ImageVAE(nn.Module):
+    config: VAEConfig
+
+    def setup(self):
+        c = self.config
+        kernel, stride = (CONV_KERNEL, CONV_KERNEL), (CONV_STRIDE, CONV_STRIDE)
+        self.convs = [nn.Conv(ch, kernel, stride, padding="VALID") for ch in c.hidden_channels]
+        self.to_mean = nn.Dense(c.latent_dim)
+        self.to_log_var = nn.Dense(c.latent_dim)
+        self.sizes = _encoder_sizes(c)
+        h, w = self.sizes[-1]
+        self.from_latent = nn.Dense(h * w * c.hidden_channels[-1])
+        out_channels = list(reversed(c.hidden_channels[:-1])) + [c.input_channels]
+        self.deconvs = [
+            nn.ConvTranspose(ch, kernel, stride, padding="VALID") for ch in out_channels
+        ]
+
+    def encode(self, image):
+        x = image
+        for conv in self.convs:
+            x = nn.relu(conv(x))
+        x = x.reshape(x.shape[:-3] + (-1,))
+        return self.to_mean(x), self.to_log_var(x)
+
+    def decode(self, latent):
+        h, w = self.sizes[-1]
+        x = self.from_latent(latent).reshape(latent.shape[:-1] + (h, w, -1))
+        targets = list(reversed(self.sizes[:-1]))
+        for i, (deconv, (th, tw)) in enumerate(zip(self.deconvs, targets)):
+            x = deconv(x)
+            # The encoder's floor division may have dropped one row/column: put it back.
+            pad = [(0, 0)] * (x.ndim - 3) + [(0, th - x.shape[-3]), (0, tw - x.shape[-2]), (0, 0)]
+            x = jnp.pad(x, pad, mode="edge")
+            x = nn.relu(x) if i < len(self.deconvs) - 1 else nn.sigmoid(x)
+        return x
+
+    def __call__(self, image, latent):
+        return self.encode(image), self.decode(latent)
+
+
+class _VectorVAE(nn.Module):
+    config: VAEConfig
+
+    def setup(self):
+        c = self.config
+        self.enc = [nn.Dense(n) for n in c.hidden_sizes]
+        self.to_mean = nn.Dense(c.latent_dim)
+        self.to_log_var = nn.Dense(c.latent_dim)
+        self.dec = [nn.Dense(n) for n in reversed(c.hidden_sizes)]
+        self.to_obs = nn.Dense(c.observation_size)
+
+    def encode(self, obs):
+        x = obs
+        for layer in self.enc:
+            x = nn.relu(layer(x))
+        return self.to_mean(x), self.to_log_var(x)
+
+    def decode(self, latent):
+        x = latent
+        for layer in self.dec:
+            x = nn.relu(layer(x))
+        return self.to_obs(x)
+
+    def __call__(self, obs, latent):
+        return self.encode(obs), self.decode(latent)
+
+
+def _module(config: VAEConfig) -> nn.Module:
+    return _ImageVAE(config) if config.is_image else _VectorVAE(config)
+
+
+@struct.dataclass
+class VAEParams:
+    """The VAE's weights with its (static) config, so functions need only the params."""
+
+    net: Any
+    config: VAEConfig = struct.field(pytree_node=False)
+
+
+def init(key: jax.Array, config: VAEConfig) -> VAEParams:
+    """Returns freshly initialised VAE parameters for ``config``."""
+    obs = jnp.zeros((1,) + config.observation_shape, jnp.float32)
+    latent = jnp.zeros((1, config.latent_dim), jnp.float32)
+    return VAEParams(net=_module(config).init(key, obs, latent), config=config)
+
+
+def preprocess(config: VAEConfig, obs: jax.Array) -> jax.Array:
+    """Returns observations as float32; uint8 images are scaled from [0, 255] to [0, 1]."""
+    if obs.shape[-len(config.observation_shape) :] != config.observation_shape:
+        raise ValueError(
+            f"obs has shape {obs.shape}; the VAE expects [..., "
+            f"{', '.join(map(str, config.observation_shape))}] (channels-last for images)"
+        )
+    if obs.dtype == jnp.uint8:
+        return obs.astype(jnp.float32) / 255.0
+    return obs.astype(jnp.float32)
+
+
+def encode(params: VAEParams, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (mean, log_var) of q(z | obs), each [..., Z], for obs [..., *obs_shape]."""
+    x = preprocess(params.config, obs)
+    return _module(params.config).apply(params.net, x, method="encode")
+
+
+def decode(params: VAEParams, latent: jax.Array) -> jax.Array:
+    """Returns the reconstruction [..., *obs_shape] (images in [0, 1]) of latents [..., Z]."""
+    return _module(params.config).apply(params.net, latent, method="decode")
+
+
+def sample_latent(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
+    """Returns z = mean + exp(log_var / 2) * eps, the reparameterised sample."""
+    return mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape, mean.dtype)
+
+
+def get_latent(params: VAEParams, obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Returns z [..., Z] for obs: the posterior mean, or a sample when a key is given."""
+    mean, log_var = encode(params, obs)
+    return mean if key is None else sample_latent(key, mean, log_var)
+
+
+def kl_divergence(mean: jax.Array, log_var: jax.Array) -> jax.Array:
+    """Returns KL(N(mean, exp(log_var)) || N(0, I)) summed over the last axis."""
+    return -0.5 * jnp.sum(1.0 + log_var - mean**2 - jnp.exp(log_var), axis=-1)
+
+
+def loss(
+    params: VAEParams, obs: jax.Array, key: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Returns (mean loss, metrics) over a batch of obs [B, *obs_shape].
+
+    loss = squared error summed over each observation + beta * max(KL, kl_tolerance * Z),
+    averaged over the batch, as in the original World Models code.
+    """
+    config = params.config
+    target = preprocess(config, obs)
+    mean, log_var = encode(params, obs)
+    recon = decode(params, sample_latent(key, mean, log_var))
+    axes = tuple(range(1, target.ndim))
+    reconstruction = jnp.sum((recon - target) ** 2, axis=axes)
+    kl = kl_divergence(mean, log_var)
+    kl_floored = jnp.maximum(kl, config.kl_tolerance * config.latent_dim)
+    total = jnp.mean(reconstruction + config.beta * kl_floored)
+    metrics = {
+        "vae/loss": total,
+        "vae/reconstruction": jnp.mean(reconstruction),
+        "vae/kl": jnp.mean(kl),
+    }
+    return total, metrics
