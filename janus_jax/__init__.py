@@ -2,7 +2,13 @@
 
 from janus_jax import imagination, ppo
 from janus_jax.agent import MDNRNN, VariationalAutoencoder, WorldModelAgent, act
-from janus_jax.configs import ActionSpec, MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.configs import (
+    ActionSpec,
+    MDNRNNConfig,
+    NetworkConfig,
+    PPOConfig,
+    VAEConfig,
+)
 from janus_jax.imagination import Trajectory, WorldModelParams, imagine
 from janus_jax.models import controller, mdn_rnn, vae
 

@@ -16,7 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from janus_jax.configs import ActionSpec, MDNRNNConfig, NetworkConfig, VAEConfig, check_compatible
+from janus_jax.configs import (
+    ActionSpec,
+    MDNRNNConfig,
+    NetworkConfig,
+    VAEConfig,
+    check_compatible,
+)
 from janus_jax.imagination import RewardFn, WorldModelParams, features, imagine
 from janus_jax.models import controller, mdn_rnn, vae
 
@@ -34,9 +40,15 @@ class Step(NamedTuple):
 
 
 def act(
-    params: WorldModelParams, carry: tuple, obs: jax.Array, key: jax.Array, deterministic=False
+    params: WorldModelParams,
+    carry: tuple,
+    obs: jax.Array,
+    key: jax.Array,
+    deterministic=False,
 ) -> Step:
-    """Returns the controller's step on a real observation: z_t = V(obs), a_t = C([z_t, h_t]),
+    """Returns the controller's step on a real observation.
+
+    z_t = V(obs), a_t = C([z_t, h_t]),
     then M's carry advanced by (z_t, a_t). Works on any leading batch shape."""
     latent = vae.get_latent(params.vae, obs)
     hidden = mdn_rnn.hidden(carry)
@@ -63,13 +75,13 @@ class Component:
         return self.params
 
     def load_state_dict(self, params) -> None:
-        """Replaces the parameters, after checking config, structure and shapes agree."""
+        """Replaces the parameters after checking that config and shapes agree."""
         mine, theirs = self.params, params
         if type(mine) is not type(theirs) or mine.config != theirs.config:
             raise ValueError(
                 f"cannot load {type(theirs).__name__} with config "
-                f"{getattr(theirs, 'config', None)} into {type(mine).__name__} with config "
-                f"{mine.config}"
+                f"{getattr(theirs, 'config', None)} into {type(mine).__name__} "
+                f"with config {mine.config}"
             )
         shapes = lambda p: jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), p)  # noqa: E731
         if shapes(mine) != shapes(theirs):
@@ -78,10 +90,17 @@ class Component:
 
 
 class VariationalAutoencoder(Component):
-    """V with its parameters: ``VariationalAutoencoder(VAEConfig(...)).get_latent(obs)``."""
+    """V with its parameters.
 
-    def __init__(self, config: VAEConfig, seed: int = 0, params: vae.VAEParams | None = None):
-        super().__init__(params if params is not None else vae.init(jax.random.key(seed), config))
+    ``VariationalAutoencoder(VAEConfig(...)).get_latent(obs)``
+    """
+
+    def __init__(
+        self, config: VAEConfig, seed: int = 0, params: vae.VAEParams | None = None
+    ):
+        super().__init__(
+            params if params is not None else vae.init(jax.random.key(seed), config)
+        )
         self.config = config
 
     def encode(self, obs):
@@ -98,7 +117,10 @@ class MDNRNN(Component):
     """M with its parameters."""
 
     def __init__(
-        self, config: MDNRNNConfig, seed: int = 0, params: mdn_rnn.MDNRNNParams | None = None
+        self,
+        config: MDNRNNConfig,
+        seed: int = 0,
+        params: mdn_rnn.MDNRNNParams | None = None,
     ):
         p = params if params is not None else mdn_rnn.init(jax.random.key(seed), config)
         super().__init__(p)
@@ -128,7 +150,9 @@ def _observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
             f"observation_shape={shape} looks channels-first; janus-jax images are "
             f"channels-last: pass {shape[1:] + shape[:1]}"
         )
-    return VAEConfig(input_height=shape[0], input_width=shape[1], input_channels=shape[2])
+    return VAEConfig(
+        input_height=shape[0], input_width=shape[1], input_channels=shape[2]
+    )
 
 
 @partial(jax.jit, static_argnames=("horizon", "reward_fn"))
@@ -162,22 +186,36 @@ class WorldModelAgent:
             vae_config = obs_config
         elif vae_config.observation_shape != obs_config.observation_shape:
             raise ValueError(
-                f"vae_config expects observations of shape {vae_config.observation_shape}, "
-                f"but observation_shape={tuple(observation_shape)}"
+                "vae_config expects observations of shape "
+                f"{vae_config.observation_shape}, but "
+                f"observation_shape={tuple(observation_shape)}"
             )
         self.action_spec = ActionSpec(
-            continuous=bool(continuous_actions), dim=int(action_dim), low=action_low, high=action_high
+            continuous=bool(continuous_actions),
+            dim=int(action_dim),
+            low=action_low,
+            high=action_high,
         )
         if mdn_rnn_config is None:
-            mdn_rnn_config = MDNRNNConfig(latent_dim=vae_config.latent_dim, action_dim=int(action_dim))
+            mdn_rnn_config = MDNRNNConfig(
+                latent_dim=vae_config.latent_dim, action_dim=int(action_dim)
+            )
         check_compatible(vae_config, mdn_rnn_config, self.action_spec)
         self.controller_config = controller_config or NetworkConfig()
-        vae_key, mdn_key, controller_key, self._key = jax.random.split(jax.random.key(seed), 4)
-        self.vae = VariationalAutoencoder(vae_config, params=vae.init(vae_key, vae_config))
-        self.mdn_rnn = MDNRNN(mdn_rnn_config, params=mdn_rnn.init(mdn_key, mdn_rnn_config))
+        vae_key, mdn_key, controller_key, self._key = jax.random.split(
+            jax.random.key(seed), 4
+        )
+        self.vae = VariationalAutoencoder(
+            vae_config, params=vae.init(vae_key, vae_config)
+        )
+        self.mdn_rnn = MDNRNN(
+            mdn_rnn_config, params=mdn_rnn.init(mdn_key, mdn_rnn_config)
+        )
         feature_dim = vae_config.latent_dim + mdn_rnn_config.hidden_dim
         self.controller = Component(
-            controller.init(controller_key, self.controller_config, self.action_spec, feature_dim)
+            controller.init(
+                controller_key, self.controller_config, self.action_spec, feature_dim
+            )
         )
 
     @property
@@ -187,7 +225,9 @@ class WorldModelAgent:
     @property
     def params(self) -> WorldModelParams:
         """All parameters as one pytree, for the pure functions and for jit."""
-        return WorldModelParams(self.vae.params, self.mdn_rnn.params, self.controller.params)
+        return WorldModelParams(
+            self.vae.params, self.mdn_rnn.params, self.controller.params
+        )
 
     def next_key(self) -> jax.Array:
         """Returns a fresh key from the agent's own stream (seeded at construction)."""
@@ -215,7 +255,8 @@ class WorldModelAgent:
         single = obs.shape == self.observation_shape
         if not single and obs.shape[1:] != self.observation_shape:
             raise ValueError(
-                f"initial_obs has shape {obs.shape}; expected {self.observation_shape} or "
+                f"initial_obs has shape {obs.shape}; expected "
+                f"{self.observation_shape} or "
                 f"[batch, {', '.join(map(str, self.observation_shape))}]"
             )
         if single:
@@ -226,7 +267,13 @@ class WorldModelAgent:
             raise ValueError(f"temperature={temperature} is invalid: must be >= 0")
         key = self.next_key() if key is None else key
         traj = _encode_and_imagine(
-            key, self.params, obs, carry, int(horizon), jnp.float32(temperature), reward_fn
+            key,
+            self.params,
+            obs,
+            carry,
+            int(horizon),
+            jnp.float32(temperature),
+            reward_fn,
         )
         out = traj._asdict()
         if single:

@@ -47,7 +47,9 @@ def _positive_tuple(obj, field: str, allow_empty: bool = False) -> None:
         value = tuple(value)
         object.__setattr__(obj, field, value)
     ok = isinstance(value, tuple) and (allow_empty or len(value) > 0)
-    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ok = ok and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    )
     if not ok:
         what = "a tuple" if allow_empty else "a non-empty tuple"
         _fail(type(obj).__name__, field, value, f"must be {what} of integers >= 1")
@@ -167,7 +169,9 @@ class MDNRNNConfig:
             _positive_int(self, field)
         _positive_int(self, "rnn_layers")
         if self.rnn_type not in RNN_TYPES:
-            _fail("MDNRNNConfig", "rnn_type", self.rnn_type, f"must be one of {RNN_TYPES}")
+            _fail(
+                "MDNRNNConfig", "rnn_type", self.rnn_type, f"must be one of {RNN_TYPES}"
+            )
         _non_negative(self, "temperature")
         if not self.log_sigma_min < self.log_sigma_max:
             _fail(
@@ -192,7 +196,12 @@ class NetworkConfig:
     def __post_init__(self):
         _positive_tuple(self, "layer_sizes", allow_empty=True)
         if self.activation not in ACTIVATIONS:
-            _fail("NetworkConfig", "activation", self.activation, f"must be one of {ACTIVATIONS}")
+            _fail(
+                "NetworkConfig",
+                "activation",
+                self.activation,
+                f"must be one of {ACTIVATIONS}",
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -212,16 +221,30 @@ class ActionSpec:
         _positive_int(self, "dim")
         if not self.continuous:
             if self.low is not None or self.high is not None:
-                _fail("ActionSpec", "low", self.low, "bounds apply to continuous actions only")
+                _fail(
+                    "ActionSpec",
+                    "low",
+                    self.low,
+                    "bounds apply to continuous actions only",
+                )
             return
         for field, default in (("low", -1.0), ("high", 1.0)):
             value = getattr(self, field)
-            value = (default,) * self.dim if value is None else tuple(float(v) for v in value)
+            value = (
+                (default,) * self.dim
+                if value is None
+                else tuple(float(v) for v in value)
+            )
             object.__setattr__(self, field, value)
             if len(value) != self.dim or not all(math.isfinite(v) for v in value):
                 _fail("ActionSpec", field, value, f"must be {self.dim} finite numbers")
-        if any(lo >= hi for lo, hi in zip(self.low, self.high)):
-            _fail("ActionSpec", "low", self.low, f"must be below high={self.high} everywhere")
+        if any(lo >= hi for lo, hi in zip(self.low, self.high, strict=True)):
+            _fail(
+                "ActionSpec",
+                "low",
+                self.low,
+                f"must be below high={self.high} everywhere",
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,8 @@ a predicted termination are masked out (mask 0, reward 0).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -110,7 +111,7 @@ def imagine(
     temperature: float | jax.Array | None = None,
     reward_fn: RewardFn | None = None,
 ) -> Trajectory:
-    """Returns the time-major Trajectory [T=horizon, B, ...] dreamed from B start states.
+    """Returns the time-major Trajectory [T=horizon, B, ...] dreamed from B starts.
 
     z0: start latents [B, Z]; h0: the MDN-RNN carry for them (leaves [B, H]) or
     None for the zero state; temperature: tau (default: the MDN-RNN config's);
@@ -125,7 +126,8 @@ def imagine(
         raise ValueError(f"horizon={horizon!r} is invalid: must be an integer >= 1")
     if z0.ndim != 2 or z0.shape[-1] != m_config.latent_dim:
         raise ValueError(
-            f"z0 has shape {z0.shape}; expected [batch, latent_dim={m_config.latent_dim}]"
+            f"z0 has shape {z0.shape}; expected "
+            f"[batch, latent_dim={m_config.latent_dim}]"
         )
     if reward_fn is None and not m_config.predict_reward:
         raise ValueError(
@@ -140,7 +142,9 @@ def imagine(
     tau = jnp.asarray(temperature, jnp.float32)
     one = lambda k, z, h: _imagine_one(k, params, z, h, horizon, tau, reward_fn)  # noqa: E731
     traj = jax.vmap(one)(jax.random.split(key, batch), z0, h0)
-    time_major = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), traj._replace(last_value=None))
+    time_major = jax.tree.map(
+        lambda x: jnp.swapaxes(x, 0, 1), traj._replace(last_value=None)
+    )
     return time_major._replace(last_value=traj.last_value)
 
 

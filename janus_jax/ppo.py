@@ -63,7 +63,9 @@ def gae(
     return advantages, advantages + values
 
 
-def explained_variance(predictions: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
+def explained_variance(
+    predictions: jax.Array, targets: jax.Array, mask: jax.Array
+) -> jax.Array:
     """Returns 1 - Var[targets - predictions] / Var[targets] over masked entries."""
     count = jnp.maximum(jnp.sum(mask), 1.0)
 
@@ -77,7 +79,7 @@ def explained_variance(predictions: jax.Array, targets: jax.Array, mask: jax.Arr
 def loss(
     params: controller.ControllerParams, batch: Batch, key: jax.Array, config: PPOConfig
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Returns (loss, metrics) of a flat minibatch: clipped surrogate + value + entropy."""
+    """Returns (loss, metrics) of a minibatch: clipped surrogate, value, entropy."""
     mask = batch.mask.astype(jnp.float32)
     count = jnp.maximum(jnp.sum(mask), 1.0)
     mean = lambda x: jnp.sum(x * mask) / count  # noqa: E731
@@ -111,7 +113,9 @@ def loss(
         "ppo/value_loss": value_loss,
         "ppo/entropy": entropy,
         "ppo/approx_kl": mean((ratio - 1.0) - log_ratio),
-        "ppo/clip_fraction": mean((jnp.abs(ratio - 1.0) > config.clip_range).astype(jnp.float32)),
+        "ppo/clip_fraction": mean(
+            (jnp.abs(ratio - 1.0) > config.clip_range).astype(jnp.float32)
+        ),
         "ppo/explained_variance": explained_variance(batch.values, batch.returns, mask),
     }
     return total, metrics
@@ -129,7 +133,9 @@ def make_optimizer(
                 f"total_gradient_steps={total_gradient_steps!r} is invalid: "
                 "PPOConfig.anneal_lr needs the number of gradient steps (>= 1)"
             )
-        learning_rate = optax.linear_schedule(config.learning_rate, 0.0, total_gradient_steps)
+        learning_rate = optax.linear_schedule(
+            config.learning_rate, 0.0, total_gradient_steps
+        )
     return optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm),
         optax.adam(learning_rate, eps=1e-5),
@@ -149,7 +155,9 @@ def init_train_state(
     params: controller.ControllerParams, optimizer: optax.GradientTransformation
 ) -> TrainState:
     """Returns a TrainState at step 0."""
-    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32))
+    return TrainState(
+        params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32)
+    )
 
 
 def update(
@@ -166,8 +174,8 @@ def update(
     size = flat.mask.shape[0]
     if size % config.batch_size:
         raise ValueError(
-            f"PPOConfig.batch_size={config.batch_size} is invalid for a rollout of {size} "
-            f"transitions: it must divide the rollout size"
+            f"PPOConfig.batch_size={config.batch_size} is invalid for a rollout of "
+            f"{size} transitions: it must divide the rollout size"
         )
     num_minibatches = size // config.batch_size
     grad_fn = jax.value_and_grad(loss, has_aux=True)
@@ -183,7 +191,10 @@ def update(
         perm_key, steps_key = jax.random.split(epoch_key)
         perm = jax.random.permutation(perm_key, size)
         shuffled = jax.tree.map(
-            lambda x: x[perm].reshape((num_minibatches, config.batch_size) + x.shape[1:]), flat
+            lambda x: x[perm].reshape(
+                (num_minibatches, config.batch_size) + x.shape[1:]
+            ),
+            flat,
         )
         keys = jax.random.split(steps_key, num_minibatches)
         return jax.lax.scan(minibatch_step, state, (shuffled, keys))

@@ -10,7 +10,10 @@ from janus_jax.configs import MDNRNNConfig, VAEConfig
 @pytest.fixture
 def small_image_vae():
     return VAEConfig(
-        input_channels=3, input_height=64, input_width=64, latent_dim=8,
+        input_channels=3,
+        input_height=64,
+        input_width=64,
+        latent_dim=8,
         hidden_channels=(8, 8, 16, 16),
     )
 

@@ -22,7 +22,10 @@ from janus_jax.configs import (
         (lambda: VAEConfig(latent_dim=0), r"VAEConfig.latent_dim=0 .*>= 1"),
         (lambda: VAEConfig(beta=-0.1), r"VAEConfig.beta=-0.1 .*>= 0"),
         (lambda: VAEConfig(kl_tolerance=-1), r"VAEConfig.kl_tolerance=-1"),
-        (lambda: VAEConfig(input_height=32), r"input_height=32 .*too small.*at least 46"),
+        (
+            lambda: VAEConfig(input_height=32),
+            r"input_height=32 .*too small.*at least 46",
+        ),
         (lambda: VAEConfig(input_width=20), r"input_width=20 .*too small"),
         (lambda: VAEConfig(hidden_channels=()), r"hidden_channels=\(\)"),
         (lambda: VAEConfig(hidden_channels=(32, -1)), r"hidden_channels"),
@@ -41,9 +44,15 @@ from janus_jax.configs import (
         (lambda: PPOConfig(n_epochs=0), r"n_epochs=0"),
         (lambda: PPOConfig(batch_size=2.5), r"batch_size=2.5"),
         (lambda: PPOConfig(entropy_coef=-0.01), r"entropy_coef"),
-        (lambda: ActionSpec(continuous=True, dim=2, low=(0, 0), high=(1, 0)), r"below high"),
+        (
+            lambda: ActionSpec(continuous=True, dim=2, low=(0, 0), high=(1, 0)),
+            r"below high",
+        ),
         (lambda: ActionSpec(continuous=True, dim=2, low=(0,)), r"must be 2 finite"),
-        (lambda: ActionSpec(continuous=False, dim=2, low=(0, 0)), r"continuous actions only"),
+        (
+            lambda: ActionSpec(continuous=False, dim=2, low=(0, 0)),
+            r"continuous actions only",
+        ),
     ],
 )
 def test_invalid_values_raise(make, match):
@@ -59,7 +68,9 @@ def test_latent_sizes_must_agree():
             ActionSpec(continuous=True, dim=3),
         )
     with pytest.raises(ValueError, match=r"latent_dim=16"):
-        WorldModelAgent((4,), 2, mdn_rnn_config=MDNRNNConfig(latent_dim=16, action_dim=2))
+        WorldModelAgent(
+            (4,), 2, mdn_rnn_config=MDNRNNConfig(latent_dim=16, action_dim=2)
+        )
 
 
 def test_action_sizes_must_agree():
@@ -83,7 +94,10 @@ def test_defaults_are_the_seed_and_paper_values():
     assert vae.beta == 1.0 and vae.kl_tolerance == 0.5
     mdn = MDNRNNConfig()
     assert (mdn.hidden_dim, mdn.num_mixtures, mdn.rnn_type, mdn.rnn_layers) == (
-        256, 5, "lstm", 1,
+        256,
+        5,
+        "lstm",
+        1,
     )
     assert NetworkConfig().layer_sizes == (256, 256)
     ppo = PPOConfig()

@@ -11,7 +11,9 @@ from janus_jax.models import controller
 
 
 def _params(action, layer_sizes=(8,), feature_dim=5, seed=0):
-    config = NetworkConfig(layer_sizes=layer_sizes, activation="relu", use_layer_norm=True)
+    config = NetworkConfig(
+        layer_sizes=layer_sizes, activation="relu", use_layer_norm=True
+    )
     return controller.init(jax.random.key(seed), config, action, feature_dim)
 
 
@@ -19,10 +21,14 @@ class TestDiscrete(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_log_prob_and_entropy_match_numpy(self):
         params = _params(ActionSpec(continuous=False, dim=4))
-        policy = controller.Policy(jnp.array([[1.0, 2.0, 0.5, -1.0], [0.0, 0.0, 0.0, 0.0]]))
+        policy = controller.Policy(
+            jnp.array([[1.0, 2.0, 0.5, -1.0], [0.0, 0.0, 0.0, 0.0]])
+        )
         p = np.exp(policy.loc) / np.exp(policy.loc).sum(-1, keepdims=True)
         actions = jnp.array([1, 3], jnp.int32)
-        log_prob = self.variant(lambda p_, a: controller.log_prob(params, p_, a))(policy, actions)
+        log_prob = self.variant(lambda p_, a: controller.log_prob(params, p_, a))(
+            policy, actions
+        )
         np.testing.assert_allclose(log_prob, np.log(p[[0, 1], [1, 3]]), rtol=1e-6)
         ent = controller.entropy(params, policy, jax.random.key(0))
         np.testing.assert_allclose(ent, stats.entropy(p, axis=-1), rtol=1e-5)
@@ -35,8 +41,9 @@ class TestDiscrete(chex.TestCase):
         logits = controller.Policy(jnp.log(jnp.array([0.2, 0.5, 0.3])))
         keys = jax.random.split(jax.random.key(1), 20_000)
         draws = jax.vmap(lambda k: controller.sample(k, params, logits))(keys)
-        np.testing.assert_allclose(np.bincount(draws, minlength=3) / 20_000, [0.2, 0.5, 0.3],
-                                   atol=0.015)
+        np.testing.assert_allclose(
+            np.bincount(draws, minlength=3) / 20_000, [0.2, 0.5, 0.3], atol=0.015
+        )
         assert controller.mode(params, logits) == 1
 
 
@@ -48,7 +55,7 @@ class TestBoundedGaussian(chex.TestCase):
         self.policy = controller.Policy(jnp.array([0.4]), jnp.array([np.log(0.7)]))
 
     def _density(self, a):
-        """p(a) by the change of variables a = low + (tanh(u) + 1) / 2 * (high - low)."""
+        """Returns p(a) by change of variables: a = low + (tanh(u) + 1) / 2 * range."""
         y = (a + 2.0) / 3.0 * 2.0 - 1.0
         u = np.arctanh(y)
         return stats.norm.pdf(u, 0.4, 0.7) / (1.5 * (1 - y**2))
@@ -69,15 +76,21 @@ class TestBoundedGaussian(chex.TestCase):
 
     def test_entropy_estimate_matches_numerical_integral(self):
         exact, _ = integrate.quad(
-            lambda a: -self._density(a) * np.log(self._density(a)), -2.0 + 1e-12, 1.0 - 1e-12,
+            lambda a: -self._density(a) * np.log(self._density(a)),
+            -2.0 + 1e-12,
+            1.0 - 1e-12,
             limit=200,
         )
         keys = jax.random.split(jax.random.key(2), 50_000)
-        estimates = jax.vmap(lambda k: controller.entropy(self.params, self.policy, k))(keys)
+        estimates = jax.vmap(lambda k: controller.entropy(self.params, self.policy, k))(
+            keys
+        )
         np.testing.assert_allclose(float(estimates.mean()), exact, atol=0.01)
 
     def test_gradients_are_finite_at_extreme_raw_actions(self):
         raw = jnp.array([[-30.0], [30.0]])
-        grads = jax.grad(lambda p: controller.log_prob(self.params, p, raw).sum())(self.policy)
+        grads = jax.grad(lambda p: controller.log_prob(self.params, p, raw).sum())(
+            self.policy
+        )
         chex.assert_tree_all_finite(grads)
         chex.assert_tree_all_finite(controller.log_prob(self.params, self.policy, raw))

@@ -14,26 +14,37 @@ from janus_jax.models import controller, mdn_rnn, vae
 Z, H = 3, 16
 
 
-def _params(continuous=False, done_bias=None, done_scale=1.0, predict_reward=True, seed=0):
+def _params(
+    continuous=False, done_bias=None, done_scale=1.0, predict_reward=True, seed=0
+):
     keys = jax.random.split(jax.random.key(seed), 3)
     action = (
         ActionSpec(continuous=True, dim=2, low=(-1.0, 0.0), high=(1.0, 2.0))
         if continuous
         else ActionSpec(continuous=False, dim=3)
     )
-    m_config = MDNRNNConfig(latent_dim=Z, action_dim=action.dim, hidden_dim=H, num_mixtures=2,
-                            predict_reward=predict_reward)
+    m_config = MDNRNNConfig(
+        latent_dim=Z,
+        action_dim=action.dim,
+        hidden_dim=H,
+        num_mixtures=2,
+        predict_reward=predict_reward,
+    )
     m_params = mdn_rnn.init(keys[1], m_config)
     if done_bias is not None:
         done = m_params.net["params"]["done"]
-        done = {"bias": jnp.full_like(done["bias"], done_bias),
-                "kernel": done["kernel"] * done_scale}
+        done = {
+            "bias": jnp.full_like(done["bias"], done_bias),
+            "kernel": done["kernel"] * done_scale,
+        }
         net = {"params": {**m_params.net["params"], "done": done}}
         m_params = m_params.replace(net=net)
     return WorldModelParams(
         vae=vae.init(keys[0], VAEConfig(observation_size=4, latent_dim=Z)),
         mdn_rnn=m_params,
-        controller=controller.init(keys[2], NetworkConfig(layer_sizes=(8,)), action, Z + H),
+        controller=controller.init(
+            keys[2], NetworkConfig(layer_sizes=(8,)), action, Z + H
+        ),
     )
 
 
@@ -47,8 +58,10 @@ class TestImagine(chex.TestCase):
             traj = imagine(jax.random.key(0), _params(continuous), _z0(), None, 7, 1.0)
             chex.assert_shape([traj.latents, traj.next_latents], (7, 4, Z))
             chex.assert_shape(traj.hiddens, (7, 4, H))
-            chex.assert_shape([traj.log_probs, traj.values, traj.rewards, traj.dones, traj.mask],
-                              (7, 4))
+            chex.assert_shape(
+                [traj.log_probs, traj.values, traj.rewards, traj.dones, traj.mask],
+                (7, 4),
+            )
             chex.assert_shape(traj.raw_actions, (7, 4, 2) if continuous else (7, 4))
             chex.assert_shape(traj.last_value, (4,))
             chex.assert_tree_all_finite(traj)
@@ -89,23 +102,43 @@ class TestImagine(chex.TestCase):
         params = _params(continuous=True)
         traj = imagine(jax.random.key(1), params, _z0(), None, 6, 0.0)
         actions = controller.encode_action(params.controller.action, traj.actions)
-        _, out = mdn_rnn.unroll(params.mdn_rnn, mdn_rnn.initial_carry(params.mdn_rnn.config, (4,)),
-                                traj.latents, actions)
+        _, out = mdn_rnn.unroll(
+            params.mdn_rnn,
+            mdn_rnn.initial_carry(params.mdn_rnn.config, (4,)),
+            traj.latents,
+            actions,
+        )
         best = np.argmax(np.asarray(out.mixture_logits), -1)[..., None]
         expected = np.take_along_axis(np.asarray(out.means), best, -1)[..., 0]
         np.testing.assert_allclose(traj.next_latents, expected, rtol=1e-5, atol=1e-5)
         lo, hi = np.array([-1.0, 0.0]), np.array([1.0, 2.0])
-        assert ((np.asarray(traj.actions) >= lo) & (np.asarray(traj.actions) <= hi)).all()
+        assert (
+            (np.asarray(traj.actions) >= lo) & (np.asarray(traj.actions) <= hi)
+        ).all()
 
     def test_rewards_stop_after_a_predicted_done(self):
         one = lambda z, a, zn: 1.0  # noqa: E731
-        always = imagine(jax.random.key(0), _params(done_bias=30.0, done_scale=0.0),
-                         _z0(), None, 5, 1.0, reward_fn=one)
+        always = imagine(
+            jax.random.key(0),
+            _params(done_bias=30.0, done_scale=0.0),
+            _z0(),
+            None,
+            5,
+            1.0,
+            reward_fn=one,
+        )
         np.testing.assert_array_equal(always.mask[:, 0], [1, 0, 0, 0, 0])
         np.testing.assert_array_equal(always.dones[:, 0], [1, 0, 0, 0, 0])
         np.testing.assert_array_equal(always.rewards[:, 0], [1, 0, 0, 0, 0])
-        never = imagine(jax.random.key(0), _params(done_bias=-30.0, done_scale=0.0),
-                        _z0(), None, 5, 1.0, reward_fn=one)
+        never = imagine(
+            jax.random.key(0),
+            _params(done_bias=-30.0, done_scale=0.0),
+            _z0(),
+            None,
+            5,
+            1.0,
+            reward_fn=one,
+        )
         np.testing.assert_array_equal(never.rewards, np.ones((5, 4)))
         np.testing.assert_array_equal(never.dones, np.zeros((5, 4)))
 
@@ -115,13 +148,19 @@ class TestImagine(chex.TestCase):
         params = _params(done_bias=0.0, done_scale=30.0, seed=3)
         traj = imagine(jax.random.key(2), params, _z0(64), None, 12, 1.0)
         actions = controller.encode_action(params.controller.action, traj.actions)
-        _, out = mdn_rnn.unroll(params.mdn_rnn, mdn_rnn.initial_carry(params.mdn_rnn.config, (64,)),
-                                traj.latents, actions)
+        _, out = mdn_rnn.unroll(
+            params.mdn_rnn,
+            mdn_rnn.initial_carry(params.mdn_rnn.config, (64,)),
+            traj.latents,
+            actions,
+        )
         raw_done = np.asarray(out.done_logit) > 0
         alive = np.cumprod(np.vstack([np.ones((1, 64)), 1 - raw_done[:-1]]), axis=0)
         np.testing.assert_array_equal(traj.mask, alive)
         np.testing.assert_array_equal(traj.dones, raw_done * alive)
-        np.testing.assert_allclose(traj.rewards, np.asarray(out.reward) * alive, rtol=1e-6)
+        np.testing.assert_allclose(
+            traj.rewards, np.asarray(out.reward) * alive, rtol=1e-6
+        )
         assert 0 < raw_done[0].mean() < 1 and (np.asarray(traj.dones).sum(0) <= 1).all()
         assert (alive[-1] == 0).any() and (alive[-1] == 1).any()
 
@@ -133,7 +172,9 @@ class TestImagine(chex.TestCase):
 
         params = _params(done_bias=-30.0, done_scale=0.0)
         traj = imagine(jax.random.key(0), params, _z0(), None, 6, reward_fn=reward_fn)
-        expected = np.asarray(traj.next_latents).sum(-1) + 10.0 * (np.asarray(traj.actions) == 2)
+        expected = np.asarray(traj.next_latents).sum(-1) + 10.0 * (
+            np.asarray(traj.actions) == 2
+        )
         np.testing.assert_allclose(traj.rewards, expected, rtol=1e-5)
 
     def test_bad_arguments(self):
@@ -150,15 +191,21 @@ def test_ppo_batch_bootstraps_at_the_horizon_and_not_after_a_done():
     # Two steps, two dreams: one reaches the horizon (bootstrap from last_value = 10),
     # one is predicted to end at step 0 (its second step is masked out).
     traj = Trajectory(
-        latents=jnp.zeros((2, 2, 1)), hiddens=jnp.zeros((2, 2, 1)),
-        raw_actions=jnp.zeros((2, 2), jnp.int32), actions=jnp.zeros((2, 2), jnp.int32),
-        log_probs=jnp.zeros((2, 2)), values=jnp.array([[1.0, 1.0], [2.0, 5.0]]),
-        rewards=jnp.array([[1.0, 1.0], [1.0, 0.0]]), dones=jnp.array([[0.0, 1.0], [0.0, 0.0]]),
-        mask=jnp.array([[1.0, 1.0], [1.0, 0.0]]), next_latents=jnp.zeros((2, 2, 1)),
+        latents=jnp.zeros((2, 2, 1)),
+        hiddens=jnp.zeros((2, 2, 1)),
+        raw_actions=jnp.zeros((2, 2), jnp.int32),
+        actions=jnp.zeros((2, 2), jnp.int32),
+        log_probs=jnp.zeros((2, 2)),
+        values=jnp.array([[1.0, 1.0], [2.0, 5.0]]),
+        rewards=jnp.array([[1.0, 1.0], [1.0, 0.0]]),
+        dones=jnp.array([[0.0, 1.0], [0.0, 0.0]]),
+        mask=jnp.array([[1.0, 1.0], [1.0, 0.0]]),
+        next_latents=jnp.zeros((2, 2, 1)),
         last_value=jnp.array([10.0, 7.0]),
     )
     batch = imagination.to_ppo_batch(traj, gamma=0.5, gae_lambda=1.0)
-    # Dream 0: A1 = 1 + .5*10 - 2 = 4; A0 = 1 + .5*2 - 1 + .5*4 = 3. Dream 1: A0 = 1 - 1 = 0.
+    # Dream 0: A1 = 1 + .5*10 - 2 = 4; A0 = 1 + .5*2 - 1 + .5*4 = 3.
+    # Dream 1: A0 = 1 - 1 = 0.
     np.testing.assert_allclose(batch.advantages[:, 0], [3.0, 4.0])
     np.testing.assert_allclose(batch.advantages[0, 1], 0.0)
     np.testing.assert_array_equal(batch.mask, traj.mask)

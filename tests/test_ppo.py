@@ -26,8 +26,10 @@ class TestGAE(chex.TestCase):
             rewards, values, next_values, terminated, truncated, 0.9, 0.5
         )
         # By hand, gamma = 0.9 and lambda = 0.5:
-        # col 0: A2 = 3 + .9*2 - 1.5 = 3.3; A1 = 2 - 1 = 1.0; A0 = 1 + .9*1 - .5 + .45*1 = 1.85
-        # col 1: A2 = 1 - .4 = .6; A1 = 1 + .9*.4 - .3 + .45*.6 = 1.33; A0 = 1 + .9*4 - .2 = 4.4
+        # col 0: A2 = 3 + .9*2 - 1.5 = 3.3; A1 = 2 - 1 = 1.0;
+        #        A0 = 1 + .9*1 - .5 + .45*1 = 1.85
+        # col 1: A2 = 1 - .4 = .6; A1 = 1 + .9*.4 - .3 + .45*.6 = 1.33;
+        #        A0 = 1 + .9*4 - .2 = 4.4
         expected = np.array([[1.85, 4.4], [1.0, 1.33], [3.3, 0.6]])
         np.testing.assert_allclose(advantages, expected, rtol=1e-6)
         np.testing.assert_allclose(returns, expected + np.asarray(values), rtol=1e-6)
@@ -38,8 +40,15 @@ class TestGAE(chex.TestCase):
         r, v, nv = (rng.normal(size=shape) for _ in range(3))
         term = rng.random(shape) < 0.1
         trunc = (rng.random(shape) < 0.1) & ~term
-        adv, _ = ppo.gae(jnp.asarray(r), jnp.asarray(v), jnp.asarray(nv),
-                         jnp.asarray(term), jnp.asarray(trunc), 0.97, 0.9)
+        adv, _ = ppo.gae(
+            jnp.asarray(r),
+            jnp.asarray(v),
+            jnp.asarray(nv),
+            jnp.asarray(term),
+            jnp.asarray(trunc),
+            0.97,
+            0.9,
+        )
         expected = np.zeros(shape)
         last = np.zeros(4)
         for t in reversed(range(50)):
@@ -51,11 +60,19 @@ class TestGAE(chex.TestCase):
 
 def _discrete_setup(n=5, feature_dim=3):
     action = ActionSpec(continuous=False, dim=2)
-    params = controller.init(jax.random.key(0), NetworkConfig(layer_sizes=(8,)), action, feature_dim)
+    params = controller.init(
+        jax.random.key(0), NetworkConfig(layer_sizes=(8,)), action, feature_dim
+    )
     features = jax.random.normal(jax.random.key(1), (n, feature_dim))
     actions = jnp.array([0, 1, 0, 1, 1][:n], jnp.int32)
     policy, values = controller.apply(params, features)
-    return params, features, actions, controller.log_prob(params, policy, actions), values
+    return (
+        params,
+        features,
+        actions,
+        controller.log_prob(params, policy, actions),
+        values,
+    )
 
 
 def _batch_with_ratios(ratios, advantages):
@@ -73,8 +90,9 @@ def _batch_with_ratios(ratios, advantages):
 
 
 class TestPPOLoss(chex.TestCase):
-    config = PPOConfig(clip_range=0.2, value_coef=0.0, entropy_coef=0.0,
-                       normalize_advantages=False)
+    config = PPOConfig(
+        clip_range=0.2, value_coef=0.0, entropy_coef=0.0, normalize_advantages=False
+    )
 
     def test_clip_acts_as_specified_on_constructed_ratios(self):
         ratios = [0.5, 0.9, 1.5, 0.5, 1.5]
@@ -82,44 +100,65 @@ class TestPPOLoss(chex.TestCase):
         params, batch = _batch_with_ratios(ratios, advantages)
         loss, metrics = ppo.loss(params, batch, jax.random.key(0), self.config)
         # min(r A, clip(r, .8, 1.2) A): .5, -.9, 1.2 (clipped), -.8 (clipped), -1.5
-        np.testing.assert_allclose(float(metrics["ppo/policy_loss"]),
-                                   -np.mean([0.5, -0.9, 1.2, -0.8, -1.5]), rtol=1e-5)
-        np.testing.assert_allclose(float(loss), float(metrics["ppo/policy_loss"]), rtol=1e-6)
-        np.testing.assert_allclose(float(metrics["ppo/clip_fraction"]), 4 / 5, rtol=1e-6)
+        np.testing.assert_allclose(
+            float(metrics["ppo/policy_loss"]),
+            -np.mean([0.5, -0.9, 1.2, -0.8, -1.5]),
+            rtol=1e-5,
+        )
+        np.testing.assert_allclose(
+            float(loss), float(metrics["ppo/policy_loss"]), rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            float(metrics["ppo/clip_fraction"]), 4 / 5, rtol=1e-6
+        )
         r = np.array(ratios)
-        np.testing.assert_allclose(float(metrics["ppo/approx_kl"]),
-                                   np.mean(r - 1 - np.log(r)), rtol=1e-4)
+        np.testing.assert_allclose(
+            float(metrics["ppo/approx_kl"]), np.mean(r - 1 - np.log(r)), rtol=1e-4
+        )
 
     def test_clipped_samples_give_no_gradient_and_others_do(self):
         params, clipped = _batch_with_ratios([1.5, 0.5], [1.0, -1.0])
-        grads = jax.grad(lambda p: ppo.loss(p, clipped, jax.random.key(0), self.config)[0])(params)
+        grads = jax.grad(
+            lambda p: ppo.loss(p, clipped, jax.random.key(0), self.config)[0]
+        )(params)
         actor = grads.net["params"]["actor"]
         assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(actor))
         params, free = _batch_with_ratios([0.5, 1.5], [1.0, -1.0])
-        grads = jax.grad(lambda p: ppo.loss(p, free, jax.random.key(0), self.config)[0])(params)
+        grads = jax.grad(
+            lambda p: ppo.loss(p, free, jax.random.key(0), self.config)[0]
+        )(params)
         chex.assert_tree_all_finite(grads)
         assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 0
 
     def test_full_loss_gradients_are_finite(self):
-        params, batch = _batch_with_ratios([0.7, 1.0, 1.3, 2.0, 0.1], [3.0, -2.0, 0.5, 1.0, -1.0])
+        params, batch = _batch_with_ratios(
+            [0.7, 1.0, 1.3, 2.0, 0.1], [3.0, -2.0, 0.5, 1.0, -1.0]
+        )
         config = PPOConfig(clip_range_vf=0.2, entropy_coef=0.01)
         batch = batch._replace(returns=batch.values + 1.0)
-        grads = jax.grad(lambda p: ppo.loss(p, batch, jax.random.key(0), config)[0])(params)
+        grads = jax.grad(lambda p: ppo.loss(p, batch, jax.random.key(0), config)[0])(
+            params
+        )
         chex.assert_tree_all_finite(grads)
 
     def test_masked_transitions_do_not_count(self):
-        params, batch = _batch_with_ratios([0.5, 0.9, 1.5, 0.5, 1.5], [1.0, -1.0, 1.0, -1.0, -1.0])
+        params, batch = _batch_with_ratios(
+            [0.5, 0.9, 1.5, 0.5, 1.5], [1.0, -1.0, 1.0, -1.0, -1.0]
+        )
         masked = batch._replace(mask=jnp.array([1.0, 1.0, 0.0, 0.0, 0.0]))
         _, metrics = ppo.loss(params, masked, jax.random.key(0), self.config)
-        np.testing.assert_allclose(float(metrics["ppo/policy_loss"]), -np.mean([0.5, -0.9]),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            float(metrics["ppo/policy_loss"]), -np.mean([0.5, -0.9]), rtol=1e-5
+        )
 
     def test_explained_variance_matches_numpy(self):
         rng = np.random.default_rng(0)
         targets = rng.normal(size=100)
         predictions = targets + 0.5 * rng.normal(size=100)
         expected = 1 - np.var(targets - predictions) / np.var(targets)
-        got = ppo.explained_variance(jnp.asarray(predictions), jnp.asarray(targets), jnp.ones(100))
+        got = ppo.explained_variance(
+            jnp.asarray(predictions), jnp.asarray(targets), jnp.ones(100)
+        )
         np.testing.assert_allclose(float(got), expected, rtol=1e-4)
 
 
@@ -137,10 +176,24 @@ def _train_bandit(params, reward_fn, feature_fn, updates=40, n=256, seed=0):
         raw = controller.sample(action_key, state.params, policy)
         rewards = reward_fn(features, controller.env_action(state.params, raw))
         ones = jnp.ones((1, n))
-        advantages, returns = ppo.gae(rewards[None], values[None], jnp.zeros((1, n)), ones,
-                                      jnp.zeros((1, n)), 0.99, 0.95)
-        batch = ppo.Batch(features, raw, controller.log_prob(state.params, policy, raw), values,
-                          advantages[0], returns[0], jnp.ones(n))
+        advantages, returns = ppo.gae(
+            rewards[None],
+            values[None],
+            jnp.zeros((1, n)),
+            ones,
+            jnp.zeros((1, n)),
+            0.99,
+            0.95,
+        )
+        batch = ppo.Batch(
+            features,
+            raw,
+            controller.log_prob(state.params, policy, raw),
+            values,
+            advantages[0],
+            returns[0],
+            jnp.ones(n),
+        )
         return ppo.update(state, batch, update_key, config, optimizer)
 
     for key in jax.random.split(jax.random.key(seed), updates):
@@ -158,7 +211,9 @@ class TestPPOLearning(chex.TestCase):
             return (actions == jnp.argmax(feats, -1)).astype(jnp.float32)
 
         action = ActionSpec(continuous=False, dim=2)
-        params = controller.init(jax.random.key(3), NetworkConfig(layer_sizes=(16,)), action, 2)
+        params = controller.init(
+            jax.random.key(3), NetworkConfig(layer_sizes=(16,)), action, 2
+        )
         params = _train_bandit(params, reward, features)
         policy, values = controller.apply(params, jnp.eye(2))
         probs = jax.nn.softmax(policy.loc)
@@ -168,9 +223,14 @@ class TestPPOLearning(chex.TestCase):
     def test_learns_a_bounded_continuous_target(self):
         # Reward -(a - 0.5)^2 in the box [-1, 1]: the best action is 0.5.
         action = ActionSpec(continuous=True, dim=1, low=(-1.0,), high=(1.0,))
-        params = controller.init(jax.random.key(4), NetworkConfig(layer_sizes=(16,)), action, 1)
+        params = controller.init(
+            jax.random.key(4), NetworkConfig(layer_sizes=(16,)), action, 1
+        )
         params = _train_bandit(
-            params, lambda f, a: -((a[:, 0] - 0.5) ** 2), lambda k, n: jnp.ones((n, 1)), updates=60
+            params,
+            lambda f, a: -((a[:, 0] - 0.5) ** 2),
+            lambda k, n: jnp.ones((n, 1)),
+            updates=60,
         )
         policy, _ = controller.apply(params, jnp.ones((1, 1)))
         mean_action = controller.env_action(params, controller.mode(params, policy))
@@ -182,18 +242,30 @@ def test_update_rejects_a_batch_size_that_does_not_divide_the_rollout():
     config = PPOConfig(batch_size=2)
     optimizer = ppo.make_optimizer(config)
     with pytest.raises(ValueError, match=r"batch_size=2 .*rollout of 5"):
-        ppo.update(ppo.init_train_state(params, optimizer), batch, jax.random.key(0), config,
-                   optimizer)
+        ppo.update(
+            ppo.init_train_state(params, optimizer),
+            batch,
+            jax.random.key(0),
+            config,
+            optimizer,
+        )
 
 
 def test_annealing_needs_the_number_of_steps_and_reaches_zero():
     with pytest.raises(ValueError, match="total_gradient_steps"):
         ppo.make_optimizer(PPOConfig(anneal_lr=True))
     params, batch = _batch_with_ratios([1.0] * 4, [1.0, -1.0, 1.0, -1.0])
-    config = PPOConfig(anneal_lr=True, batch_size=4, n_epochs=2, normalize_advantages=False)
+    config = PPOConfig(
+        anneal_lr=True, batch_size=4, n_epochs=2, normalize_advantages=False
+    )
     optimizer = ppo.make_optimizer(config, total_gradient_steps=2)
-    state, _ = ppo.update(ppo.init_train_state(params, optimizer), batch, jax.random.key(0),
-                          config, optimizer)
+    state, _ = ppo.update(
+        ppo.init_train_state(params, optimizer),
+        batch,
+        jax.random.key(0),
+        config,
+        optimizer,
+    )
     # After the schedule's end the step size is 0: a further update changes nothing.
     after, _ = ppo.update(state, batch, jax.random.key(1), config, optimizer)
     chex.assert_trees_all_close(after.params, state.params)

@@ -25,7 +25,9 @@ class TestVAE(chex.TestCase):
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_image_shapes_and_finiteness(self):
-        obs = jax.random.randint(jax.random.key(1), (5, 64, 64, 3), 0, 256).astype(jnp.uint8)
+        obs = jax.random.randint(jax.random.key(1), (5, 64, 64, 3), 0, 256).astype(
+            jnp.uint8
+        )
         mean, log_var = self.variant(vae.encode)(self.params, obs)
         chex.assert_shape([mean, log_var], (5, 8))
         recon = self.variant(vae.decode)(self.params, mean)
@@ -48,7 +50,10 @@ class TestVAE(chex.TestCase):
     def test_any_image_size_and_channel_count_round_trips(self):
         for h, w, c in [(96, 96, 3), (50, 70, 1)]:
             config = VAEConfig(
-                input_height=h, input_width=w, input_channels=c, latent_dim=4,
+                input_height=h,
+                input_width=w,
+                input_channels=c,
+                latent_dim=4,
                 hidden_channels=(4, 4, 4, 4),
             )
             params = vae.init(jax.random.key(0), config)
@@ -64,7 +69,9 @@ class TestVAE(chex.TestCase):
         np.testing.assert_allclose(from_uint8[0], from_float[0], rtol=1e-5, atol=1e-5)
 
     def test_wrong_observation_shape_is_rejected(self):
-        with pytest.raises(ValueError, match=r"expects \[..., 64, 64, 3\].*channels-last"):
+        with pytest.raises(
+            ValueError, match=r"expects \[..., 64, 64, 3\].*channels-last"
+        ):
             vae.encode(self.params, jnp.zeros((1, 3, 64, 64)))
 
     def test_loss_matches_numpy_formula(self):
@@ -82,7 +89,8 @@ class TestVAE(chex.TestCase):
         np.testing.assert_allclose(float(metrics["vae/kl"]), kl.mean(), rtol=1e-5)
 
     def test_kl_closed_form_and_free_bits(self):
-        # KL(N(1, e^0) || N(0, 1)) = 0.5 per dimension; KL(N(0, e^-1)) = 0.5 * (e^-1 + 1 - 1).
+        # KL(N(1, e^0) || N(0, 1)) = 0.5 per dimension;
+        # KL(N(0, e^-1) || N(0, 1)) = 0.5 * (e^-1 + 1 - 1).
         kl = vae.kl_divergence(jnp.array([[1.0, 1.0]]), jnp.zeros((1, 2)))
         np.testing.assert_allclose(kl, [1.0], rtol=1e-6)
         kl = vae.kl_divergence(jnp.zeros((1, 1)), -jnp.ones((1, 1)))
@@ -133,7 +141,9 @@ def _tempered_moments(out, tau):
 class TestMDNRNN(chex.TestCase):
     def setUp(self):
         super().setUp()
-        self.config = MDNRNNConfig(latent_dim=3, action_dim=2, hidden_dim=16, num_mixtures=4)
+        self.config = MDNRNNConfig(
+            latent_dim=3, action_dim=2, hidden_dim=16, num_mixtures=4
+        )
         self.params = mdn_rnn.init(jax.random.key(0), self.config)
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -153,8 +163,12 @@ class TestMDNRNN(chex.TestCase):
         config = MDNRNNConfig(latent_dim=2, action_dim=1, hidden_dim=8, num_mixtures=2)
         params = mdn_rnn.init(jax.random.key(1), config)
         big = jax.tree.map(lambda x: x * 1e4, params)
-        _, out = mdn_rnn.step(big, mdn_rnn.initial_carry(config, (4,)),
-                              jnp.full((4, 2), 5.0), jnp.ones((4, 1)))
+        _, out = mdn_rnn.step(
+            big,
+            mdn_rnn.initial_carry(config, (4,)),
+            jnp.full((4, 2), 5.0),
+            jnp.ones((4, 1)),
+        )
         assert float(out.log_sigmas.min()) >= config.log_sigma_min
         assert float(out.log_sigmas.max()) <= config.log_sigma_max
 
@@ -168,13 +182,17 @@ class TestMDNRNN(chex.TestCase):
             target[..., None], np.asarray(out.means), np.exp(np.asarray(out.log_sigmas))
         )
         expected = np.log((weights * dens).sum(-1)).sum(-1)
-        np.testing.assert_allclose(mdn_rnn.mixture_log_prob(out, target), expected, rtol=1e-5)
+        np.testing.assert_allclose(
+            mdn_rnn.mixture_log_prob(out, target), expected, rtol=1e-5
+        )
 
     def test_nll_is_finite_far_from_every_component(self):
         out = _mixture(np.random.default_rng(1), (2, 3, 4))
         log_prob = mdn_rnn.mixture_log_prob(out, jnp.full((2, 3), 1e3))
         chex.assert_tree_all_finite(log_prob)
-        grads = jax.grad(lambda o: mdn_rnn.mixture_log_prob(o, jnp.full((2, 3), 1e3)).sum())(out)
+        grads = jax.grad(
+            lambda o: mdn_rnn.mixture_log_prob(o, jnp.full((2, 3), 1e3)).sum()
+        )(out)
         chex.assert_tree_all_finite(grads)
 
     def test_zero_temperature_gives_mean_of_most_likely_component(self):
@@ -196,7 +214,9 @@ class TestMDNRNN(chex.TestCase):
         for tau in (0.5, 1.0, 2.0):
             z = np.asarray(jax.vmap(lambda k, t=tau: mdn_rnn.sample(k, out, t))(keys))
             mean, var = _tempered_moments(out, tau)
-            np.testing.assert_allclose(z.mean(0), mean, atol=0.05 + 0.03 * np.sqrt(var).max())
+            np.testing.assert_allclose(
+                z.mean(0), mean, atol=0.05 + 0.03 * np.sqrt(var).max()
+            )
             np.testing.assert_allclose(z.var(0), var, rtol=0.06, atol=0.01)
             spreads.append(z.std(0).mean())
         assert spreads[0] < spreads[1] < spreads[2]
@@ -204,8 +224,12 @@ class TestMDNRNN(chex.TestCase):
     def test_scan_unroll_equals_python_loop(self):
         for rnn_type in ("lstm", "gru"):
             config = MDNRNNConfig(
-                latent_dim=3, action_dim=2, hidden_dim=8, num_mixtures=2,
-                rnn_type=rnn_type, rnn_layers=2,
+                latent_dim=3,
+                action_dim=2,
+                hidden_dim=8,
+                num_mixtures=2,
+                rnn_type=rnn_type,
+                rnn_layers=2,
             )
             params = mdn_rnn.init(jax.random.key(1), config)
             latents = jax.random.normal(jax.random.key(2), (6, 4, 3))
@@ -227,10 +251,14 @@ class TestMDNRNN(chex.TestCase):
         rewards = jnp.asarray(rng.normal(size=(2, 5)), jnp.float32)
         dones = jnp.asarray(rng.integers(0, 2, (2, 5)), jnp.float32)
         mask = jnp.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], jnp.float32)
-        total, metrics = mdn_rnn.loss(self.params, latents, actions, rewards, dones, mask)
+        total, metrics = mdn_rnn.loss(
+            self.params, latents, actions, rewards, dones, mask
+        )
         _, out = mdn_rnn.unroll(
-            self.params, mdn_rnn.initial_carry(self.config, (2,)),
-            jnp.swapaxes(latents[:, :-1], 0, 1), jnp.swapaxes(actions, 0, 1),
+            self.params,
+            mdn_rnn.initial_carry(self.config, (2,)),
+            jnp.swapaxes(latents[:, :-1], 0, 1),
+            jnp.swapaxes(actions, 0, 1),
         )
         m = np.asarray(mask).T
         reward_pred, logit = np.asarray(out.reward), np.asarray(out.done_logit)
@@ -248,11 +276,16 @@ class TestMDNRNN(chex.TestCase):
         np.testing.assert_allclose(float(total), float(total2), rtol=1e-6)
 
     def test_learns_a_bimodal_transition(self):
-        # z_{t+1} = +1 or -1 (+ N(0, 0.1^2) noise) with equal odds, whatever came before:
+        # z_{t+1} = +1 or -1 (+ N(0, 0.1^2) noise) with equal odds, whatever came
+        # before:
         # the best achievable per-dimension NLL is the entropy of that mixture.
         config = MDNRNNConfig(
-            latent_dim=2, action_dim=1, hidden_dim=16, num_mixtures=3,
-            predict_reward=False, predict_done=False,
+            latent_dim=2,
+            action_dim=1,
+            hidden_dim=16,
+            num_mixtures=3,
+            predict_reward=False,
+            predict_done=False,
         )
         params = mdn_rnn.init(jax.random.key(0), config)
         optimizer = optax.adam(1e-2)
@@ -271,7 +304,9 @@ class TestMDNRNN(chex.TestCase):
                 params, latents, jnp.zeros((32, 8, 1)), zeros, zeros, jnp.ones((32, 8))
             )
             updates, opt_state = optimizer.update(grads, opt_state)
-            return (optax.apply_updates(params, updates), opt_state), metrics["mdn/latent_nll"]
+            return (optax.apply_updates(params, updates), opt_state), metrics[
+                "mdn/latent_nll"
+            ]
 
         state = (params, optimizer.init(params))
         state, nlls = jax.jit(lambda s, k: jax.lax.scan(train_step, s, k))(
@@ -288,10 +323,13 @@ class TestMDNRNN(chex.TestCase):
 class TestIntegration(chex.TestCase):
     def test_imagine_trajectory_from_an_image(self):
         agent = WorldModelAgent(
-            (64, 64, 3), 3, continuous_actions=True,
+            (64, 64, 3),
+            3,
+            continuous_actions=True,
             vae_config=VAEConfig(latent_dim=8, hidden_channels=(8, 8, 16, 16)),
             mdn_rnn_config=MDNRNNConfig(latent_dim=8, action_dim=3, hidden_dim=32),
-            action_low=(-1.0, 0.0, 0.0), action_high=(1.0, 1.0, 1.0),
+            action_low=(-1.0, 0.0, 0.0),
+            action_high=(1.0, 1.0, 1.0),
         )
         obs = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
         traj = agent.imagine_trajectory(initial_obs=obs, horizon=12, temperature=1.0)
@@ -306,13 +344,16 @@ class TestIntegration(chex.TestCase):
         assert not np.allclose(traj["latents"][1:], again["latents"][1:])
         k = jax.random.key(7)
         chex.assert_trees_all_equal(
-            agent.imagine_trajectory(obs, 12, key=k), agent.imagine_trajectory(obs, 12, key=k)
+            agent.imagine_trajectory(obs, 12, key=k),
+            agent.imagine_trajectory(obs, 12, key=k),
         )
 
     def test_imagine_trajectory_from_vectors_batch_and_seed(self):
         def make():
             return WorldModelAgent(
-                (4,), 2, mdn_rnn_config=MDNRNNConfig(latent_dim=32, action_dim=2, hidden_dim=16),
+                (4,),
+                2,
+                mdn_rnn_config=MDNRNNConfig(latent_dim=32, action_dim=2, hidden_dim=16),
                 seed=3,
             )
 
@@ -331,8 +372,12 @@ class TestIntegration(chex.TestCase):
         agent.vae.load_state_dict(other.vae.state_dict())
         agent.mdn_rnn.load_state_dict(other.mdn_rnn.state_dict())
         obs = jnp.ones((1, 4))
-        np.testing.assert_array_equal(agent.vae.get_latent(obs), other.vae.get_latent(obs))
-        small = WorldModelAgent((4,), 2, vae_config=VAEConfig(observation_size=4, latent_dim=8))
+        np.testing.assert_array_equal(
+            agent.vae.get_latent(obs), other.vae.get_latent(obs)
+        )
+        small = WorldModelAgent(
+            (4,), 2, vae_config=VAEConfig(observation_size=4, latent_dim=8)
+        )
         with pytest.raises(ValueError, match="cannot load VAEParams"):
             agent.vae.load_state_dict(small.vae.state_dict())
 
@@ -343,7 +388,10 @@ class TestIntegration(chex.TestCase):
             r, c = 8 * (i // 4) + 1, 3 * (i % 4) + 1
             frames[i, r : r + 4, c : c + 4] = 255
         config = VAEConfig(
-            input_height=16, input_width=16, input_channels=1, latent_dim=4,
+            input_height=16,
+            input_width=16,
+            input_channels=1,
+            latent_dim=4,
             hidden_channels=(16, 32),
         )
         params = vae.init(jax.random.key(0), config)
@@ -352,7 +400,9 @@ class TestIntegration(chex.TestCase):
 
         def train_step(state, key):
             params, opt_state = state
-            (_, metrics), grads = jax.value_and_grad(vae.loss, has_aux=True)(params, obs, key)
+            (_, metrics), grads = jax.value_and_grad(vae.loss, has_aux=True)(
+                params, obs, key
+            )
             updates, opt_state = optimizer.update(grads, opt_state)
             return (optax.apply_updates(params, updates), opt_state), metrics
 

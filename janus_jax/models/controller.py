@@ -50,7 +50,9 @@ class _MLP(nn.Module):
             if self.config.use_layer_norm:
                 x = nn.LayerNorm()(x)
             x = act(x)
-        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+        return nn.Dense(
+            self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale)
+        )(x)
 
 
 class _ActorCritic(nn.Module):
@@ -82,7 +84,9 @@ def init(
     key: jax.Array, config: NetworkConfig, action: ActionSpec, feature_dim: int
 ) -> ControllerParams:
     """Returns fresh controller parameters for features of size ``feature_dim``."""
-    net = _ActorCritic(config, action).init(key, jnp.zeros((1, feature_dim), jnp.float32))
+    net = _ActorCritic(config, action).init(
+        key, jnp.zeros((1, feature_dim), jnp.float32)
+    )
     return ControllerParams(net=net, config=config, action=action)
 
 
@@ -115,8 +119,10 @@ def mode(params: ControllerParams, policy: Policy) -> jax.Array:
     return policy.loc
 
 
-def log_prob(params: ControllerParams, policy: Policy, raw_action: jax.Array) -> jax.Array:
-    """Returns log pi(action) [...] of the bounded action that ``raw_action`` maps to."""
+def log_prob(
+    params: ControllerParams, policy: Policy, raw_action: jax.Array
+) -> jax.Array:
+    """Returns log pi(action) [...] of the action that ``raw_action`` maps to."""
     if not params.action.continuous:
         log_probs = jax.nn.log_softmax(policy.loc, axis=-1)
         return jnp.take_along_axis(log_probs, raw_action[..., None], axis=-1)[..., 0]
@@ -140,7 +146,7 @@ def entropy(params: ControllerParams, policy: Policy, key: jax.Array) -> jax.Arr
 
 
 def env_action(params: ControllerParams, raw_action: jax.Array) -> jax.Array:
-    """Returns the action to send to the environment (an index, or a vector in bounds)."""
+    """Returns the environment's action: an index, or a vector inside the bounds."""
     if not params.action.continuous:
         return raw_action
     low, high = jnp.asarray(params.action.low), jnp.asarray(params.action.high)

@@ -46,7 +46,9 @@ class _MDNRNN(nn.Module):
             new_carry.append(layer_carry)
         shape = x.shape[:-1] + (c.latent_dim, c.num_mixtures)
         mixture = nn.Dense(3 * c.latent_dim * c.num_mixtures, name="mixture")(x)
-        logits, means, raw_log_sigmas = jnp.split(mixture.reshape(shape + (3,)), 3, axis=-1)
+        logits, means, raw_log_sigmas = jnp.split(
+            mixture.reshape(shape + (3,)), 3, axis=-1
+        )
         # A smooth bound keeps gradients alive (unlike clip) and sigma away from 0.
         mid = 0.5 * (c.log_sigma_max + c.log_sigma_min)
         half = 0.5 * (c.log_sigma_max - c.log_sigma_min)
@@ -69,14 +71,14 @@ class MDNRNNParams:
 
 
 def initial_carry(config: MDNRNNConfig, batch_shape: tuple[int, ...] = ()) -> tuple:
-    """Returns the zero recurrent state: one (c, h) per LSTM layer or one h per GRU layer."""
+    """Returns the zero recurrent state: (c, h) per LSTM layer, h per GRU layer."""
     zeros = jnp.zeros(batch_shape + (config.hidden_dim,), jnp.float32)
     layer = (zeros, zeros) if config.rnn_type == "lstm" else zeros
     return tuple(layer for _ in range(config.rnn_layers))
 
 
 def hidden(carry: tuple) -> jax.Array:
-    """Returns the top layer's hidden output h [..., hidden_dim], the controller's input."""
+    """Returns the top layer's output h [..., hidden_dim], the controller's input."""
     top = carry[-1]
     return top[1] if isinstance(top, tuple) else top
 
@@ -92,7 +94,10 @@ def init(key: jax.Array, config: MDNRNNConfig) -> MDNRNNParams:
 def step(
     params: MDNRNNParams, carry: tuple, latent: jax.Array, action: jax.Array
 ) -> tuple[tuple, MDNOutput]:
-    """Returns (carry_{t+1}, predictions of z_{t+1}, r_t, done_t) from z_t [..., Z], a_t [..., A]."""
+    """Returns (carry_{t+1}, predictions of z_{t+1}, r_t and done_t).
+
+    latent: z_t [..., Z]; action: a_t [..., A]; carry leaves [..., hidden_dim].
+    """
     return _MDNRNN(params.config).apply(params.net, carry, latent, action)
 
 
@@ -109,7 +114,7 @@ def unroll(
 
 
 def mixture_log_prob(output: MDNOutput, target: jax.Array) -> jax.Array:
-    """Returns log p(target | mixture) [...], summed over latent dims, for target [..., Z]."""
+    """Returns log p(target | mixture) [...] for target [..., Z], summed over dims."""
     log_weights = jax.nn.log_softmax(output.mixture_logits, axis=-1)
     z = (target[..., None] - output.means) * jnp.exp(-output.log_sigmas)
     log_normal = -0.5 * z**2 - output.log_sigmas - LOG_SQRT_2PI
@@ -117,7 +122,9 @@ def mixture_log_prob(output: MDNOutput, target: jax.Array) -> jax.Array:
     return jnp.sum(per_dim, axis=-1)
 
 
-def sample(key: jax.Array, output: MDNOutput, temperature: float | jax.Array) -> jax.Array:
+def sample(
+    key: jax.Array, output: MDNOutput, temperature: float | jax.Array
+) -> jax.Array:
     """Returns z_{t+1} [..., Z] drawn with temperature tau as in the paper: each
     dimension picks a component from softmax(logits / tau), then adds
     sigma * sqrt(tau) noise. tau = 0 gives the mean of the most likely component."""
@@ -162,7 +169,9 @@ def loss(
     nll = -mixture_log_prob(out, latents[:, 1:]) / config.latent_dim
     latent_loss = masked_mean(nll)
     reward_loss = masked_mean((out.reward - rewards) ** 2)
-    done_loss = masked_mean(optax.sigmoid_binary_cross_entropy(out.done_logit, dones.astype(jnp.float32)))
+    done_loss = masked_mean(
+        optax.sigmoid_binary_cross_entropy(out.done_logit, dones.astype(jnp.float32))
+    )
     total = latent_loss
     total += reward_loss if config.predict_reward else 0.0
     total += done_loss if config.predict_done else 0.0
@@ -173,4 +182,3 @@ def loss(
         "mdn/done_bce": done_loss,
     }
     return total, metrics
-

@@ -36,7 +36,9 @@ class _ImageVAE(nn.Module):
     def setup(self):
         c = self.config
         kernel, stride = (CONV_KERNEL, CONV_KERNEL), (CONV_STRIDE, CONV_STRIDE)
-        self.convs = [nn.Conv(ch, kernel, stride, padding="VALID") for ch in c.hidden_channels]
+        self.convs = [
+            nn.Conv(ch, kernel, stride, padding="VALID") for ch in c.hidden_channels
+        ]
         self.to_mean = nn.Dense(c.latent_dim)
         self.to_log_var = nn.Dense(c.latent_dim)
         self.sizes = _encoder_sizes(c)
@@ -58,10 +60,14 @@ class _ImageVAE(nn.Module):
         h, w = self.sizes[-1]
         x = self.from_latent(latent).reshape(latent.shape[:-1] + (h, w, -1))
         targets = list(reversed(self.sizes[:-1]))
-        for i, (deconv, (th, tw)) in enumerate(zip(self.deconvs, targets)):
+        for i, (deconv, (th, tw)) in enumerate(zip(self.deconvs, targets, strict=True)):
             x = deconv(x)
             # The encoder's floor division may have dropped one row/column: put it back.
-            pad = [(0, 0)] * (x.ndim - 3) + [(0, th - x.shape[-3]), (0, tw - x.shape[-2]), (0, 0)]
+            pad = [(0, 0)] * (x.ndim - 3) + [
+                (0, th - x.shape[-3]),
+                (0, tw - x.shape[-2]),
+                (0, 0),
+            ]
             x = jnp.pad(x, pad, mode="edge")
             x = nn.relu(x) if i < len(self.deconvs) - 1 else nn.sigmoid(x)
         return x
@@ -117,11 +123,12 @@ def init(key: jax.Array, config: VAEConfig) -> VAEParams:
 
 
 def preprocess(config: VAEConfig, obs: jax.Array) -> jax.Array:
-    """Returns observations as float32; uint8 images are scaled from [0, 255] to [0, 1]."""
+    """Returns observations as float32; uint8 is scaled from [0, 255] to [0, 1]."""
     if obs.shape[-len(config.observation_shape) :] != config.observation_shape:
         raise ValueError(
             f"obs has shape {obs.shape}; the VAE expects [..., "
-            f"{', '.join(map(str, config.observation_shape))}] (channels-last for images)"
+            f"{', '.join(map(str, config.observation_shape))}] "
+            "(channels-last for images)"
         )
     if obs.dtype == jnp.uint8:
         return obs.astype(jnp.float32) / 255.0
@@ -129,23 +136,27 @@ def preprocess(config: VAEConfig, obs: jax.Array) -> jax.Array:
 
 
 def encode(params: VAEParams, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Returns (mean, log_var) of q(z | obs), each [..., Z], for obs [..., *obs_shape]."""
+    """Returns (mean, log_var) of q(z | obs), each [..., Z]; obs [..., *obs_shape]."""
     x = preprocess(params.config, obs)
     return _module(params.config).apply(params.net, x, method="encode")
 
 
 def decode(params: VAEParams, latent: jax.Array) -> jax.Array:
-    """Returns the reconstruction [..., *obs_shape] (images in [0, 1]) of latents [..., Z]."""
+    """Returns the reconstruction [..., *obs_shape] (images in [0, 1]) of z [..., Z]."""
     return _module(params.config).apply(params.net, latent, method="decode")
 
 
 def sample_latent(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
     """Returns z = mean + exp(log_var / 2) * eps, the reparameterised sample."""
-    return mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape, mean.dtype)
+    return mean + jnp.exp(0.5 * log_var) * jax.random.normal(
+        key, mean.shape, mean.dtype
+    )
 
 
-def get_latent(params: VAEParams, obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
-    """Returns z [..., Z] for obs: the posterior mean, or a sample when a key is given."""
+def get_latent(
+    params: VAEParams, obs: jax.Array, key: jax.Array | None = None
+) -> jax.Array:
+    """Returns z [..., Z]: the posterior mean, or a sample when a key is given."""
     mean, log_var = encode(params, obs)
     return mean if key is None else sample_latent(key, mean, log_var)
 
@@ -160,7 +171,8 @@ def loss(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Returns (mean loss, metrics) over a batch of obs [B, *obs_shape].
 
-    loss = squared error summed over each observation + beta * max(KL, kl_tolerance * Z),
+    loss = squared error summed over each observation
+           + beta * max(KL, kl_tolerance * Z),
     averaged over the batch, as in the original World Models code.
     """
     config = params.config
