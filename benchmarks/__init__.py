@@ -1,0 +1,1 @@
+"""Benchmarks for janus-jax: run ``python -m benchmarks --help``."""

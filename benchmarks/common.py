@@ -1,0 +1,66 @@
+"""Timing helpers and the machine description every benchmark reports."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+
+import jax
+
+
+def block(tree) -> None:
+    """Waits until every array in ``tree`` is computed."""
+    jax.tree.map(
+        lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree
+    )
+
+
+def time_call(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Returns (first call seconds, median seconds of ``repeats`` calls after it)."""
+    start = time.perf_counter()
+    block(fn())
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        block(fn())
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+def machine() -> dict:
+    """Returns the CPU model, cores, JAX devices, library versions and git commit."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in f if "model name" in line
+            )
+    except (OSError, StopIteration):
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    import flax
+    import optax
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "devices": [str(d) for d in jax.devices()],
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "commit": commit,
+    }
