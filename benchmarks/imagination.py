@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from benchmarks.common import machine, time_call
 from janus_jax import ActionSpec, MDNRNNConfig, NetworkConfig, VAEConfig
-from janus_jax.imagination import WorldModelParams, _imagine_one, imagine
+from janus_jax.imagination import DreamState, WorldModelParams, dream_step, imagine
 from janus_jax.models import controller, mdn_rnn, vae
 
 TEMPERATURE = 1.15
@@ -46,32 +46,27 @@ def _scan_runner(params, batch, horizon):
 
 
 def _loop_runner(params, batch, horizon):
-    # The same per-step computation as imagine's scan body, compiled alone:
-    # a horizon-1 dream from the current state, vmapped over the batch.
-    def one_step(key, latent, carry):
-        traj = _imagine_one(
-            key, params, latent, carry, 1, jnp.float32(TEMPERATURE), None
-        )
-        return traj.next_latents[0], traj
+    # The scan's body, compiled alone (vmapped over the batch) and called once per
+    # step from Python: what a direct port of a PyTorch loop does.
+    tau = jnp.float32(TEMPERATURE)
 
     @jax.jit
-    def step(key, latents, carry):
-        keys = jax.random.split(key, latents.shape[0])
-        next_latents, traj = jax.vmap(one_step)(keys, latents, carry)
-        # Advance the carry by replaying the chosen action (what the scan body does).
-        actions = controller.encode_action(params.controller.action, traj.actions[:, 0])
-        carry, _ = mdn_rnn.step(params.mdn_rnn, carry, latents, actions)
-        return next_latents, carry, traj
+    def step(key, state):
+        keys = jax.random.split(key, batch)
+        return jax.vmap(lambda k, s: dream_step(params, s, k, tau))(keys, state)
 
-    z0 = jax.random.normal(jax.random.key(1), (batch, 32))
-    carry0 = mdn_rnn.initial_carry(params.mdn_rnn.config, (batch,))
+    state0 = DreamState(
+        carry=mdn_rnn.initial_carry(params.mdn_rnn.config, (batch,)),
+        latent=jax.random.normal(jax.random.key(1), (batch, 32)),
+        alive=jnp.ones((batch,)),
+    )
 
     def run():
-        latents, carry, outs = z0, carry0, []
+        state, records = state0, []
         for key in jax.random.split(jax.random.key(2), horizon):
-            latents, carry, traj = step(key, latents, carry)
-            outs.append(traj)
-        return outs
+            state, record = step(key, state)
+            records.append(record)
+        return records
 
     return run
 

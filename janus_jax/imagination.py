@@ -52,6 +52,59 @@ def features(latent: jax.Array, hidden: jax.Array) -> jax.Array:
     return jnp.concatenate([latent, hidden], axis=-1)
 
 
+class DreamState(NamedTuple):
+    """What one dream step carries to the next (one start state, no batch axis)."""
+
+    carry: tuple  # the MDN-RNN state, leaves [H]
+    latent: jax.Array  # [Z] z_t
+    alive: jax.Array  # [] 1 until a termination has been predicted
+
+
+def dream_step(
+    params: WorldModelParams,
+    state: DreamState,
+    key: jax.Array,
+    temperature: jax.Array,
+    reward_fn: RewardFn | None = None,
+) -> tuple[DreamState, Trajectory]:
+    """Returns (next state, this step's record) of one dreamed step for one start state.
+
+    The record is a Trajectory without time or batch axes (its last_value is 0).
+    """
+    c_params, m_params = params.controller, params.mdn_rnn
+    policy_key, latent_key = jax.random.split(key)
+    hidden = mdn_rnn.hidden(state.carry)
+    policy, value = controller.apply(c_params, features(state.latent, hidden))
+    raw_action = controller.sample(policy_key, c_params, policy)
+    action = controller.env_action(c_params, raw_action)
+    action_vector = controller.encode_action(c_params.action, action)
+    carry, out = mdn_rnn.step(m_params, state.carry, state.latent, action_vector)
+    next_latent = mdn_rnn.sample(latent_key, out, temperature)
+    if reward_fn is None:
+        reward = out.reward
+    else:
+        reward = reward_fn(state.latent, action_vector, next_latent)
+        reward = jnp.asarray(reward, jnp.float32).reshape(())
+    done = jnp.zeros((), jnp.float32)
+    if m_params.config.predict_done:
+        done = (out.done_logit > 0.0).astype(jnp.float32)  # p(done) > 0.5
+    alive = state.alive
+    record = Trajectory(
+        latents=state.latent,
+        hiddens=hidden,
+        raw_actions=raw_action,
+        actions=action,
+        log_probs=controller.log_prob(c_params, policy, raw_action),
+        values=value,
+        rewards=reward * alive,
+        dones=done * alive,
+        mask=alive,
+        next_latents=next_latent,
+        last_value=jnp.zeros(()),
+    )
+    return DreamState(carry, next_latent, alive * (1.0 - done)), record
+
+
 def _imagine_one(
     key: jax.Array,
     params: WorldModelParams,
@@ -61,44 +114,13 @@ def _imagine_one(
     temperature: jax.Array,
     reward_fn: RewardFn | None,
 ) -> Trajectory:
-    c_params, m_params = params.controller, params.mdn_rnn
-
     def body(state, step_key):
-        carry, latent, alive = state
-        policy_key, latent_key = jax.random.split(step_key)
-        hidden = mdn_rnn.hidden(carry)
-        policy, value = controller.apply(c_params, features(latent, hidden))
-        raw_action = controller.sample(policy_key, c_params, policy)
-        action = controller.env_action(c_params, raw_action)
-        action_vector = controller.encode_action(c_params.action, action)
-        carry, out = mdn_rnn.step(m_params, carry, latent, action_vector)
-        next_latent = mdn_rnn.sample(latent_key, out, temperature)
-        if reward_fn is None:
-            reward = out.reward
-        else:
-            reward = reward_fn(latent, action_vector, next_latent)
-            reward = jnp.asarray(reward, jnp.float32).reshape(())
-        done = jnp.zeros((), jnp.float32)
-        if m_params.config.predict_done:
-            done = (out.done_logit > 0.0).astype(jnp.float32)  # p(done) > 0.5
-        record = Trajectory(
-            latents=latent,
-            hiddens=hidden,
-            raw_actions=raw_action,
-            actions=action,
-            log_probs=controller.log_prob(c_params, policy, raw_action),
-            values=value,
-            rewards=reward * alive,
-            dones=done * alive,
-            mask=alive,
-            next_latents=next_latent,
-            last_value=jnp.zeros(()),
-        )
-        return (carry, next_latent, alive * (1.0 - done)), record
+        return dream_step(params, state, step_key, temperature, reward_fn)
 
-    init = (carry0, latent0, jnp.ones((), jnp.float32))
-    (carry, latent, _), traj = jax.lax.scan(body, init, jax.random.split(key, horizon))
-    _, last_value = controller.apply(c_params, features(latent, mdn_rnn.hidden(carry)))
+    init = DreamState(carry0, latent0, jnp.ones((), jnp.float32))
+    final, traj = jax.lax.scan(body, init, jax.random.split(key, horizon))
+    hidden = mdn_rnn.hidden(final.carry)
+    _, last_value = controller.apply(params.controller, features(final.latent, hidden))
     return traj._replace(last_value=last_value)
 
 

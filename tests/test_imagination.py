@@ -209,3 +209,46 @@ def test_ppo_batch_bootstraps_at_the_horizon_and_not_after_a_done():
     np.testing.assert_allclose(batch.advantages[:, 0], [3.0, 4.0])
     np.testing.assert_allclose(batch.advantages[0, 1], 0.0)
     np.testing.assert_array_equal(batch.mask, traj.mask)
+
+
+def test_a_flax_reward_model_plugs_into_imagine_and_the_agent():
+    # The README's LearnedRewardModel example, through the jitted agent path too.
+    import functools
+
+    import flax.linen as nn
+
+    from janus_jax import WorldModelAgent
+
+    class LearnedRewardModel(nn.Module):
+        @nn.compact
+        def __call__(self, z_t, a_t, z_next):
+            x = jnp.concatenate([z_t, a_t, z_next], axis=-1)
+            return nn.Dense(1)(nn.relu(nn.Dense(8)(x)))[..., 0]
+
+    model = LearnedRewardModel()
+    reward_params = model.init(
+        jax.random.key(0), jnp.zeros(Z), jnp.zeros(3), jnp.zeros(Z)
+    )
+    reward_fn = functools.partial(model.apply, reward_params)
+    params = _params(done_bias=-30.0, done_scale=0.0)
+    traj = imagine(jax.random.key(1), params, _z0(), None, 5, reward_fn=reward_fn)
+    one_hot = jax.nn.one_hot(traj.actions, 3)
+    expected = model.apply(reward_params, traj.latents, one_hot, traj.next_latents)
+    np.testing.assert_allclose(traj.rewards, expected, rtol=1e-5, atol=1e-6)
+
+    agent = WorldModelAgent(
+        (4,),
+        3,
+        mdn_rnn_config=MDNRNNConfig(latent_dim=32, action_dim=3),
+        vae_config=VAEConfig(observation_size=4, latent_dim=32),
+    )
+    model32 = LearnedRewardModel()
+    p32 = model32.init(jax.random.key(0), jnp.zeros(32), jnp.zeros(3), jnp.zeros(32))
+    dream = agent.imagine_trajectory(
+        np.zeros(4), 6, reward_fn=functools.partial(model32.apply, p32)
+    )
+    one_hot = jax.nn.one_hot(dream["actions"], 3)
+    expected = model32.apply(p32, dream["latents"], one_hot, dream["next_latents"])
+    np.testing.assert_allclose(
+        dream["rewards"], expected * dream["mask"], rtol=1e-5, atol=1e-6
+    )
