@@ -155,10 +155,12 @@ def _observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
     )
 
 
-@partial(jax.jit, static_argnames=("horizon", "reward_fn"))
-def _encode_and_imagine(key, params, obs, carry, horizon, temperature, reward_fn):
+@partial(jax.jit, static_argnames=("horizon", "reward_fn", "done_mode"))
+def _encode_and_imagine(
+    key, params, obs, carry, horizon, temperature, reward_fn, done_mode
+):
     z0 = vae.get_latent(params.vae, obs)
-    return imagine(key, params, z0, carry, horizon, temperature, reward_fn)
+    return imagine(key, params, z0, carry, horizon, temperature, reward_fn, done_mode)
 
 
 class WorldModelAgent:
@@ -243,6 +245,7 @@ class WorldModelAgent:
         key: jax.Array | None = None,
         reward_fn: RewardFn | None = None,
         carry: tuple | None = None,
+        done_mode: str = "sample",
     ) -> dict[str, Any]:
         """Returns a dream from a raw observation as a dict of arrays: 'latents' [T, Z],
         'actions', 'rewards', 'dones', 'mask', 'values', 'log_probs', 'hiddens',
@@ -250,7 +253,8 @@ class WorldModelAgent:
 
         Without ``key`` the agent's own key stream is used, so successive calls differ
         but a fresh agent with the same seed repeats them. ``temperature`` defaults to
-        the MDN-RNN config's."""
+        the MDN-RNN config's; ``reward_fn`` and ``done_mode`` are as in ``imagine``;
+        ``carry`` is the MDN-RNN state to start from (leaves [B, H]; None: zeros)."""
         obs = jnp.asarray(np.asarray(initial_obs))
         single = obs.shape == self.observation_shape
         if not single and obs.shape[1:] != self.observation_shape:
@@ -274,6 +278,7 @@ class WorldModelAgent:
             int(horizon),
             jnp.float32(temperature),
             reward_fn,
+            done_mode,
         )
         out = traj._asdict()
         if single:

@@ -20,6 +20,7 @@ from janus_jax import ppo
 from janus_jax.models import controller, mdn_rnn, vae
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+DONE_MODES = ("sample", "threshold")
 
 
 @struct.dataclass
@@ -66,13 +67,16 @@ def dream_step(
     key: jax.Array,
     temperature: jax.Array,
     reward_fn: RewardFn | None = None,
+    done_mode: str = "sample",
 ) -> tuple[DreamState, Trajectory]:
     """Returns (next state, this step's record) of one dreamed step for one start state.
 
     The record is a Trajectory without time or batch axes (its last_value is 0).
+    done_mode "sample" ends the dream with probability sigmoid(done_logit);
+    "threshold" ends it when that probability exceeds 0.5.
     """
     c_params, m_params = params.controller, params.mdn_rnn
-    policy_key, latent_key = jax.random.split(key)
+    policy_key, latent_key, done_key = jax.random.split(key, 3)
     hidden = mdn_rnn.hidden(state.carry)
     policy, value = controller.apply(c_params, features(state.latent, hidden))
     raw_action = controller.sample(policy_key, c_params, policy)
@@ -87,7 +91,13 @@ def dream_step(
         reward = jnp.asarray(reward, jnp.float32).reshape(())
     done = jnp.zeros((), jnp.float32)
     if m_params.config.predict_done:
-        done = (out.done_logit > 0.0).astype(jnp.float32)  # p(done) > 0.5
+        # Terminations are rare, so p(done) seldom passes 0.5: a threshold would let
+        # most dreams run on past the failures the model foresees. Sample instead.
+        if done_mode == "sample":
+            done = jax.random.bernoulli(done_key, jax.nn.sigmoid(out.done_logit))
+        else:
+            done = out.done_logit > 0.0
+        done = done.astype(jnp.float32)
     alive = state.alive
     record = Trajectory(
         latents=state.latent,
@@ -113,9 +123,10 @@ def _imagine_one(
     horizon: int,
     temperature: jax.Array,
     reward_fn: RewardFn | None,
+    done_mode: str,
 ) -> Trajectory:
     def body(state, step_key):
-        return dream_step(params, state, step_key, temperature, reward_fn)
+        return dream_step(params, state, step_key, temperature, reward_fn, done_mode)
 
     init = DreamState(carry0, latent0, jnp.ones((), jnp.float32))
     final, traj = jax.lax.scan(body, init, jax.random.split(key, horizon))
@@ -132,6 +143,7 @@ def imagine(
     horizon: int,
     temperature: float | jax.Array | None = None,
     reward_fn: RewardFn | None = None,
+    done_mode: str = "sample",
 ) -> Trajectory:
     """Returns the time-major Trajectory [T=horizon, B, ...] dreamed from B starts.
 
@@ -139,9 +151,11 @@ def imagine(
     None for the zero state; temperature: tau (default: the MDN-RNN config's);
     reward_fn: a pure (z_t [Z], a_t [A], z_next [Z]) -> scalar for one example, a_t
     being the action vector the MDN-RNN sees (one-hot if discrete); it is vmapped.
-    None uses the learned reward head. ``horizon`` and ``reward_fn``
-    must be static under jit; start state i uses key split(key, B)[i], so its
-    dream does not depend on the rest of the batch.
+    None uses the learned reward head. done_mode: "sample" (a dream ends with
+    probability sigmoid(done_logit) at each step) or "threshold" (when that is
+    above 0.5). ``horizon``, ``reward_fn`` and ``done_mode`` must be static under
+    jit; start state i uses key split(key, B)[i], so its dream does not depend on
+    the rest of the batch.
     """
     m_config = params.mdn_rnn.config
     if not isinstance(horizon, int) or horizon < 1:
@@ -156,13 +170,20 @@ def imagine(
             "reward_fn=None needs the learned reward head, but "
             "MDNRNNConfig.predict_reward=False: pass a reward_fn"
         )
+    if done_mode not in DONE_MODES:
+        raise ValueError(
+            f"done_mode={done_mode!r} is invalid: must be one of {DONE_MODES}"
+        )
     if temperature is None:
         temperature = m_config.temperature
     batch = z0.shape[0]
     if h0 is None:
         h0 = mdn_rnn.initial_carry(m_config, (batch,))
     tau = jnp.asarray(temperature, jnp.float32)
-    one = lambda k, z, h: _imagine_one(k, params, z, h, horizon, tau, reward_fn)  # noqa: E731
+
+    def one(k, z, h):
+        return _imagine_one(k, params, z, h, horizon, tau, reward_fn, done_mode)
+
     traj = jax.vmap(one)(jax.random.split(key, batch), z0, h0)
     time_major = jax.tree.map(
         lambda x: jnp.swapaxes(x, 0, 1), traj._replace(last_value=None)

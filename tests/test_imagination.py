@@ -146,7 +146,9 @@ class TestImagine(chex.TestCase):
         # A done head that fires at random steps: recompute every raw done by replay,
         # then the mask and rewards in NumPy, independently of imagine's bookkeeping.
         params = _params(done_bias=0.0, done_scale=30.0, seed=3)
-        traj = imagine(jax.random.key(2), params, _z0(64), None, 12, 1.0)
+        traj = imagine(
+            jax.random.key(2), params, _z0(64), None, 12, 1.0, done_mode="threshold"
+        )
         actions = controller.encode_action(params.controller.action, traj.actions)
         _, out = mdn_rnn.unroll(
             params.mdn_rnn,
@@ -163,6 +165,23 @@ class TestImagine(chex.TestCase):
         )
         assert 0 < raw_done[0].mean() < 1 and (np.asarray(traj.dones).sum(0) <= 1).all()
         assert (alive[-1] == 0).any() and (alive[-1] == 1).any()
+
+    def test_sampled_dones_end_dreams_at_a_geometric_time(self):
+        # A constant p(done) = sigmoid(b) = 0.2: the dream's length (steps with mask
+        # 1) is min(Geometric(0.2), T); E = (1 - 0.8^T) / 0.2.
+        p, horizon = 0.2, 10
+        params = _params(done_bias=float(np.log(p / (1 - p))), done_scale=0.0)
+        traj = imagine(jax.random.key(4), params, _z0(4000), None, horizon, 1.0)
+        lengths = np.asarray(traj.mask).sum(axis=0)
+        expected = (1 - (1 - p) ** horizon) / p
+        np.testing.assert_allclose(lengths.mean(), expected, rtol=0.03)
+        np.testing.assert_allclose((lengths == 1).mean(), p, atol=0.02)
+        # Every dream has at most one done, and nothing counts after it.
+        dones = np.asarray(traj.dones)
+        assert (dones.sum(axis=0) <= 1).all()
+        assert (dones.sum(axis=0)[lengths < horizon] == 1).all()  # cut short by a done
+        with pytest.raises(ValueError, match="done_mode='always'"):
+            imagine(jax.random.key(0), params, _z0(), None, 5, done_mode="always")
 
     def test_custom_reward_fn(self):
         def reward_fn(z_t, a_t, z_next):  # the seed's LearnedRewardModel signature

@@ -268,6 +268,23 @@ class TestMDNRNN(chex.TestCase):
         bce = (-(y * np.log(p) + (1 - y) * np.log(1 - p)) * m).sum() / m.sum()
         np.testing.assert_allclose(float(metrics["mdn/reward_mse"]), mse, rtol=1e-5)
         np.testing.assert_allclose(float(metrics["mdn/done_bce"]), bce, rtol=1e-5)
+        # A given initial carry is the state before step 0 (unroll from it).
+        carry = jax.tree.map(
+            lambda x: jnp.full_like(x, 0.3), mdn_rnn.initial_carry(self.config, (2,))
+        )
+        _, with_carry = mdn_rnn.loss(
+            self.params, latents, actions, rewards, dones, mask, carry
+        )
+        _, out = mdn_rnn.unroll(
+            self.params,
+            carry,
+            jnp.swapaxes(latents[:, :-1], 0, 1),
+            jnp.swapaxes(actions, 0, 1),
+        )
+        mse = (
+            (np.asarray(out.reward) - np.asarray(rewards).T) ** 2 * m
+        ).sum() / m.sum()
+        np.testing.assert_allclose(float(with_carry["mdn/reward_mse"]), mse, rtol=1e-5)
         # Padded steps (mask 0) do not change the loss, whatever they hold.
         noisy = latents.at[1, 5].set(99.0)
         total2, _ = mdn_rnn.loss(

@@ -72,9 +72,15 @@ class MDNRNNParams:
 
 def initial_carry(config: MDNRNNConfig, batch_shape: tuple[int, ...] = ()) -> tuple:
     """Returns the zero recurrent state: (c, h) per LSTM layer, h per GRU layer."""
-    zeros = jnp.zeros(batch_shape + (config.hidden_dim,), jnp.float32)
-    layer = (zeros, zeros) if config.rnn_type == "lstm" else zeros
-    return tuple(layer for _ in range(config.rnn_layers))
+
+    # A fresh buffer per leaf: shared ones cannot be donated to a jitted chunk.
+    def zeros():
+        return jnp.zeros(batch_shape + (config.hidden_dim,), jnp.float32)
+
+    lstm = config.rnn_type == "lstm"
+    return tuple(
+        (zeros(), zeros()) if lstm else zeros() for _ in range(config.rnn_layers)
+    )
 
 
 def hidden(carry: tuple) -> jax.Array:
@@ -145,20 +151,25 @@ def loss(
     rewards: jax.Array,
     dones: jax.Array,
     mask: jax.Array,
+    carry: tuple | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Returns (loss, metrics) for batch-major sequences.
 
     latents [B, T+1, Z] (z_0..z_T), actions [B, T, A], rewards [B, T], dones [B, T]
-    (termination after step t), mask [B, T] (1 where step t is real data). The
+    (termination after step t), mask [B, T] (1 where step t is real data); carry:
+    the RNN state before step 0 (leaves [B, H]; None for zeros, e.g. windows that
+    start an episode, or the state reached by the earlier part of the episode). The
     latent NLL is averaged per dimension (as the original code does), reward is
     a squared error and done a logistic loss, each averaged over valid steps.
     """
     config = params.config
     batch = latents.shape[0]
     time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+    if carry is None:
+        carry = initial_carry(config, (batch,))
     _, out = unroll(
         params,
-        initial_carry(config, (batch,)),
+        carry,
         time_major(latents[:, :-1]),
         time_major(actions),
     )
