@@ -55,7 +55,7 @@ def test_tiny_run_writes_finite_summary_and_metrics(experiment, tmp_path):
 @pytest.mark.parametrize(
     "flag, value, message",
     [
-        ("--imagination-ratio", "1.5", "must be in [0, 1]"),
+        ("--imagination-ratio", "1.5", "must be >= 0.0 and <= 1.0"),
         ("--horizon", "0", "must be >= 1"),
         ("--minibatches", "3", "must divide"),
     ],
@@ -68,7 +68,7 @@ def test_bad_values_are_rejected_in_one_line(experiment, capsys, flag, value, me
 
 
 def test_windows_never_mix_episodes(experiment):
-    parts = sys.modules["cartpole_parts"]
+    parts = sys.modules["cartpole_data"]
     steps = 10
     # One env: terminated after step 3, time limit after step 7.
     terminated = np.zeros((steps, 1), bool)
@@ -95,3 +95,12 @@ def test_windows_never_mix_episodes(experiment):
     # o_0 then the reported next observations, the final one before the reset.
     np.testing.assert_array_equal(windows.obs[1, :, 0], [4, 104, 105, 106, 107])
     np.testing.assert_array_equal(windows.rewards[2], [1, 1, 0, 0])
+
+
+def test_the_quick_start_run_learns_cartpole(experiment, tmp_path):
+    # The Quick start's first line at its default sizes, with a shorter controller
+    # phase: the world-model pipeline must give a controller far above random.
+    summary = experiment.main(["--ppo-steps", "150000", "--out", str(tmp_path)])
+    assert summary["random_return_mean"] < 40
+    assert summary["eval_return_mean"] > 150, summary["eval_return_mean"]
+    assert summary["imagined_steps"] > 0
