@@ -52,6 +52,14 @@ def _z0(batch=4, seed=1):
     return jax.random.normal(jax.random.key(seed), (batch, Z))
 
 
+def _replay(params, traj):
+    """Returns the MDN-RNN's outputs [T, B, ...] for a dream's recorded latents and
+    actions, unrolled from the zero state: an independent re-run of the dynamics."""
+    actions = controller.encode_action(params.controller.action, traj.actions)
+    carry = mdn_rnn.initial_carry(params.mdn_rnn.config, traj.latents.shape[1:2])
+    return mdn_rnn.unroll(params.mdn_rnn, carry, traj.latents, actions)[1]
+
+
 class TestImagine(chex.TestCase):
     def test_shapes_and_finiteness(self):
         for continuous in (False, True):
@@ -101,13 +109,7 @@ class TestImagine(chex.TestCase):
         # the MDN-RNN predicts after the recorded action: replay them with unroll.
         params = _params(continuous=True)
         traj = imagine(jax.random.key(1), params, _z0(), None, 6, 0.0)
-        actions = controller.encode_action(params.controller.action, traj.actions)
-        _, out = mdn_rnn.unroll(
-            params.mdn_rnn,
-            mdn_rnn.initial_carry(params.mdn_rnn.config, (4,)),
-            traj.latents,
-            actions,
-        )
+        out = _replay(params, traj)
         best = np.argmax(np.asarray(out.mixture_logits), -1)[..., None]
         expected = np.take_along_axis(np.asarray(out.means), best, -1)[..., 0]
         np.testing.assert_allclose(traj.next_latents, expected, rtol=1e-5, atol=1e-5)
@@ -149,13 +151,7 @@ class TestImagine(chex.TestCase):
         traj = imagine(
             jax.random.key(2), params, _z0(64), None, 12, 1.0, done_mode="threshold"
         )
-        actions = controller.encode_action(params.controller.action, traj.actions)
-        _, out = mdn_rnn.unroll(
-            params.mdn_rnn,
-            mdn_rnn.initial_carry(params.mdn_rnn.config, (64,)),
-            traj.latents,
-            actions,
-        )
+        out = _replay(params, traj)
         raw_done = np.asarray(out.done_logit) > 0
         alive = np.cumprod(np.vstack([np.ones((1, 64)), 1 - raw_done[:-1]]), axis=0)
         np.testing.assert_array_equal(traj.mask, alive)

@@ -138,6 +138,24 @@ def _tempered_moments(out, tau):
     return mean, (w * (var_k + mu**2)).sum(-1) - mean**2
 
 
+def _adam_fit(loss_fn, params, learning_rate, steps, seed=1):
+    """Returns (params, stacked metrics) after ``steps`` jitted Adam steps on
+    loss_fn(params, key) -> (loss, metrics), each step with a fresh key."""
+    optimizer = optax.adam(learning_rate)
+
+    def train_step(state, key):
+        params, opt_state = state
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, key)
+        updates, opt_state = optimizer.update(grads, opt_state)
+        return (optax.apply_updates(params, updates), opt_state), metrics
+
+    state = (params, optimizer.init(params))
+    (params, _), metrics = jax.jit(lambda s, k: jax.lax.scan(train_step, s, k))(
+        state, jax.random.split(jax.random.key(seed), steps)
+    )
+    return params, metrics
+
+
 class TestMDNRNN(chex.TestCase):
     def setUp(self):
         super().setUp()
@@ -294,8 +312,7 @@ class TestMDNRNN(chex.TestCase):
 
     def test_learns_a_bimodal_transition(self):
         # z_{t+1} = +1 or -1 (+ N(0, 0.1^2) noise) with equal odds, whatever came
-        # before:
-        # the best achievable per-dimension NLL is the entropy of that mixture.
+        # before: the best achievable per-dimension NLL is that mixture's entropy.
         config = MDNRNNConfig(
             latent_dim=2,
             action_dim=1,
@@ -305,30 +322,18 @@ class TestMDNRNN(chex.TestCase):
             predict_done=False,
         )
         params = mdn_rnn.init(jax.random.key(0), config)
-        optimizer = optax.adam(1e-2)
 
-        def batch(key):
+        def loss_fn(params, key):
             sign_key, noise_key = jax.random.split(key)
             signs = jax.random.choice(sign_key, jnp.array([-1.0, 1.0]), (32, 9, 2))
-            return signs + 0.1 * jax.random.normal(noise_key, (32, 9, 2))
-
-        def train_step(state, key):
-            params, opt_state = state
-            latents = batch(key)
+            latents = signs + 0.1 * jax.random.normal(noise_key, (32, 9, 2))
             zeros = jnp.zeros((32, 8))
-            grad_fn = jax.value_and_grad(mdn_rnn.loss, has_aux=True)
-            (_, metrics), grads = grad_fn(
+            return mdn_rnn.loss(
                 params, latents, jnp.zeros((32, 8, 1)), zeros, zeros, jnp.ones((32, 8))
             )
-            updates, opt_state = optimizer.update(grads, opt_state)
-            return (optax.apply_updates(params, updates), opt_state), metrics[
-                "mdn/latent_nll"
-            ]
 
-        state = (params, optimizer.init(params))
-        state, nlls = jax.jit(lambda s, k: jax.lax.scan(train_step, s, k))(
-            state, jax.random.split(jax.random.key(1), 600)
-        )
+        _, metrics = _adam_fit(loss_fn, params, 1e-2, 600)
+        nlls = metrics["mdn/latent_nll"]
         xs = np.linspace(-2, 2, 20001)
         density = 0.5 * stats.norm.pdf(xs, -1, 0.1) + 0.5 * stats.norm.pdf(xs, 1, 0.1)
         entropy = -np.trapezoid(density * np.log(density + 1e-300), xs)
@@ -412,23 +417,10 @@ class TestIntegration(chex.TestCase):
             hidden_channels=(16, 32),
         )
         params = vae.init(jax.random.key(0), config)
-        optimizer = optax.adam(3e-3)
         obs = jnp.asarray(frames)
-
-        def train_step(state, key):
-            params, opt_state = state
-            (_, metrics), grads = jax.value_and_grad(vae.loss, has_aux=True)(
-                params, obs, key
-            )
-            updates, opt_state = optimizer.update(grads, opt_state)
-            return (optax.apply_updates(params, updates), opt_state), metrics
-
-        state = (params, optimizer.init(params))
-        state, _ = jax.jit(lambda s, k: jax.lax.scan(train_step, s, k))(
-            state, jax.random.split(jax.random.key(1), 400)
-        )
+        params, _ = _adam_fit(lambda p, k: vae.loss(p, obs, k), params, 3e-3, 400)
         target = frames / 255.0
-        recon = np.asarray(vae.decode(state[0], vae.get_latent(state[0], obs)))
+        recon = np.asarray(vae.decode(params, vae.get_latent(params, obs)))
         error = ((recon - target) ** 2).sum(axis=(1, 2, 3)).mean()
         mean_frame_error = ((target - target.mean(0)) ** 2).sum(axis=(1, 2, 3)).mean()
         assert error < 0.1 * mean_frame_error, (error, mean_frame_error)
