@@ -1,0 +1,30 @@
+"""``make``: one entry point for gymnax and gymnasium ids."""
+
+from __future__ import annotations
+
+from janus_jax.envs import ids
+from janus_jax.envs.gymnasium_env import GymnasiumEnv
+from janus_jax.envs.gymnax_env import GymnaxEnv
+
+FAMILIES = (None, "gymnax", "gymnasium")
+
+
+def make(
+    env_id: str, *, family: str | None = None, **kwargs
+) -> GymnaxEnv | GymnasiumEnv:
+    """Returns a GymnaxEnv for gymnax ids, else a GymnasiumEnv for gymnasium ids.
+
+    family: None prefers gymnax where both know the id (CartPole-v1,
+        Pendulum-v1...): it runs on device; "gymnasium" forces the CPU env.
+    kwargs: passed to ``GymnaxEnv`` (``env_params``, constructor kwargs) or
+        ``GymnasiumEnv`` (``num_envs``, ``observation``, ``image_size``...).
+    Old ids ("CarRacing-v2", "MinAtar-Breakout") and unknown ones raise
+    ValueError naming the id to use.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family={family!r} is invalid: must be one of {FAMILIES}")
+    if family != "gymnasium" and env_id in ids.gymnax_ids():
+        return GymnaxEnv(env_id, **kwargs)
+    if family != "gymnax" and ids.is_gymnasium_id(env_id):
+        return GymnasiumEnv(env_id, **kwargs)
+    raise ValueError(ids.unknown_id_message(env_id, family))
