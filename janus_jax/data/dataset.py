@@ -1,0 +1,288 @@
+"""RolloutDataset: reads what DatasetWriter wrote, streaming shards through memory.
+
+Sampling: each iterator keeps a FIFO of resident shards within
+``max_resident_bytes``, draws every batch element uniformly over them (frames
+over all observations, final ones included; windows over all (episode, start
+step) pairs) and rotates shards in a fresh shuffled order per pass: a shuffle
+buffer over shards, detailed in ``stream.py``. Same seed, same batches.
+
+Memory: the cap binds each live iterator. Iterators of one dataset share loaded
+shards, so ``resident_bytes`` (distinct loaded shards) is at most the cap times
+the number of iterators drawing at once. An iterator releases its shards when
+it is closed or garbage collected. Not thread-safe.
+
+Integrity: at construction every listed shard must exist with the size the
+manifest records (a truncated file raises DatasetCorruptError naming it). With
+``verify=True`` a shard's sha256 is checked the first time this object loads it
+(hashing everything up front would read the whole dataset before the first
+batch); ``verify()`` checks all shards now. A shard that cannot be parsed or
+disagrees with the manifest raises DatasetCorruptError whatever ``verify`` is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from janus_jax.data.manifest import (
+    DatasetCorruptError,
+    read_manifest,
+    sha256_file,
+)
+from janus_jax.data.shards import (
+    Shard,
+    Windows,
+    empty_windows,
+    fill_frames,
+    fill_windows,
+    load_shard,
+)
+from janus_jax.data.stream import ShardStream
+
+__all__ = ["DatasetCorruptError", "RolloutDataset", "Windows"]
+
+
+def check_count(name: str, value, minimum: int = 1) -> None:
+    """Raises ValueError unless ``value`` is an integer >= ``minimum``."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < minimum:
+        raise ValueError(f"{name}={value!r} is invalid: must be an int >= {minimum}")
+
+
+class RolloutDataset:
+    """The rollout dataset in directory ``path``; see the module docstring for the
+    sampling scheme, the memory cap and the integrity checks."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        verify: bool = True,
+        max_resident_bytes: int = 2 * 1024**3,
+    ):
+        check_count("max_resident_bytes", max_resident_bytes)
+        self.path = Path(path)
+        self.manifest: dict = read_manifest(self.path)
+        self.max_resident_bytes = int(max_resident_bytes)
+        self._verify_on_load = bool(verify)
+        self._verified: set[int] = set()
+        self._entries: list[dict] = self.manifest["shards"]
+        self._pool: dict[int, Shard] = {}
+        self._refs: dict[int, int] = {}
+        for entry in self._entries:
+            file = self.path / entry["file"]
+            if not file.is_file():
+                raise DatasetCorruptError(
+                    f"shard {file} is missing (listed in {self.path}/manifest.json)"
+                )
+            size = file.stat().st_size
+            if size != entry["bytes"]:
+                raise DatasetCorruptError(
+                    f"shard {file} is {size} bytes but the manifest records "
+                    f"{entry['bytes']} (truncated or overwritten)"
+                )
+        largest = max(self._entries, key=lambda e: e["array_bytes"], default=None)
+        if largest is not None and largest["array_bytes"] > self.max_resident_bytes:
+            raise ValueError(
+                f"max_resident_bytes={max_resident_bytes} is invalid: shard "
+                f"{largest['file']} alone takes {largest['array_bytes']} bytes in "
+                "memory; raise the cap or write smaller shards (shard_steps)"
+            )
+        self._spec = {
+            "observation_shape": self.observation_shape,
+            "obs_dtype": self.observation_dtype,
+            "action_shape": self.action_shape,
+            "action_dtype": self.action_dtype,
+        }
+
+    env_id = property(lambda self: self.manifest["env_id"])
+    metadata = property(lambda self: self.manifest["metadata"])
+    num_episodes = property(lambda self: self.manifest["totals"]["episodes"])
+    num_steps = property(lambda self: self.manifest["totals"]["steps"])
+    num_shards = property(lambda self: len(self._entries))
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        return tuple(self.manifest["observation_shape"])
+
+    @property
+    def observation_dtype(self) -> np.dtype:
+        return np.dtype(self.manifest["observation_dtype"])
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return tuple(self.manifest["action_shape"])
+
+    @property
+    def action_dtype(self) -> np.dtype:
+        return np.dtype(self.manifest["action_dtype"])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the whole dataset's arrays would take in memory."""
+        return sum(e["array_bytes"] for e in self._entries)
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes of shard arrays loaded now, over all live iterators."""
+        return sum(shard.nbytes for shard in self._pool.values())
+
+    def frames(self, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+        """Returns an endless iterator of random observations [B, *obs_shape] in
+        the stored dtype (final observations included), for training V."""
+        self._check_sampling(batch_size, seed)
+        return self._frames(batch_size, seed)
+
+    def _frames(self, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+        stream = self._stream(np.random.default_rng(seed), "obs")
+        try:
+            while True:
+                out = np.empty(
+                    (batch_size, *self.observation_shape), self.observation_dtype
+                )
+                stream.draw(
+                    batch_size,
+                    lambda s, idx, rows, out=out: fill_frames(s, idx, out, rows),
+                )
+                yield out
+        finally:
+            stream.close()
+
+    def windows(self, batch_size: int, length: int, seed: int) -> Iterator[Windows]:
+        """Returns an endless iterator of random Windows of ``length`` steps
+        ([B, L + 1, *obs_shape] observations, [B, L] the rest), each inside one
+        episode and zero-padded with mask 0 after its end, for training M."""
+        self._check_sampling(batch_size, seed)
+        check_count("length", length)
+        return self._windows(batch_size, length, seed)
+
+    def _windows(self, batch_size: int, length: int, seed: int) -> Iterator[Windows]:
+        stream = self._stream(np.random.default_rng(seed), "steps")
+        try:
+            while True:
+                out = empty_windows(batch_size, length, self._spec)
+                stream.draw(
+                    batch_size,
+                    lambda s, idx, rows, out=out: fill_windows(s, idx, out, rows),
+                )
+                yield out
+        finally:
+            stream.close()
+
+    def episode_lengths(self) -> np.ndarray:
+        """Returns every episode's number of steps [E] int64, in write order."""
+        return np.concatenate(
+            [self._column(i, "episode_lengths") for i in range(self.num_shards)]
+            or [np.zeros(0, np.int64)]
+        )
+
+    def episode_returns(self) -> np.ndarray:
+        """Returns every episode's undiscounted return [E] float64, in write order,
+        reading only the rewards (shards are not kept resident)."""
+        returns = [np.zeros(0)]
+        for i in range(self.num_shards):
+            lengths = self._column(i, "episode_lengths")
+            rewards = self._column(i, "rewards").astype(np.float64)
+            if lengths.sum() != len(rewards):
+                raise DatasetCorruptError(
+                    f"shard {self.path / self._entries[i]['file']} is corrupt: "
+                    f"episode_lengths sum to {lengths.sum()}, rewards has "
+                    f"{len(rewards)} steps"
+                )
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            returns.append(np.add.reduceat(rewards, starts))
+        return np.concatenate(returns)
+
+    def iter_episodes(self) -> Iterator[tuple[np.ndarray, ...]]:
+        """Yields every episode in write order as (obs [T+1, ...], actions [T, ...],
+        rewards [T], terminated [T], truncated [T]), holding one shard at a time."""
+        for i in range(self.num_shards):
+            shard = self._acquire(i)
+            try:
+                for e in range(len(shard.lengths)):
+                    steps = slice(shard.step_starts[e], shard.step_starts[e + 1])
+                    obs = slice(shard.obs_starts[e], shard.obs_starts[e + 1])
+                    yield (
+                        shard.obs[obs],
+                        shard.actions[steps],
+                        shard.rewards[steps],
+                        shard.terminated[steps],
+                        shard.truncated[steps],
+                    )
+            finally:
+                self._release(i)
+
+    def verify(self) -> None:
+        """Checks the sha256 of every shard now; raises DatasetCorruptError naming
+        the first bad one."""
+        for i in range(self.num_shards):
+            self._check_hash(i)
+
+    def _check_sampling(self, batch_size: int, seed: int) -> None:
+        check_count("batch_size", batch_size)
+        check_count("seed", seed, minimum=0)
+        if self.num_steps == 0:
+            raise ValueError(f"the dataset at {self.path} holds no episodes")
+
+    def _check_hash(self, index: int) -> None:
+        if index in self._verified:
+            return
+        entry = self._entries[index]
+        file = self.path / entry["file"]
+        digest = sha256_file(file)
+        if digest != entry["sha256"]:
+            raise DatasetCorruptError(
+                f"shard {file} is corrupt: its sha256 {digest} differs from the "
+                f"manifest's {entry['sha256']}"
+            )
+        self._verified.add(index)
+
+    def _column(self, index: int, name: str) -> np.ndarray:
+        if index in self._pool:
+            shard = self._pool[index]
+            return shard.lengths if name == "episode_lengths" else getattr(shard, name)
+        if self._verify_on_load:
+            self._check_hash(index)
+        file = self.path / self._entries[index]["file"]
+        try:
+            with np.load(file, allow_pickle=False) as npz:  # reads only this member
+                return npz[name]
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise DatasetCorruptError(f"shard {file} cannot be read: {err}") from None
+
+    def _acquire(self, index: int) -> Shard:
+        if index not in self._pool:
+            if self._verify_on_load:
+                self._check_hash(index)
+            entry = self._entries[index]
+            self._pool[index] = load_shard(self.path / entry["file"], entry, self._spec)
+            self._refs[index] = 0
+        self._refs[index] += 1
+        return self._pool[index]
+
+    def _release(self, index: int) -> None:
+        self._refs[index] -= 1
+        if self._refs[index] == 0:
+            del self._pool[index], self._refs[index]
+
+    def _stream(self, rng: np.random.Generator, unit: str) -> ShardStream:
+        """Returns a new iterator state drawing "obs" (frames) or "steps" (window
+        starts) over this dataset's shards; MixedDataset builds on it."""
+        return ShardStream(
+            self._entries,
+            self.max_resident_bytes,
+            self._acquire,
+            self._release,
+            rng,
+            unit,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"RolloutDataset({str(self.path)!r}, env_id={self.env_id!r}, "
+            f"episodes={self.num_episodes}, steps={self.num_steps}, "
+            f"shards={self.num_shards})"
+        )
