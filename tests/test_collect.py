@@ -133,3 +133,67 @@ def test_multi_task_frames_share_one_64x64x3_shape(tmp_path):
         stored = np.concatenate([e[0] for e in dataset.iter_episodes()])
         for frame in frames[source == k]:
             assert (stored == frame).all(axis=(1, 2, 3)).any()
+
+
+def test_many_envs_do_not_bias_towards_short_episodes(tmp_path):
+    # Keeping the first episodes to *finish* would favour short ones when many
+    # envs run at once: the kept episodes must be the first to *start*, whose
+    # lengths are the env's own distribution whatever the number of envs.
+    lengths = {}
+    for num_envs in (1, 64):
+        collect(
+            "CartPole-v1",
+            tmp_path / str(num_envs),
+            64,
+            num_envs=num_envs,
+            progress=False,
+            seed=0,
+        )
+        lengths[num_envs] = RolloutDataset(tmp_path / str(num_envs)).episode_lengths()
+    # 64 envs: exactly the 64 first episodes, one per env, never a short subset.
+    assert abs(lengths[64].mean() - lengths[1].mean()) < 4.0, lengths
+    assert lengths[64].mean() > 17  # random CartPole episodes average about 22
+
+
+def test_resumed_runs_draw_new_episodes(tmp_path):
+    collect(
+        "CarRacing-v3",
+        tmp_path,
+        2,
+        num_envs=2,
+        progress=False,
+        env_kwargs={"max_episode_steps": 4},
+    )
+    collect(
+        "CarRacing-v3",
+        tmp_path,
+        4,
+        num_envs=2,
+        progress=False,
+        resume=True,
+        env_kwargs={"max_episode_steps": 4},
+    )
+    firsts = [e[0][0] for e in RolloutDataset(tmp_path).iter_episodes()]
+    assert len(firsts) == 4
+    # Each episode starts on its own track: no start frame repeats.
+    assert len({f.tobytes() for f in firsts}) == 4
+
+
+def test_bad_arguments_fail_before_any_file_is_written(tmp_path):
+    for kwargs, match in [
+        ({"chunk_steps": 0}, "chunk_steps=0"),
+        ({"seed": -1}, "seed=-1"),
+        ({"seed": 1.5}, "seed=1.5"),
+        ({"env_kwargs": {"num_envs": 4}}, "num_envs"),
+        ({"env_kwargs": {"observation": "pixels"}}, "family='gymnasium'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            collect("CartPole-v1", tmp_path / "d", 2, progress=False, **kwargs)
+
+    def broken_policy(key, obs):
+        raise RuntimeError("policy bug")
+
+    with pytest.raises(RuntimeError, match="policy bug"):
+        collect("CartPole-v1", tmp_path / "d", 2, progress=False, policy=broken_policy)
+    assert not (tmp_path / "d").exists()  # nothing in the way of the rerun
+    collect("CartPole-v1", tmp_path / "d", 2, progress=False)

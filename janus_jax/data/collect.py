@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from janus_jax.data.dataset import RolloutDataset
 from janus_jax.data.writer import DatasetWriter
 from janus_jax.envs import (
     GymnasiumEnv,
@@ -54,33 +55,51 @@ class CollectStats:
 
 
 class EpisodeCutter:
-    """Holds each env's episode in progress across chunks and cuts whole ones."""
+    """Holds each env's episode in progress across chunks and cuts whole ones.
 
-    def __init__(self, num_envs: int):
-        self.steps: list[list[Transition]] = [[] for _ in range(num_envs)]
+    Episodes are chosen when they *start*, the first ``budget`` to start, and
+    every chosen one is kept to its end: keeping the first to *finish* would
+    favour short episodes (many envs run at once, and short ones end first).
+    """
+
+    def __init__(self, num_envs: int, budget: int):
+        self.chosen = np.arange(num_envs) < budget
+        self.remaining = budget - int(self.chosen.sum())
+        self.parts: list[list[Transition]] = [[] for _ in range(num_envs)]
 
     def cut(self, chunk: Transition) -> Iterator[Episode]:
         """Yields (obs [T+1], actions [T], rewards [T], terminated [T], truncated [T])
-        for each episode that ends in ``chunk`` (numpy, [T, E, ...])."""
+        for each chosen episode that ends in ``chunk`` (numpy, [T, E, ...])."""
         ended = np.logical_or(chunk.terminated, chunk.truncated)
-        for t in range(ended.shape[0]):
-            for e in range(ended.shape[1]):
-                self.steps[e].append(Transition(*(field[t, e] for field in chunk)))
-                if ended[t, e]:
-                    steps, self.steps[e] = self.steps[e], []
-                    yield _stack_episode(steps)
+        for e in range(ended.shape[1]):
+            start = 0
+            for end in np.flatnonzero(ended[:, e]) + 1:
+                if self.chosen[e]:
+                    self.parts[e].append(_slice(chunk, e, start, end))
+                    yield _join(self.parts[e])
+                self.parts[e] = []
+                self.chosen[e] = self.remaining > 0  # the episode starting now
+                self.remaining -= int(self.chosen[e])
+                start = end
+            if self.chosen[e] and start < ended.shape[0]:
+                self.parts[e].append(_slice(chunk, e, start, ended.shape[0]))
 
 
-def _stack_episode(steps: list[Transition]) -> Episode:
-    obs = np.stack([s.obs for s in steps] + [steps[-1].next_obs])
-    stacked = Transition(*(np.stack(field) for field in zip(*steps, strict=True)))
-    return obs, stacked.action, stacked.reward, stacked.terminated, stacked.truncated
+def _slice(chunk: Transition, env: int, start: int, end: int) -> Transition:
+    return Transition(*(field[start:end, env] for field in chunk))
 
 
-def _episodes(env, policy, seed: int, num_envs: int, chunk_steps: int):
-    """Yields whole episodes from chunks of ``chunk_steps`` steps of ``num_envs``
-    envs, each chunk continuing where the last one stopped."""
-    cutter = EpisodeCutter(num_envs)
+def _join(parts: list[Transition]) -> Episode:
+    steps = Transition(*(np.concatenate(f) for f in zip(*parts, strict=True)))
+    obs = np.concatenate([steps.obs, steps.next_obs[-1:]])
+    return obs, steps.action, steps.reward, steps.terminated, steps.truncated
+
+
+def _episodes(env, policy, seed: int, num_envs: int, chunk_steps: int, budget: int):
+    """Yields the first ``budget`` episodes to start, whole, from chunks of
+    ``chunk_steps`` steps of ``num_envs`` envs, each chunk continuing where the
+    last one stopped."""
+    cutter = EpisodeCutter(num_envs, budget)
     key, reset_key = jax.random.split(jax.random.key(seed))
     if isinstance(env, GymnaxEnv):
         run = jax.jit(rollout_from, static_argnums=(0, 4, 5))
@@ -95,6 +114,26 @@ def _episodes(env, policy, seed: int, num_envs: int, chunk_steps: int):
             key, chunk_key = jax.random.split(key)
             obs, chunk = collect_from(env, chunk_key, obs, chunk_steps, policy)
             yield from cutter.cut(chunk)
+
+
+def _existing_episodes(path: str | Path, resume: bool) -> int:
+    """Returns how many episodes the dataset at ``path`` holds (0 if none);
+    refuses an existing dataset unless ``resume``, before anything is written."""
+    if not (Path(path) / "manifest.json").exists():
+        return 0
+    if not resume:
+        raise FileExistsError(
+            f"{path} already holds a dataset (manifest.json); pass resume=True to "
+            "append to it, or choose another path"
+        )
+    return RolloutDataset(path, verify=False).num_episodes
+
+
+def _check_count(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"{name}={value!r} is invalid: must be an integer >= {minimum}"
+        )
 
 
 def _writer(path, env, resume: bool, metadata: dict, shard_steps: int) -> DatasetWriter:
@@ -130,24 +169,35 @@ def collect(
     ``env_id`` into the dataset at ``path``.
 
     policy: a pure ``(key, obs [E, ...]) -> actions [E, ...]``, or None for
-    uniformly random actions. With ``resume=True`` an existing dataset is appended
-    to until it holds ``num_episodes`` episodes in all (the new episodes are drawn
-    with seed + episodes already there); without it, a directory that already
-    holds a dataset is refused. gymnax envs run ``chunk_steps`` (default 256)
-    steps per compiled call; gymnasium envs step on the CPU (default chunks of 16
-    steps). A progress bar shows episodes, steps/s, the last return and an ETA.
+    uniformly random actions. The episodes kept are the first ``num_episodes`` to
+    start (not to finish, which would favour short ones). With ``resume=True`` an
+    existing dataset is appended to until it holds ``num_episodes`` episodes in
+    all, with a seed derived from (seed, episodes already there); without it, a
+    directory that already holds a dataset is refused before anything runs.
+    gymnax envs run ``chunk_steps`` (default 256) steps per compiled call;
+    gymnasium envs step on the CPU (default chunks of 16 steps). A progress bar
+    shows episodes, steps/s, the last return and an ETA. A policy is a static
+    argument of the compiled chunk: it must be hashable (a function is).
     env_kwargs go to ``janus_jax.envs.make``.
     """
-    for name, value in (("num_episodes", num_episodes), ("num_envs", num_envs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 1")
+    _check_count("num_episodes", num_episodes)
+    _check_count("num_envs", num_envs)
+    _check_count("seed", seed, minimum=0)
+    if chunk_steps is not None:
+        _check_count("chunk_steps", chunk_steps)
     env_kwargs = dict(env_kwargs or {})
+    if "num_envs" in env_kwargs:
+        raise ValueError("env_kwargs holds 'num_envs': pass collect(num_envs=...)")
+    existing = _existing_episodes(path, resume)
     on_device = env_kwargs.get("family") != "gymnasium" and env_id in gymnax_ids()
     env = make(env_id, **env_kwargs, **({} if on_device else {"num_envs": num_envs}))
-    if chunk_steps is None:
-        chunk_steps = 256 if on_device else 16
+    chunk_steps = chunk_steps or (256 if on_device else 16)
+    # A resumed run draws new episodes: its seed is derived from both numbers.
+    run_seed = int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
     metadata = {
         "seed": seed,
+        "run_seed": run_seed,
+        "episodes_before": existing,
         "num_envs": num_envs,
         "env_kwargs": {k: repr(v) for k, v in env_kwargs.items()},
         "policy": "random" if policy is None else getattr(policy, "__name__", "custom"),
@@ -155,20 +205,22 @@ def collect(
     start = time.perf_counter()
     returns: list[float] = []
     steps = 0
+    target = max(num_episodes - existing, 0)
     try:
+        episodes = _episodes(env, policy, run_seed, num_envs, chunk_steps, target)
+        # The first episode comes before the dataset is created: a policy or env
+        # that fails leaves no empty dataset in the way of the corrected rerun.
+        first = next(episodes) if target else None
         with _writer(path, env, resume, metadata, shard_steps) as writer:
-            target = max(num_episodes - writer.num_episodes, 0)
-            episodes = _episodes(
-                env, policy, seed + writer.num_episodes, num_envs, chunk_steps
-            )
             with tqdm(
                 total=target, disable=not progress, unit="ep", desc=env.spec.env_id
             ) as bar:
                 while len(returns) < target:
-                    obs, actions, rewards, terminated, truncated = next(episodes)
-                    writer.add_episode(obs, actions, rewards, terminated, truncated)
-                    returns.append(float(np.sum(rewards)))
-                    steps += len(rewards)
+                    episode = first if first is not None else next(episodes)
+                    first = None
+                    writer.add_episode(*episode)
+                    returns.append(float(np.sum(episode[2])))
+                    steps += len(episode[2])
                     rate = steps / max(time.perf_counter() - start, 1e-9)
                     bar.set_postfix(steps_s=f"{rate:,.0f}", ret=f"{returns[-1]:.1f}")
                     bar.update(1)

@@ -22,6 +22,7 @@ disagrees with the manifest raises DatasetCorruptError whatever ``verify`` is.
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -250,7 +251,7 @@ class RolloutDataset:
         try:
             with np.load(file, allow_pickle=False) as npz:  # reads only this member
                 return npz[name]
-        except (OSError, ValueError, KeyError, EOFError) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise DatasetCorruptError(f"shard {file} cannot be read: {err}") from None
 
     def _acquire(self, index: int) -> Shard:

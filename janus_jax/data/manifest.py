@@ -111,6 +111,11 @@ def atomic_write(
     it through a synced temporary file renamed into place."""
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=directory)
     try:
+        # mkstemp makes the file private (0600); a dataset should be readable by
+        # others as any file the user creates is (their umask decides).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

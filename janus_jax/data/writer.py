@@ -253,9 +253,15 @@ class DatasetWriter:
         name = shard_name(self._next_index)
         if (self.path / name).exists():  # only another process could have made it
             raise FileExistsError(f"{self.path / name} appeared; not replacing it")
-        size, digest = atomic_write(self.path, name, lambda f: self._savez(f, **packed))
-        # Past the rename this index is taken even if the manifest update fails.
-        self._next_index += 1
+        try:
+            size, digest = atomic_write(
+                self.path, name, lambda f: self._savez(f, **packed)
+            )
+        finally:
+            # Once the file is in place its index is taken, even if a later step
+            # (directory sync, manifest) fails: a retry must not collide with it.
+            if (self.path / name).exists():
+                self._next_index += 1
         entry = {
             "file": name,
             "episodes": len(self._buffer),

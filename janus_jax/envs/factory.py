@@ -7,6 +7,8 @@ from janus_jax.envs.gymnasium_env import GymnasiumEnv
 from janus_jax.envs.gymnax_env import GymnaxEnv
 
 FAMILIES = (None, "gymnax", "gymnasium")
+# Options only the gymnasium adapter understands.
+GYMNASIUM_ONLY = {"num_envs", "observation", "image_size", "crop", "vectorization_mode"}
 
 
 def make(
@@ -21,9 +23,17 @@ def make(
     Old ids ("CarRacing-v2", "MinAtar-Breakout") and unknown ones raise
     ValueError naming the id to use.
     """
+    if not isinstance(env_id, str):
+        raise ValueError(f"env_id={env_id!r} is invalid: must be a string id")
     if family not in FAMILIES:
         raise ValueError(f"family={family!r} is invalid: must be one of {FAMILIES}")
     if family != "gymnasium" and env_id in ids.gymnax_ids():
+        cpu_only = sorted(set(kwargs) & GYMNASIUM_ONLY)
+        if cpu_only:
+            raise ValueError(
+                f"{env_id!r} resolves to the gymnax env, which takes no {cpu_only}; "
+                f"pass family='gymnasium' for the CPU env that does"
+            )
         return GymnaxEnv(env_id, **kwargs)
     if family != "gymnax" and ids.is_gymnasium_id(env_id):
         return GymnasiumEnv(env_id, **kwargs)

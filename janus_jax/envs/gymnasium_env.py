@@ -177,8 +177,8 @@ class GymnasiumEnv:
         )
         try:
             self._init_spec(env_id, env_kwargs, image_size, crop)
-        except ValueError:
-            self._vec.close()
+        except Exception:
+            self._vec.close()  # async workers must not outlive a failed build
             raise
 
     def _init_spec(self, env_id, env_kwargs, image_size, crop) -> None:
@@ -200,9 +200,9 @@ class GymnasiumEnv:
                 "observes the env's rgb_array render instead",
             )
         action, self._action_start = _action_spec(env_id, self._vec.single_action_space)
-        max_steps = env_kwargs.get(
-            "max_episode_steps", gymnasium.spec(env_id).max_episode_steps
-        )
+        max_steps = env_kwargs.get("max_episode_steps")
+        if max_steps is None and self._vec.spec is not None:
+            max_steps = self._vec.spec.max_episode_steps
         self.spec = EnvSpec(
             env_id=env_id,
             family="gymnasium",

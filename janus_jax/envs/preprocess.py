@@ -11,23 +11,27 @@ import numpy as np
 
 def as_size(size) -> tuple[int, int]:
     """Returns ``size`` as a hashable (height, width); raises ValueError if bad."""
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"size={size!r} is invalid: must be (height, width) >= 1")
-    return size
+    ok = isinstance(size, (tuple, list)) and len(size) == 2
+    ok = ok and all(isinstance(s, (int, np.integer)) and s >= 1 for s in size)
+    if not ok:
+        raise ValueError(
+            f"size={size!r} is invalid: must be (height, width), integers >= 1"
+        )
+    return tuple(int(s) for s in size)
 
 
 def as_crop(crop) -> tuple[int, int, int, int] | None:
     """Returns ``crop`` as a hashable (top, bottom, left, right) or None."""
     if crop is None:
         return None
-    crop = tuple(int(c) for c in crop)
-    if len(crop) != 4 or min(crop) < 0:
+    ok = isinstance(crop, (tuple, list)) and len(crop) == 4
+    ok = ok and all(isinstance(c, (int, np.integer)) and c >= 0 for c in crop)
+    if not ok:
         raise ValueError(
             f"crop={crop!r} is invalid: must be (top, bottom, left, right) pixel "
             "counts >= 0"
         )
-    return crop
+    return tuple(int(c) for c in crop)
 
 
 def cropped_shape(
