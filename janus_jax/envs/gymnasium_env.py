@@ -326,15 +326,6 @@ def collect_from(
             action = policy(key_t, obs)
         action = np.asarray(action)
         out = env.step(action)
-        records.append(
-            Transition(
-                obs=obs,
-                action=action,
-                reward=out.reward,
-                terminated=out.terminated,
-                truncated=out.truncated,
-                next_obs=out.final_obs,
-            )
-        )
+        records.append(Transition.of_step(obs, action, out))
         obs = out.obs
     return obs, jax.tree.map(lambda *steps: np.stack(steps), *records)

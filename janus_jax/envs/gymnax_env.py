@@ -183,15 +183,7 @@ def rollout_from(
         key_act, key_env = jax.random.split(key_t)
         action = _act(env, key_act, obs_t, policy)
         out = vmapped_step(jax.random.split(key_env, num_envs), state_t, action)
-        record = Transition(
-            obs=obs_t,
-            action=action,
-            reward=out.reward,
-            terminated=out.terminated,
-            truncated=out.truncated,
-            next_obs=out.final_obs,
-        )
-        return (out.obs, out.state), record
+        return (out.obs, out.state), Transition.of_step(obs_t, action, out)
 
     return jax.lax.scan(one_step, (obs, state), jax.random.split(key, num_steps))
 

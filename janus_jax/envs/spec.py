@@ -99,6 +99,14 @@ class Transition(NamedTuple):
     truncated: jax.Array  # [T, E] bool: the time limit cut the episode
     next_obs: jax.Array  # [T, E, *observation_shape]
 
+    @classmethod
+    def of_step(cls, obs, action, out) -> Transition:
+        """Returns the record of acting ``action`` on ``obs``, given the step's
+        output ``out`` (any record with reward, terminated, truncated, final_obs)."""
+        return cls(
+            obs, action, out.reward, out.terminated, out.truncated, out.final_obs
+        )
+
 
 def action_shape(action: ActionSpec, num_envs: int) -> tuple[int, ...]:
     """Returns the shape of a batch of actions: [E] discrete, [E, A] continuous."""
