@@ -18,8 +18,9 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from janus_jax.data.dataset import RolloutDataset
-from janus_jax.data.writer import DatasetWriter
+from janus_jax.data.dataset import check_count
+from janus_jax.data.manifest import read_manifest
+from janus_jax.data.writer import DatasetWriter, existing_dataset
 from janus_jax.envs import (
     GymnasiumEnv,
     GymnaxEnv,
@@ -119,21 +120,9 @@ def _episodes(env, policy, seed: int, num_envs: int, chunk_steps: int, budget: i
 def _existing_episodes(path: str | Path, resume: bool) -> int:
     """Returns how many episodes the dataset at ``path`` holds (0 if none);
     refuses an existing dataset unless ``resume``, before anything is written."""
-    if not (Path(path) / "manifest.json").exists():
+    if not existing_dataset(Path(path), resume):
         return 0
-    if not resume:
-        raise FileExistsError(
-            f"{path} already holds a dataset (manifest.json); pass resume=True to "
-            "append to it, or choose another path"
-        )
-    return RolloutDataset(path, verify=False).num_episodes
-
-
-def _check_count(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"{name}={value!r} is invalid: must be an integer >= {minimum}"
-        )
+    return read_manifest(Path(path))["totals"]["episodes"]
 
 
 def _writer(path, env, resume: bool, metadata: dict, shard_steps: int) -> DatasetWriter:
@@ -180,11 +169,11 @@ def collect(
     argument of the compiled chunk: it must be hashable (a function is).
     env_kwargs go to ``janus_jax.envs.make``.
     """
-    _check_count("num_episodes", num_episodes)
-    _check_count("num_envs", num_envs)
-    _check_count("seed", seed, minimum=0)
+    check_count("num_episodes", num_episodes)
+    check_count("num_envs", num_envs)
+    check_count("seed", seed, minimum=0)
     if chunk_steps is not None:
-        _check_count("chunk_steps", chunk_steps)
+        check_count("chunk_steps", chunk_steps)
     env_kwargs = dict(env_kwargs or {})
     if "num_envs" in env_kwargs:
         raise ValueError("env_kwargs holds 'num_envs': pass collect(num_envs=...)")

@@ -74,6 +74,19 @@ def _flags(array: np.ndarray, name: str) -> np.ndarray:
     return array.astype(bool)
 
 
+def existing_dataset(path: Path, resume: bool) -> bool:
+    """Returns True when ``path`` holds a dataset to resume, False when it holds
+    none; raises FileExistsError when it holds one and ``resume`` is False."""
+    if not (Path(path) / MANIFEST_NAME).exists():
+        return False
+    if not resume:
+        raise FileExistsError(
+            f"{path} already holds a dataset ({MANIFEST_NAME}); pass "
+            "resume=True to append to it, or choose another path"
+        )
+    return True
+
+
 class DatasetWriter:
     """Writes whole episodes to the dataset directory ``path``.
 
@@ -136,12 +149,7 @@ class DatasetWriter:
 
     def _open(self, spec: dict, metadata, resume: bool):
         """Returns (manifest, resume record or None) and sets the next shard index."""
-        if (self.path / MANIFEST_NAME).exists():
-            if not resume:
-                raise FileExistsError(
-                    f"{self.path} already holds a dataset ({MANIFEST_NAME}); pass "
-                    "resume=True to append to it, or choose another path"
-                )
+        if existing_dataset(self.path, resume):
             manifest = read_manifest(self.path)
             for key, value in spec.items():
                 if manifest[key] != value:
