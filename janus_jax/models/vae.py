@@ -109,9 +109,17 @@ def _module(config: VAEConfig) -> nn.Module:
 
 @struct.dataclass
 class VAEParams:
-    """The VAE's weights with its (static) config, so functions need only the params."""
+    """The VAE's weights with its (static) config, so functions need only the params.
+
+    obs_mean and obs_std standardise vector observations before the encoder (the
+    squared-error loss weighs every dimension alike, so unscaled velocities would
+    take the latent's few nats); they are 0 and 1 (no-ops) until a trainer sets
+    them from its dataset with ``with_obs_stats``. Images keep scalar 0 and 1.
+    """
 
     net: Any
+    obs_mean: jax.Array
+    obs_std: jax.Array
     config: VAEConfig = struct.field(pytree_node=False)
 
 
@@ -119,7 +127,28 @@ def init(key: jax.Array, config: VAEConfig) -> VAEParams:
     """Returns freshly initialised VAE parameters for ``config``."""
     obs = jnp.zeros((1,) + config.observation_shape, jnp.float32)
     latent = jnp.zeros((1, config.latent_dim), jnp.float32)
-    return VAEParams(net=_module(config).init(key, obs, latent), config=config)
+    stats_shape = () if config.is_image else (config.observation_size,)
+    return VAEParams(
+        net=_module(config).init(key, obs, latent),
+        obs_mean=jnp.zeros(stats_shape, jnp.float32),
+        obs_std=jnp.ones(stats_shape, jnp.float32),
+        config=config,
+    )
+
+
+def with_obs_stats(params: VAEParams, mean, std) -> VAEParams:
+    """Returns params that standardise vector observations by ``mean`` and ``std``
+    [O] (a std below 1e-6 is raised to it, so constant dimensions stay finite)."""
+    if params.config.is_image:
+        raise ValueError("with_obs_stats is for vector observations; images are not")
+    shape = params.obs_mean.shape
+    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+    if mean.shape != shape or std.shape != shape:
+        raise ValueError(
+            f"mean and std have shapes {mean.shape} and {std.shape}; the VAE "
+            f"expects {shape}"
+        )
+    return params.replace(obs_mean=mean, obs_std=jnp.maximum(std, 1e-6))
 
 
 def preprocess(config: VAEConfig, obs: jax.Array) -> jax.Array:
@@ -135,15 +164,28 @@ def preprocess(config: VAEConfig, obs: jax.Array) -> jax.Array:
     return obs.astype(jnp.float32)
 
 
-def encode(params: VAEParams, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Returns (mean, log_var) of q(z | obs), each [..., Z]; obs [..., *obs_shape]."""
-    x = preprocess(params.config, obs)
+def _standardized(params: VAEParams, obs: jax.Array) -> jax.Array:
+    """Returns the encoder's input: preprocessed, then standardised."""
+    return (preprocess(params.config, obs) - params.obs_mean) / params.obs_std
+
+
+def _encode(params: VAEParams, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return _module(params.config).apply(params.net, x, method="encode")
 
 
-def decode(params: VAEParams, latent: jax.Array) -> jax.Array:
-    """Returns the reconstruction [..., *obs_shape] (images in [0, 1]) of z [..., Z]."""
+def _decode(params: VAEParams, latent: jax.Array) -> jax.Array:
     return _module(params.config).apply(params.net, latent, method="decode")
+
+
+def encode(params: VAEParams, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (mean, log_var) of q(z | obs), each [..., Z]; obs [..., *obs_shape]."""
+    return _encode(params, _standardized(params, obs))
+
+
+def decode(params: VAEParams, latent: jax.Array) -> jax.Array:
+    """Returns the reconstruction [..., *obs_shape] of z [..., Z], in observation
+    units (images in [0, 1])."""
+    return _decode(params, latent) * params.obs_std + params.obs_mean
 
 
 def sample_latent(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
@@ -173,12 +215,13 @@ def loss(
 
     loss = squared error summed over each observation
            + beta * max(KL, kl_tolerance * Z),
-    averaged over the batch, as in the original World Models code.
+    averaged over the batch, as in the original World Models code. The error is
+    measured on standardised vectors (see ``VAEParams``).
     """
     config = params.config
-    target = preprocess(config, obs)
-    mean, log_var = encode(params, obs)
-    recon = decode(params, sample_latent(key, mean, log_var))
+    target = _standardized(params, obs)
+    mean, log_var = _encode(params, target)
+    recon = _decode(params, sample_latent(key, mean, log_var))
     axes = tuple(range(1, target.ndim))
     reconstruction = jnp.sum((recon - target) ** 2, axis=axes)
     kl = kl_divergence(mean, log_var)
