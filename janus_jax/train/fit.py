@@ -1,0 +1,118 @@
+"""Supervised fitting of V and M: optimiser, epoch schedule and the jitted chunk.
+
+A phase is a number of gradient steps; the Python loop asks ``epoch_batches``
+which rows of the dataset steps ``[s, s + K)`` use, gathers them on the host and
+hands the chunk ``[K, B, ...]`` to ``fit_chunk``, one compiled ``lax.scan``.
+Every step's key is ``fold_in(state.key, state.step)``, so the state alone
+(restored from a checkpoint) decides the rest of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+@struct.dataclass
+class FitState:
+    """Parameters, optimiser state, gradient steps done and the phase's key data."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array  # int32 scalar: gradient (micro-batch) steps done
+    key: jax.Array  # uint32 key data (jax.random.key_data), stored in checkpoints
+
+
+def make_optimizer(
+    learning_rate: float, max_grad_norm: float | None, accumulation_steps: int = 1
+) -> optax.GradientTransformation:
+    """Returns Adam after global-norm clipping, applied once every
+    ``accumulation_steps`` micro-batches on their mean gradient (optax.MultiSteps)."""
+    parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm else []
+    optimizer = optax.chain(*parts, optax.adam(learning_rate))
+    if accumulation_steps > 1:
+        optimizer = optax.MultiSteps(optimizer, every_k_schedule=accumulation_steps)
+    return optimizer
+
+
+def init_fit_state(
+    params: Any, optimizer: optax.GradientTransformation, key: jax.Array
+) -> FitState:
+    """Returns the state of a phase about to take its first step."""
+    return FitState(
+        params=params,
+        opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        key=jax.random.key_data(key),
+    )
+
+
+def fit_chunk(
+    state: FitState,
+    batches: Any,
+    *,
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+) -> tuple[FitState, dict[str, jax.Array]]:
+    """Returns (state after K steps, the chunk's mean metrics) for ``batches``
+    whose leaves are [K, B, ...]: step k takes batch k."""
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    base_key = jax.random.wrap_key_data(state.key)
+
+    def body(state: FitState, batch):
+        step_key = jax.random.fold_in(base_key, state.step)
+        (_, metrics), grads = grad_fn(state.params, batch, step_key)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state.replace(params=params, opt_state=opt_state, step=state.step + 1), (
+            metrics
+        )
+
+    state, metrics = jax.lax.scan(body, state, batches)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+
+def steps_per_epoch(num_items: int, batch_size: int, what: str) -> int:
+    """Returns the full batches in one pass over ``num_items`` rows (the last,
+    partial batch is dropped, so every step sees ``batch_size`` rows)."""
+    if num_items < batch_size:
+        raise ValueError(
+            f"{what}: the dataset has {num_items} rows, fewer than the batch size "
+            f"{batch_size}; collect more episodes or lower the batch size"
+        )
+    return num_items // batch_size
+
+
+def epoch_batches(
+    num_items: int, batch_size: int, seed: int, start: int, count: int
+) -> np.ndarray:
+    """Returns row indices [count, batch_size] of steps start .. start+count-1.
+
+    Each epoch is one pass over a fresh permutation drawn from (seed, epoch), so
+    any step's batch is known from its number alone: a resumed run sees the
+    batches an uninterrupted one would have seen.
+    """
+    per_epoch = num_items // batch_size
+    rows = np.empty((count, batch_size), np.int64)
+    permutation, epoch = None, -1
+    for i, step in enumerate(range(start, start + count)):
+        if step // per_epoch != epoch:
+            epoch = step // per_epoch
+            permutation = np.random.default_rng([seed, epoch]).permutation(num_items)
+        offset = (step % per_epoch) * batch_size
+        rows[i] = permutation[offset : offset + batch_size]
+    return rows
+
+
+def take(data: Any, rows: np.ndarray) -> Any:
+    """Returns ``data``'s leaves (host arrays [N, ...]) gathered at ``rows``."""
+    return jax.tree.map(lambda x: x[rows], data)

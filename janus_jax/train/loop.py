@@ -1,0 +1,123 @@
+"""The plain Python loop around a phase's compiled chunks: resume, logs, progress
+and checkpoints happen here, between chunks, never inside them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from janus_jax.train.checkpoint import PhaseCheckpoints
+from janus_jax.train.metrics_log import MetricsLogger, Progress
+
+# Phases in run order: a resumed run rewinds the metrics log to its checkpoint.
+PHASES = ("collect", "vae", "mdn", "controller", "eval")
+
+# ChunkFn(state, done, count) -> (state, metrics, extra counters for the log).
+ChunkFn = Callable[[Any, int, int], tuple[Any, dict, dict]]
+
+
+@dataclasses.dataclass
+class RunIO:
+    """Where a trainer writes: its run directory, metrics log and progress bars.
+
+    run_dir None keeps nothing on disk (no checkpoints, no resume); the metrics
+    still go to the returned values and the progress bars."""
+
+    run_dir: Path | None = None
+    logger: MetricsLogger | None = None
+    progress: bool = True
+    resume: bool = False
+
+    def checkpoints(self, phase: str) -> PhaseCheckpoints | None:
+        """Returns the phase's checkpoint directory (None without a run dir)."""
+        if self.run_dir is None:
+            return None
+        return PhaseCheckpoints(self.run_dir / "checkpoints" / phase)
+
+    def log(self, phase: str, step: int, metrics: dict, **extra) -> None:
+        if self.logger is not None:
+            self.logger.write(phase, step, metrics, **extra)
+
+
+def whole_chunks(total: int, chunk: int) -> tuple[int, int]:
+    """Returns (chunk size, total rounded up to whole chunks): every chunk has
+    one shape, so it compiles once."""
+    chunk = max(1, min(chunk, total))
+    return chunk, math.ceil(total / chunk) * chunk
+
+
+def restore(io: RunIO, phase: str, state: Any) -> tuple[Any, dict]:
+    """Returns (state, progress) from the phase's latest checkpoint when resuming,
+    else (state, {}) unchanged; rewinds the metrics log to that checkpoint."""
+    checkpoints = io.checkpoints(phase)
+    if checkpoints is None or not io.resume or checkpoints.latest_step() is None:
+        return state, {}
+    with checkpoints:
+        state, progress = checkpoints.restore(state)
+    if io.logger is not None:
+        io.logger.rewind(PHASES, phase, int(progress["step"]))
+    return state, progress
+
+
+def run_chunks(
+    io: RunIO,
+    phase: str,
+    state: Any,
+    *,
+    total: int,
+    chunk: int,
+    run_chunk: ChunkFn,
+    checkpoint_every: int,
+    unit: str,
+    shown: tuple[str, ...] = (),
+) -> tuple[Any, dict]:
+    """Returns (state, last chunk's metrics) after running the phase to ``total``
+    steps in chunks of ``chunk``, resuming from its checkpoint when asked.
+
+    Saves every ``checkpoint_every`` chunks and at the end; the progress JSON
+    holds the step, the extra counters and whether the phase is complete."""
+    state, progress = restore(io, phase, state)
+    done = int(progress.get("step", 0))
+    reserved = ("phase", "step", "complete", "metrics")
+    extra = {k: v for k, v in progress.items() if k not in reserved}
+    metrics: dict = progress.get("metrics", {})
+    checkpoints = io.checkpoints(phase)
+    bar = Progress(total, desc=phase, unit=unit, initial=done, enabled=io.progress)
+    try:
+        chunks = 0
+        while done < total:
+            tic = time.perf_counter()
+            state, raw, extra = run_chunk(state, done, chunk)
+            metrics = {k: float(v) for k, v in raw.items()}
+            done += chunk
+            rate = chunk / max(time.perf_counter() - tic, 1e-9)
+            io.log(phase, done, metrics, **extra, **{f"{unit}_per_s": rate})
+            bar.update(
+                chunk,
+                **{k.split("/")[-1]: metrics[k] for k in shown if k in metrics},
+                **{f"{unit}/s": rate},
+            )
+            chunks += 1
+            if checkpoints is not None and (
+                chunks % checkpoint_every == 0 or done >= total
+            ):
+                checkpoints.save(
+                    done,
+                    state,
+                    {
+                        "phase": phase,
+                        "step": done,
+                        "complete": done >= total,
+                        "metrics": metrics,
+                        **extra,
+                    },
+                )
+    finally:
+        bar.close()
+        if checkpoints is not None:
+            checkpoints.close()
+    return state, metrics

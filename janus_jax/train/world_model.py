@@ -1,0 +1,256 @@
+"""``WorldModelTrainer``: random-policy collection -> V -> latents -> M.
+
+Each phase is compiled chunks of ``fit_chunk`` inside ``run_chunks``, which logs,
+shows progress and checkpoints between them; a run directory given with
+``resume=True`` continues from the last checkpoint of the phase it stopped in.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tempfile
+from pathlib import Path
+
+import gymnasium
+import jax
+import numpy as np
+
+from janus_jax.agent import MDNRNN, VariationalAutoencoder, _observation_config
+from janus_jax.configs import MDNRNNConfig, VAEConfig, check_compatible
+from janus_jax.data import RolloutDataset
+from janus_jax.data.collect import collect
+from janus_jax.envs import GymnasiumEnv, GymnaxEnv, check_observation, make
+from janus_jax.envs.spec import EnvSpec
+from janus_jax.models import mdn_rnn, vae
+from janus_jax.train import sequences
+from janus_jax.train.config import WorldModelTrainingConfig, check_device
+from janus_jax.train.fit import (
+    epoch_batches,
+    fit_chunk,
+    init_fit_state,
+    make_optimizer,
+    steps_per_epoch,
+    take,
+)
+from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
+
+
+def env_id_of(env) -> str:
+    """Returns the id of an env given as an id, a janus-jax env or a gymnasium.Env
+    made by ``gymnasium.make`` (which records its id)."""
+    if isinstance(env, str):
+        return env
+    if isinstance(env, (GymnaxEnv, GymnasiumEnv)):
+        return env.spec.env_id
+    if isinstance(env, gymnasium.Env) and env.spec is not None:
+        return env.spec.id
+    raise ValueError(
+        f"env={env!r} is invalid: pass an env id ('CartPole-v1'), "
+        "janus_jax.envs.make(...) or an env made by gymnasium.make"
+    )
+
+
+def default_configs(
+    spec: EnvSpec, vae_config: VAEConfig | None, mdn_config: MDNRNNConfig | None
+) -> tuple[VAEConfig, MDNRNNConfig]:
+    """Returns V's and M's configs: the given ones checked against the env, or
+    ones derived from its observation shape and action space."""
+    vae_config = vae_config or _observation_config(spec.observation_shape)
+    check_observation(spec, vae_config)
+    mdn_config = mdn_config or MDNRNNConfig(
+        latent_dim=vae_config.latent_dim, action_dim=spec.action.dim
+    )
+    check_compatible(vae_config, mdn_config, spec.action)
+    return vae_config, mdn_config
+
+
+def _vae_loss(params, frames, key):
+    return vae.loss(params, frames, key)
+
+
+def _mdn_loss(params, batch: sequences.Sequences, key):
+    del key
+    return mdn_rnn.loss(params, *batch)
+
+
+class WorldModelTrainer:
+    """Trains V and M of World Models on a random policy's experience of ``env``.
+
+    env: an env id, a ``janus_jax.envs`` env, or a ``gymnasium.make`` env (its id
+    is used: collection makes its own vectorised copies). run_dir: where the
+    dataset (run_dir/data) and checkpoints (run_dir/checkpoints/{vae,mdn}) go;
+    None uses a temporary directory and keeps no checkpoints. dataset: use this
+    existing dataset instead of collecting (its env must be ``env``'s).
+    """
+
+    def __init__(
+        self,
+        env,
+        config: WorldModelTrainingConfig | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        dataset: str | Path | None = None,
+        io: RunIO | None = None,
+        env_kwargs: dict | None = None,
+    ):
+        self.config = config or WorldModelTrainingConfig()
+        check_device(self.config.device)
+        self.env_id = env_id_of(env)
+        self.env_kwargs = dict(env_kwargs or {})
+        spec_env = env if isinstance(env, (GymnaxEnv, GymnasiumEnv)) else None
+        spec_env = spec_env or make(self.env_id, **self.env_kwargs)
+        self.spec = spec_env.spec
+        if spec_env is not env and isinstance(spec_env, GymnasiumEnv):
+            spec_env.close()
+        self.vae_config, self.mdn_config = default_configs(
+            self.spec, self.config.vae, self.config.mdn_rnn
+        )
+        self.io = io or RunIO(run_dir=None if run_dir is None else Path(run_dir))
+        if self.io.run_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="janus-jax-")
+            data_dir = Path(self._tmp.name) / "data"
+        else:
+            data_dir = self.io.run_dir / "data"
+        self.dataset_path = Path(dataset) if dataset is not None else data_dir
+        self._collect_needed = dataset is None
+        keys = jax.random.split(jax.random.key(self.config.seed), 4)
+        self._keys = dict(
+            zip(("vae_init", "vae", "mdn_init", "mdn"), keys, strict=True)
+        )
+        self.vae_params: vae.VAEParams | None = None
+        self.mdn_params: mdn_rnn.MDNRNNParams | None = None
+        self.metrics: dict[str, dict] = {}
+
+    def collect(self) -> RolloutDataset:
+        """Returns the dataset, first collecting ``num_episodes`` random episodes
+        into it (continuing a partial one, so an interrupted run keeps its data)."""
+        c = self.config
+        if self._collect_needed:
+            stats = collect(
+                self.env_id,
+                self.dataset_path,
+                c.num_episodes,
+                seed=c.seed,
+                num_envs=c.collect_envs,
+                resume=True,
+                progress=self.io.progress,
+                env_kwargs=self.env_kwargs,
+            )
+            if stats.episodes:
+                self.io.log(
+                    "collect",
+                    stats.total_episodes,
+                    {
+                        "collect/return_mean": stats.return_mean,
+                        "collect/return_std": stats.return_std,
+                    },
+                    env_steps=stats.steps,
+                    env_steps_per_s=stats.steps_per_s,
+                )
+        dataset = RolloutDataset(self.dataset_path)
+        if dataset.env_id != self.spec.env_id:
+            raise ValueError(
+                f"the dataset at {self.dataset_path} holds {dataset.env_id!r} "
+                f"episodes, but this run trains on {self.spec.env_id!r}"
+            )
+        if dataset.observation_shape != self.spec.observation_shape:
+            raise ValueError(
+                f"the dataset at {self.dataset_path} holds observations of shape "
+                f"{dataset.observation_shape}; the env gives "
+                f"{self.spec.observation_shape} (another image size?)"
+            )
+        return dataset
+
+    def _fit(self, phase, params, data, num_items, batch_size, epochs, lr, loss_fn):
+        """Returns the params after ``epochs`` passes of ``phase`` over ``data``."""
+        c = self.config
+        per_epoch = steps_per_epoch(num_items, batch_size, f"{phase} phase")
+        chunk, total = whole_chunks(
+            max(1, math.ceil(epochs * per_epoch)), c.chunk_steps
+        )
+        optimizer = make_optimizer(
+            lr, c.max_grad_norm or None, c.gradient_accumulation_steps
+        )
+        state = init_fit_state(params, optimizer, self._keys[phase])
+        compiled = jax.jit(
+            functools.partial(fit_chunk, loss_fn=loss_fn, optimizer=optimizer),
+            donate_argnums=0,
+        )
+
+        def run_chunk(state, done, count):
+            rows = epoch_batches(num_items, batch_size, c.seed, done, count)
+            state, metrics = compiled(state, take(data, rows))
+            return state, metrics, {"epoch": (done + count) / per_epoch}
+
+        if epochs == 0:
+            return params
+        state, self.metrics[phase] = run_chunks(
+            self.io,
+            phase,
+            state,
+            total=total,
+            chunk=chunk,
+            run_chunk=run_chunk,
+            checkpoint_every=c.checkpoint_every,
+            unit="steps",
+            shown=(f"{phase}/loss",),
+        )
+        return state.params
+
+    def train_vae(self, data: sequences.InMemoryData) -> vae.VAEParams:
+        """Returns V trained on every frame of ``data`` (vector observations are
+        standardised with the dataset's statistics, stored in V's params)."""
+        c = self.config
+        params = vae.init(self._keys["vae_init"], self.vae_config)
+        if not self.vae_config.is_image:
+            params = vae.with_obs_stats(params, *sequences.frame_stats(data.frames))
+        self.vae_params = self._fit(
+            "vae",
+            params,
+            data.frames,
+            len(data.frames),
+            c.vae_batch_size,
+            c.vae_epochs,
+            c.vae_learning_rate,
+            _vae_loss,
+        )
+        return self.vae_params
+
+    def train_mdn(self, data: sequences.InMemoryData) -> mdn_rnn.MDNRNNParams:
+        """Returns M trained on the dataset's windows encoded by the trained V."""
+        c = self.config
+        latents = sequences.encode_frames(self.vae_params, data.frames)
+        seqs = sequences.to_sequences(latents, data.windows, self.spec.action)
+        params = mdn_rnn.init(self._keys["mdn_init"], self.mdn_config)
+        self.mdn_params = self._fit(
+            "mdn",
+            params,
+            seqs,
+            len(seqs.mask),
+            c.mdn_batch_size,
+            c.mdn_epochs,
+            c.mdn_learning_rate,
+            _mdn_loss,
+        )
+        return self.mdn_params
+
+    def train_world_model(self) -> tuple[VariationalAutoencoder, MDNRNN]:
+        """Returns (V, M) trained in order: collect, V, encode, M."""
+        dataset = self.collect()
+        data = sequences.load(dataset, self.config.sequence_length)
+        self.train_vae(data)
+        self.train_mdn(data)
+        return (
+            VariationalAutoencoder(self.vae_config, params=self.vae_params),
+            MDNRNN(self.mdn_config, params=self.mdn_params),
+        )
+
+    @staticmethod
+    def frames_sample(
+        data: sequences.InMemoryData, count: int, seed: int
+    ) -> np.ndarray:
+        """Returns ``count`` frames drawn without replacement (for pictures)."""
+        rng = np.random.default_rng(seed)
+        rows = rng.choice(len(data.frames), min(count, len(data.frames)), replace=False)
+        return data.frames[np.sort(rows)]
