@@ -202,7 +202,10 @@ def collect(
         first = next(episodes) if target else None
         with _writer(path, env, resume, metadata, shard_steps) as writer:
             with tqdm(
-                total=target, disable=not progress, unit="ep", desc=env.spec.env_id
+                total=target,
+                disable=not progress or not target,
+                unit="ep",
+                desc=env.spec.env_id,
             ) as bar:
                 while len(returns) < target:
                     episode = first if first is not None else next(episodes)

@@ -1,0 +1,270 @@
+"""``janus-jax``: the command line. Presets and overrides in, run directories out;
+the work itself is ``janus_jax.train.pipeline``.
+
+A user's mistake (unknown preset or env, a bad override, a directory holding
+another run, a dataset of another env...) ends with one line on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from janus_jax.train import presets
+from janus_jax.train.checkpoint import CheckpointError
+from janus_jax.train.run_config import RunConfig, apply_overrides, describe
+
+EPILOG = """overrides: --set SECTION.FIELD=VALUE (repeatable), values as JSON
+(3, 0.5, true, null, [64,64]) or text. Sections: world_model (collection, V and
+M; world_model.vae and world_model.mdn_rnn are the architectures), network (C's
+MLPs), ppo, controller (steps, envs, imagination_ratio, imagination_horizon,
+evaluation). `janus-jax config --preset NAME` lists every field with its value
+and meaning. Batch sizes are global (the whole batch per step)."""
+
+
+def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> None:
+    add = parser.add_argument
+    add(
+        "--preset",
+        default=presets.DEFAULT,
+        metavar="NAME",
+        help=f"one of {', '.join(presets.PRESETS)} (default: {presets.DEFAULT})",
+    )
+    add(
+        "--env",
+        metavar="ID",
+        help="train on this env id instead of the preset's (V and M are sized "
+        "from its observations)",
+    )
+    add("--out", metavar="DIR", help="run directory (default: runs/PRESET)")
+    add("--seed", type=int, metavar="N", help="seed of the whole run (default 0)")
+    add(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoints",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (only the files a run writes)",
+    )
+    add(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one config field, e.g. --set controller.total_timesteps=100000 "
+        "(see below)",
+    )
+    add(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files to DIR/tensorboard",
+    )
+    add("--no-progress", action="store_true", help="no progress bars")
+    if dataset:
+        add(
+            "--dataset",
+            metavar="PATH",
+            help="train on this existing dataset instead of collecting one",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser of every subcommand; each option says what it does."""
+    parser = argparse.ArgumentParser(
+        prog="janus-jax",
+        description="World Models (V: VAE, M: MDN-RNN, C: PPO on [z, h]) in JAX.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+    commands = {
+        "train": "the whole pipeline: collect, world model, controller, evaluation",
+        "collect": "collect the random-policy dataset into DIR/data",
+        "train-world-model": "train V and M (collecting first if DIR has no data)",
+        "train-controller": "train C by PPO on real and dreamed experience",
+    }
+    for name, text in commands.items():
+        p = sub.add_parser(
+            name, help=text, description=text, epilog=EPILOG, formatter_class=fmt
+        )
+        _run_options(p, dataset=name == "train-world-model")
+    p = sub.add_parser("evaluate", help="return of a trained agent in the real env")
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=32,
+        metavar="N",
+        help="episodes to average (default 32)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed")
+    p = sub.add_parser(
+        "dream",
+        help="GIF of a real episode, V's reconstruction and M's open-loop dream",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    p.add_argument("--out", required=True, metavar="FILE.gif", help="GIF to write")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="M's sampling temperature (default: the config's)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=100,
+        metavar="N",
+        help="length of the episode (default 100)",
+    )
+    p = sub.add_parser("config", help="print every field of a preset, with --set keys")
+    p.add_argument(
+        "--preset",
+        default=presets.DEFAULT,
+        metavar="NAME",
+        help=f"one of {', '.join(presets.PRESETS)}",
+    )
+    return parser
+
+
+def run_config(args) -> RunConfig:
+    """Returns the preset with --env, --seed and --set applied."""
+    config = presets.preset(args.preset)
+    if getattr(args, "env", None) and args.env != config.env_id:
+        config = dataclasses.replace(
+            config,
+            env_id=args.env,
+            preset=f"{args.preset} on {args.env}",
+            world_model=dataclasses.replace(config.world_model, vae=None, mdn_rnn=None),
+        )
+    if getattr(args, "seed", None) is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    if getattr(args, "tensorboard", False):
+        controller = dataclasses.replace(config.controller, use_tensorboard=True)
+        config = dataclasses.replace(config, controller=controller)
+    return apply_overrides(config, getattr(args, "overrides", []))
+
+
+STAGES = {
+    "train": ("collect", "world_model", "controller", "evaluate"),
+    "collect": ("collect",),
+    "train-world-model": ("world_model",),
+    "train-controller": ("controller",),
+}
+
+
+def _train(args) -> int:
+    from janus_jax.train import pipeline
+
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: pick one")
+    config = run_config(args)
+    out = Path(args.out or f"runs/{args.preset}")
+    summary = pipeline.run(
+        config,
+        out,
+        stages=STAGES[args.command],
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        dataset=getattr(args, "dataset", None),
+    )
+    if "eval_return_mean" in summary and args.command == "train":
+        print(
+            f"{config.env_id}: controller {summary['eval_return_mean']:.1f} +- "
+            f"{summary['eval_return_std']:.1f} over {summary['eval_episodes']} "
+            f"episodes, random policy {summary['random_return_mean']:.1f}; "
+            f"{summary['real_env_steps']:,} real and {summary['imagined_steps']:,} "
+            f"imagined steps in {summary['wall_time_s']:.0f} s -> {out}"
+        )
+    else:
+        print(f"{args.command}: done -> {out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import jax
+
+    from janus_jax.envs import GymnasiumEnv, make
+    from janus_jax.train import pipeline
+    from janus_jax.train.evaluate import episode_returns
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes={args.episodes} is invalid: must be >= 1")
+    agent = pipeline.load_agent(args.checkpoint)
+    config = pipeline.load_config(args.checkpoint)
+    env = make(config.env_id, **pipeline._env_kwargs(config, min(args.episodes, 8)))
+    try:
+        returns = episode_returns(
+            jax.random.key(args.seed), env, agent.params, args.episodes
+        )
+    finally:
+        if isinstance(env, GymnasiumEnv):
+            env.close()
+    result = {
+        "env_id": config.env_id,
+        "episodes": args.episodes,
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def _dream(args) -> int:
+    from janus_jax.train import pipeline
+
+    if not args.out.endswith(".gif"):
+        raise ValueError(f"--out={args.out} is invalid: must name a .gif file")
+    if args.temperature is not None and args.temperature < 0:
+        raise ValueError(f"--temperature={args.temperature} is invalid: must be >= 0")
+    if args.steps < 1:
+        raise ValueError(f"--steps={args.steps} is invalid: must be >= 1")
+    agent = pipeline.load_agent(args.checkpoint)
+    config = pipeline.load_config(args.checkpoint)
+    path = pipeline.dream_gif(
+        config, agent, args.out, temperature=args.temperature, steps=args.steps
+    )
+    print(f"dream: wrote {path}")
+    return 0
+
+
+def _config(args) -> int:
+    print("\n".join(describe(presets.preset(args.preset))))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns its exit status (2 for a user's mistake)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handler = {"evaluate": _evaluate, "dream": _dream, "config": _config}.get(
+        args.command, _train
+    )
+    try:
+        return handler(args)
+    except (ValueError, CheckpointError, FileNotFoundError) as err:
+        message = " ".join(str(err).split())
+        print(f"janus-jax {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"janus-jax {args.command}: interrupted; continue with --resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

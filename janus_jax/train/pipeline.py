@@ -1,0 +1,337 @@
+"""The whole run behind ``janus-jax train``: collect -> V and M -> C -> evaluation,
+in one run directory:
+
+    DIR/config.json            the RunConfig (load_agent rebuilds from it)
+    DIR/data/                  the random-policy dataset
+    DIR/checkpoints/{vae,mdn,controller}/   each phase's full training state
+    DIR/checkpoints/agent/     the agent's parameters after each stage
+    DIR/metrics.jsonl, DIR/tensorboard/, DIR/plots/, DIR/summary.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from janus_jax.agent import WorldModelAgent
+from janus_jax.data import RolloutDataset
+from janus_jax.envs import GymnasiumEnv, make
+from janus_jax.envs.ids import gymnax_ids
+from janus_jax.train import dreams, pictures, sequences
+from janus_jax.train.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
+from janus_jax.train.evaluate import episode_returns
+from janus_jax.train.loop import RunIO
+from janus_jax.train.metrics_log import MetricsLogger
+from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
+from janus_jax.train.run_config import RunConfig, from_dict, to_dict
+from janus_jax.train.world_model import WorldModelTrainer
+
+STAGES = ("collect", "world_model", "controller", "evaluate")
+# What a run writes; --overwrite removes exactly these, nothing else in DIR.
+RUN_FILES = (
+    "config.json",
+    "data",
+    "checkpoints",
+    "metrics.jsonl",
+    "tensorboard",
+    "plots",
+    "summary.json",
+)
+
+
+class RunDirError(ValueError):
+    """The output directory holds another run, or not the run a stage needs."""
+
+
+def prepare_run_dir(
+    out: Path, config: RunConfig, *, resume: bool, overwrite: bool, fresh: bool
+) -> bool:
+    """Returns whether the run continues an existing one in ``out``.
+
+    fresh: the command starts a run (``train``, ``collect``), so a directory
+    holding a run is refused unless ``resume`` (same config) or ``overwrite``.
+    Stage commands (fresh=False) continue the run in ``out`` with its config."""
+    config_path = out / "config.json"
+    if config_path.exists() and overwrite:
+        for name in RUN_FILES:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    if not config_path.exists():
+        if not fresh and resume:
+            raise RunDirError(f"--resume: {out} holds no run to resume")
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(config_path, to_dict(config))
+        return False
+    if fresh and not resume:
+        raise RunDirError(
+            f"{out} already holds a run: pass --resume to continue it, "
+            "--overwrite to replace it, or another --out"
+        )
+    saved = read_json(config_path, "run config")
+    differences = _differences(saved, to_dict(config))
+    if differences:
+        raise RunDirError(
+            f"{out} holds a run with another config ({'; '.join(differences[:3])}): "
+            "use another --out, or --overwrite"
+        )
+    return True
+
+
+def _differences(a, b, prefix="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} there, {b!r} here"]
+
+
+def load_config(run_dir: str | Path) -> RunConfig:
+    """Returns the RunConfig saved in ``run_dir/config.json``."""
+    return from_dict(RunConfig, read_json(Path(run_dir) / "config.json", "run config"))
+
+
+def new_agent(config: RunConfig, env_spec) -> WorldModelAgent:
+    """Returns a freshly initialised agent for the run's configs and env."""
+    wm = config.world_model
+    return WorldModelAgent(
+        wm.vae.observation_shape,
+        env_spec.action.dim,
+        env_spec.action.continuous,
+        controller_config=config.network,
+        vae_config=wm.vae,
+        mdn_rnn_config=wm.mdn_rnn,
+        action_low=env_spec.action.low,
+        action_high=env_spec.action.high,
+        seed=config.seed,
+    )
+
+
+def _save_agent(run_dir: Path, agent: WorldModelAgent, stage: str) -> None:
+    with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
+        step = (checkpoints.latest_step() or 0) + 1
+        checkpoints.save(step, agent.params, {"stage": stage})
+
+
+def load_agent(path: str | Path) -> WorldModelAgent:
+    """Returns the trained agent of a run directory, rebuilt from its config.json
+    and its latest agent checkpoint (after the world model, or after C)."""
+    run_dir = Path(path)
+    config = load_config(run_dir)
+    env = make(config.env_id, **_env_kwargs(config))
+    spec = env.spec
+    if isinstance(env, GymnasiumEnv):
+        env.close()
+    agent = new_agent(config, spec)
+    with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
+        params, _ = checkpoints.restore(agent.params)
+    agent.vae.params, agent.mdn_rnn.params = params.vae, params.mdn_rnn
+    agent.controller.params = params.controller
+    return agent
+
+
+def _env_kwargs(config: RunConfig, num_envs: int | None = None) -> dict:
+    """Returns make's kwargs; ``num_envs`` only for gymnasium envs (a gymnax env
+    is one env, vmapped by its caller)."""
+    kwargs = dict(config.env_kwargs)
+    on_device = kwargs.get("family") != "gymnasium" and config.env_id in gymnax_ids()
+    if num_envs is not None and not on_device:
+        kwargs["num_envs"] = num_envs
+    return kwargs
+
+
+def _with_seed(config: RunConfig) -> RunConfig:
+    """Returns the config with the run seed copied into each phase's config."""
+    return dataclasses.replace(
+        config,
+        world_model=dataclasses.replace(config.world_model, seed=config.seed),
+        controller=dataclasses.replace(config.controller, seed=config.seed),
+    )
+
+
+def run(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    stages: tuple[str, ...] = STAGES,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    dataset: str | Path | None = None,
+) -> dict:
+    """Returns the run's summary after running ``stages`` in ``out``."""
+    start = time.perf_counter()
+    out = Path(out)
+    config = _with_seed(config)
+    fresh = stages[0] == "collect" or stages == STAGES
+    continuing = prepare_run_dir(
+        out, config, resume=resume, overwrite=overwrite, fresh=fresh
+    )
+    c = config.controller
+    logger = MetricsLogger(out, use_tensorboard=c.use_tensorboard, resume=continuing)
+    io = RunIO(run_dir=out, logger=logger, progress=progress, resume=continuing)
+    try:
+        return _run_stages(config, out, stages, io, dataset, start)
+    finally:
+        logger.close()
+
+
+def _run_stages(config, out, stages, io, dataset, start) -> dict:
+    wm = WorldModelTrainer(
+        config.env_id,
+        config.world_model,
+        io=io,
+        dataset=dataset,
+        env_kwargs=config.env_kwargs,
+    )
+    config = dataclasses.replace(
+        config,
+        world_model=dataclasses.replace(
+            config.world_model, vae=wm.vae_config, mdn_rnn=wm.mdn_config
+        ),
+    )
+    summary_path = out / "summary.json"
+    summary = read_json(summary_path, "summary") if summary_path.exists() else {}
+    agent = new_agent(config, wm.spec)
+    if "collect" in stages:
+        wm.collect()
+    data = None
+    if "world_model" in stages:
+        data = sequences.load(wm.collect(), config.world_model.sequence_length)
+        wm.train_vae(data)
+        wm.train_mdn(data)
+        agent.vae.params, agent.mdn_rnn.params = wm.vae_params, wm.mdn_params
+        _save_agent(out, agent, "world_model")
+        summary["final_losses"] = wm.metrics
+    if "controller" in stages or "evaluate" in stages:
+        if (out / "checkpoints" / "agent").is_dir() is False:
+            raise RunDirError(
+                f"{out} has no trained world model: run `janus-jax "
+                f"train-world-model --out {out}` first"
+            )
+        agent = load_agent(out)
+    if "controller" in stages:
+        summary.update(_train_controller(config, agent, io))
+        _save_agent(out, agent, "controller")
+    if "evaluate" in stages:
+        steps = summary.get("controller_env_steps", 0)
+        summary.update(evaluate_run(config, agent, io, steps))
+        data = data or sequences.load(wm.collect(), config.world_model.sequence_length)
+        write_pictures(config, agent, data, out)
+    summary.update(
+        env_id=config.env_id,
+        preset=config.preset,
+        seed=config.seed,
+        wall_time_s=summary.get("wall_time_s", 0.0) + time.perf_counter() - start,
+    )
+    manifest = wm.dataset_path / "manifest.json"
+    random_steps = RolloutDataset(wm.dataset_path).num_steps if manifest.exists() else 0
+    summary["random_data_steps"] = random_steps
+    summary["real_env_steps"] = random_steps + summary.get("controller_env_steps", 0)
+    write_json_atomic(summary_path, summary)
+    return summary
+
+
+def _train_controller(config: RunConfig, agent, io: RunIO) -> dict:
+    c = config.controller
+    trainer = WorldModelPPOTrainer(
+        agent,
+        make(config.env_id, **_env_kwargs(config, c.num_envs)),
+        config.ppo,
+        c.imagination_ratio,
+        c.imagination_horizon,
+        c.use_tensorboard,
+        num_envs=c.num_envs,
+        world_model_updates=c.world_model_updates,
+        mdn_learning_rate=config.world_model.mdn_learning_rate,
+        sequence_length=c.sequence_length,
+        temperature=c.temperature,
+        updates_per_chunk=c.updates_per_chunk,
+        checkpoint_every=c.checkpoint_every,
+        seed=c.seed,
+        io=io,
+    )
+    try:
+        metrics = trainer.train(c.total_timesteps, c.rollout_length)
+    finally:
+        if isinstance(trainer.env, GymnasiumEnv):
+            trainer.env.close()
+    return {
+        "controller_env_steps": trainer.real_env_steps,
+        "imagined_steps": trainer.imagined_steps,
+        "imagination_ratio": c.imagination_ratio,
+        "controller_final_metrics": metrics,
+    }
+
+
+def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> dict:
+    """Returns the evaluation fields of the summary: the controller's return
+    (argmax actions) and a random policy's, over the same number of episodes."""
+    c = config.controller
+    env = make(config.env_id, **_env_kwargs(config, min(c.eval_episodes, 8)))
+    key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
+    try:
+        ours = episode_returns(key_agent, env, agent.params, c.eval_episodes)
+        rand = episode_returns(key_random, env, None, c.eval_episodes)
+    finally:
+        if isinstance(env, GymnasiumEnv):
+            env.close()
+    result = {
+        "eval_return_mean": float(np.mean(ours)),
+        "eval_return_std": float(np.std(ours)),
+        "eval_episodes": int(c.eval_episodes),
+        "eval_policy": "argmax (discrete) or mean (continuous) of C on [z, h]",
+        "random_return_mean": float(np.mean(rand)),
+        "random_return_std": float(np.std(rand)),
+    }
+    for phase, who in (("eval", "eval"), ("random", "random")):
+        io.log(
+            phase,
+            c.eval_episodes,
+            {
+                "eval/return_mean": result[f"{who}_return_mean"],
+                "eval/return_std": result[f"{who}_return_std"],
+            },
+            real_env_steps=real_env_steps,
+        )
+    return result
+
+
+def write_pictures(config: RunConfig, agent, data, out: Path, frames: int = 8) -> list:
+    """Returns the plot files written to ``out/plots``: reconstructions, a dream
+    GIF and the learning curves."""
+    plots = out / "plots"
+    rng = np.random.default_rng(config.seed)
+    rows = np.sort(rng.choice(len(data.frames), min(frames, len(data.frames)), False))
+    real = data.frames[rows]
+    recon = np.asarray(dreams.reconstruct(agent.vae.params, real))
+    written = [pictures.reconstruction_grid(real, recon, plots / "reconstructions.png")]
+    written.append(dream_gif(config, agent, plots / "dream.gif"))
+    written += pictures.learning_curves(out / "metrics.jsonl", plots)
+    return written
+
+
+def dream_gif(config: RunConfig, agent, path, *, temperature=None, steps=100):
+    """Returns the path of a GIF: a real episode of C, V's reconstruction and M's
+    open-loop dream of it, side by side."""
+    env = make(config.env_id, **_env_kwargs(config, 1))
+    key_episode, key_dream = jax.random.split(jax.random.key(config.seed + 2))
+    try:
+        frames, actions = dreams.record_episode(key_episode, env, agent.params, steps)
+    finally:
+        if isinstance(env, GymnasiumEnv):
+            env.close()
+    tau = agent.mdn_rnn.config.temperature if temperature is None else temperature
+    dreamed = dreams.open_loop_dream(
+        key_dream, agent.params, frames[0], actions, np.float32(tau)
+    )
+    recon = dreams.reconstruct(agent.vae.params, frames)
+    return pictures.dream_gif(frames, np.asarray(recon), np.asarray(dreamed), path)

@@ -1,0 +1,195 @@
+"""``RunConfig``: everything one ``janus-jax train`` run needs, as nested frozen
+configs; JSON round trip (the ``config.json`` beside the checkpoints) and
+``section.field=value`` overrides checked against each field's type."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import json
+import types
+import typing
+from typing import Any
+
+from janus_jax.configs import NetworkConfig, PPOConfig
+from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """A whole run: env, the world model's training, the controller's."""
+
+    env_id: str
+    """The env to train on (a gymnax or gymnasium id)."""
+    preset: str = "custom"
+    """The preset these values came from (recorded in the summary)."""
+    seed: int = 0
+    """Seed of the whole run (collection, initialisation, batches, env resets)."""
+    world_model: WorldModelTrainingConfig = WorldModelTrainingConfig()
+    """Collection, V and M (with their architectures in .vae and .mdn_rnn)."""
+    network: NetworkConfig = NetworkConfig()
+    """C's actor and critic MLPs."""
+    ppo: PPOConfig = PPOConfig()
+    """C's PPO hyperparameters (batch_size is the minibatch)."""
+    controller: ControllerTrainingConfig = ControllerTrainingConfig()
+    """C's training: steps, envs, imagination ratio and horizon, evaluation."""
+    env_kwargs: dict = dataclasses.field(default_factory=dict)
+    """Options for janus_jax.envs.make (e.g. {"image_size": 64} for gymnasium)."""
+
+    def __post_init__(self):
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"RunConfig.env_id={self.env_id!r} is invalid: an env id")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or self.seed < 0
+        ):
+            raise ValueError(f"RunConfig.seed={self.seed!r} is invalid: an int >= 0")
+
+
+def to_dict(config: Any) -> dict:
+    """Returns a config as plain JSON-able data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _dataclass_in(hint) -> type | None:
+    """Returns the dataclass type of a field's hint (``X`` or ``X | None``)."""
+    options = typing.get_args(hint) if _is_union(hint) else (hint,)
+    found = [t for t in options if dataclasses.is_dataclass(t)]
+    return found[0] if found else None
+
+
+def _is_union(hint) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Returns ``cls`` built from ``to_dict`` output; unknown keys raise ValueError."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or cls.__name__} must be a JSON object, got {data!r}")
+    hints = _hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ValueError(f"{where or cls.__name__} has unknown fields {unknown}")
+    kwargs = {}
+    for name, value in data.items():
+        inner = _dataclass_in(hints[name])
+        if inner is not None and isinstance(value, dict):
+            value = from_dict(inner, value, f"{where}{name}.")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _check_type(key: str, hint, value) -> Any:
+    """Returns ``value`` if it fits the field's type hint, else raises ValueError."""
+    if _is_union(hint):
+        for option in typing.get_args(hint):
+            try:
+                return _check_type(key, option, value)
+            except ValueError:
+                continue
+        raise ValueError(f"{key}={value!r} is invalid: expected {_name(hint)}")
+    if hint is type(None):
+        if value is None:
+            return None
+    elif (
+        hint is float
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
+        return float(value)
+    elif hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif hint in (bool, str, dict) and isinstance(value, hint):
+        return value
+    elif typing.get_origin(hint) is tuple and isinstance(value, list):
+        (item, *_) = typing.get_args(hint)
+        return tuple(_check_type(key, item, v) for v in value)
+    raise ValueError(f"{key}={value!r} is invalid: expected {_name(hint)}")
+
+
+def _name(hint) -> str:
+    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
+
+
+def _parse(text: str) -> Any:
+    """Returns JSON for numbers, lists, true/false/null; anything else as text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Returns ``config`` with ``section.field=value`` (or ``field=value``) set.
+
+    Values are JSON (3, 0.5, true, null, [64, 64]) or plain text; each must fit
+    the field's type, then the config's own checks run."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is invalid: write section.field=value")
+        config = _set(config, key.strip().split("."), _parse(text.strip()), key)
+    return config
+
+
+def _set(config, path: list[str], value, key: str):
+    hints = _hints(type(config))
+    name = path[0]
+    if name not in hints:
+        raise ValueError(
+            f"override {key!r}: {type(config).__name__} has no field {name!r} "
+            f"(fields: {', '.join(hints)})"
+        )
+    if len(path) == 1:
+        return dataclasses.replace(
+            config, **{name: _check_type(key, hints[name], value)}
+        )
+    inner_cls = _dataclass_in(hints[name])
+    if inner_cls is None:
+        raise ValueError(f"override {key!r}: {name!r} has no fields")
+    inner = getattr(config, name)
+    if inner is None:
+        raise ValueError(
+            f"override {key!r}: {name} is unset (derived from the env); set the "
+            f"whole section in a config file instead"
+        )
+    return dataclasses.replace(config, **{name: _set(inner, path[1:], value, key)})
+
+
+@functools.cache
+def field_docs(cls) -> dict[str, str]:
+    """Returns each field's docstring (the string literal under it in the source)."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe(config: Any, prefix: str = "") -> list[str]:
+    """Returns one line per settable field: ``key = value  # doc``."""
+    lines = []
+    docs = field_docs(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        key = f"{prefix}{field.name}"
+        if dataclasses.is_dataclass(value):
+            lines.extend(describe(value, key + "."))
+        else:
+            shown = json.dumps(value) if not isinstance(value, str) else value
+            lines.append(f"{key} = {shown}  # {docs.get(field.name, '')}")
+    return lines
