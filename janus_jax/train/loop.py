@@ -58,7 +58,9 @@ def restore(io: RunIO, phase: str, state: Any) -> tuple[Any, dict]:
         return state, {}
     with checkpoints:
         state, progress = checkpoints.restore(state)
-    if io.logger is not None:
+    # An unfinished phase drops the rows logged after its checkpoint; rows of a
+    # finished one (and of the phases after it) are all still true.
+    if io.logger is not None and not progress.get("complete"):
         io.logger.rewind(PHASES, phase, int(progress["step"]))
     return state, progress
 
