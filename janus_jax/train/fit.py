@@ -70,7 +70,7 @@ def fit_chunk(
     def body(state: FitState, batch):
         step_key = jax.random.fold_in(base_key, state.step)
         (_, metrics), grads = grad_fn(state.params, batch, step_key)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return state.replace(params=params, opt_state=opt_state, step=state.step + 1), (
