@@ -14,7 +14,25 @@ from janus_jax.models import controller, mdn_rnn, vae
 
 __version__ = "0.1.0"
 
+# The trainers pull in orbax, tensorboardX and matplotlib: import them on first use.
+_TRAIN = (
+    "WorldModelTrainer",
+    "WorldModelTrainingConfig",
+    "WorldModelPPOTrainer",
+    "load_agent",
+)
+
+
+def __getattr__(name: str):
+    if name in _TRAIN:
+        from janus_jax import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'janus_jax' has no attribute {name!r}")
+
+
 __all__ = [
+    *_TRAIN,
     "MDNRNN",
     "ActionSpec",
     "MDNRNNConfig",

@@ -136,7 +136,8 @@ class MDNRNN(Component):
         return mdn_rnn.unroll(self.params, carry, latents, actions)
 
 
-def _observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
+def observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
+    """Returns the default VAEConfig for observations of this shape."""
     shape = tuple(int(s) for s in observation_shape)
     if len(shape) == 1:
         return VAEConfig(observation_size=shape[0])
@@ -183,10 +184,9 @@ class WorldModelAgent:
         action_high: tuple[float, ...] | None = None,
         seed: int = 0,
     ):
-        obs_config = _observation_config(observation_shape)
         if vae_config is None:
-            vae_config = obs_config
-        elif vae_config.observation_shape != obs_config.observation_shape:
+            vae_config = observation_config(observation_shape)
+        elif vae_config.observation_shape != tuple(observation_shape):
             raise ValueError(
                 "vae_config expects observations of shape "
                 f"{vae_config.observation_shape}, but "

@@ -1,1 +1,18 @@
-"""Trainers: jitted chunks of updates inside a plain Python loop that does the I/O."""
+"""Trainers: jitted chunks of updates inside a plain Python loop that does the I/O
+(checkpoints, logs, progress, pictures)."""
+
+from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
+from janus_jax.train.pipeline import load_agent, load_config
+from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
+from janus_jax.train.run_config import RunConfig
+from janus_jax.train.world_model import WorldModelTrainer
+
+__all__ = [
+    "ControllerTrainingConfig",
+    "RunConfig",
+    "WorldModelPPOTrainer",
+    "WorldModelTrainer",
+    "WorldModelTrainingConfig",
+    "load_agent",
+    "load_config",
+]

@@ -71,12 +71,13 @@ def _is_union(hint) -> bool:
 
 def from_dict(cls, data: dict, where: str = ""):
     """Returns ``cls`` built from ``to_dict`` output; unknown keys raise ValueError."""
+    name = where.rstrip(".") or cls.__name__
     if not isinstance(data, dict):
-        raise ValueError(f"{where or cls.__name__} must be a JSON object, got {data!r}")
+        raise ValueError(f"{name} must be a JSON object, got {data!r}")
     hints = _hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
-        raise ValueError(f"{where or cls.__name__} has unknown fields {unknown}")
+        raise ValueError(f"{name} has unknown fields {unknown}")
     kwargs = {}
     for name, value in data.items():
         inner = _dataclass_in(hints[name])
@@ -95,6 +96,12 @@ def _check_type(key: str, hint, value) -> Any:
             except ValueError:
                 continue
         raise ValueError(f"{key}={value!r} is invalid: expected {_name(hint)}")
+    if typing.get_origin(hint) is typing.Literal:
+        if value in typing.get_args(hint):
+            return value
+        raise ValueError(
+            f"{key}={value!r} is invalid: expected one of {typing.get_args(hint)}"
+        )
     if hint is type(None):
         if value is None:
             return None

@@ -16,7 +16,7 @@ import gymnasium
 import jax
 import numpy as np
 
-from janus_jax.agent import MDNRNN, VariationalAutoencoder, _observation_config
+from janus_jax.agent import MDNRNN, VariationalAutoencoder, observation_config
 from janus_jax.configs import MDNRNNConfig, VAEConfig, check_compatible
 from janus_jax.data import RolloutDataset
 from janus_jax.data.collect import collect
@@ -56,7 +56,7 @@ def default_configs(
 ) -> tuple[VAEConfig, MDNRNNConfig]:
     """Returns V's and M's configs: the given ones checked against the env, or
     ones derived from its observation shape and action space."""
-    vae_config = vae_config or _observation_config(spec.observation_shape)
+    vae_config = vae_config or observation_config(spec.observation_shape)
     check_observation(spec, vae_config)
     mdn_config = mdn_config or MDNRNNConfig(
         latent_dim=vae_config.latent_dim, action_dim=spec.action.dim

@@ -1,0 +1,269 @@
+"""RunConfig, presets and overrides: JSON round trips, typed ``section.field=value``
+overrides and their errors, and the field listing behind ``--help``."""
+
+import dataclasses
+import json
+
+import pytest
+
+from janus_jax.configs import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.train import presets
+from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
+from janus_jax.train.run_config import (
+    RunConfig,
+    apply_overrides,
+    describe,
+    field_docs,
+    from_dict,
+    to_dict,
+)
+
+CONFIG_CLASSES = (
+    RunConfig,
+    WorldModelTrainingConfig,
+    ControllerTrainingConfig,
+    PPOConfig,
+    NetworkConfig,
+    VAEConfig,
+    MDNRNNConfig,
+)
+
+
+@pytest.mark.parametrize("name", sorted(presets.PRESETS))
+def test_every_preset_builds_and_survives_json(name):
+    config = presets.preset(name)
+    assert isinstance(config, RunConfig)
+    assert config.preset == name
+    text = json.dumps(to_dict(config))
+    back = from_dict(RunConfig, json.loads(text))
+    assert back == config
+    # tuples come back as tuples (hashable, equal to the preset's)
+    assert isinstance(back.network.layer_sizes, tuple)
+
+
+def test_round_trip_keeps_unset_sections_and_env_kwargs():
+    config = RunConfig(env_id="CarRacing-v3", env_kwargs={"image_size": 64}, seed=3)
+    data = json.loads(json.dumps(to_dict(config)))
+    assert data["world_model"]["vae"] is None
+    assert data["env_kwargs"] == {"image_size": 64}
+    assert from_dict(RunConfig, data) == config
+
+
+def test_to_dict_is_plain_json_data():
+    data = to_dict(presets.tiny())
+    assert data["world_model"]["vae"]["hidden_sizes"] == [16]
+    assert data["controller"]["temperature"] is None
+    assert data["env_id"] == "CartPole-v1"
+
+
+@pytest.mark.parametrize(
+    "data,where",
+    [
+        ({"env_id": "CartPole-v1", "colour": 1}, "colour"),
+        ({"env_id": "CartPole-v1", "world_model": {"epochs": 3}}, "epochs"),
+    ],
+)
+def test_from_dict_refuses_unknown_keys(data, where):
+    with pytest.raises(ValueError, match=f"unknown fields .*{where}"):
+        from_dict(RunConfig, data)
+
+
+def test_default_preset_is_listed():
+    assert presets.DEFAULT in presets.PRESETS
+
+
+def test_unknown_preset_lists_the_names():
+    with pytest.raises(ValueError, match="'nope'") as info:
+        presets.preset("nope")
+    for name in ("tiny", "cartpole", "breakout", "carracing"):
+        assert name in str(info.value)
+
+
+# -- overrides -----------------------------------------------------------------------
+
+
+def test_overrides_set_typed_values():
+    base = presets.tiny()
+    config = apply_overrides(
+        base,
+        [
+            "world_model.vae.hidden_sizes=[8,8]",
+            "controller.temperature=null",
+            "ppo.anneal_lr=true",
+            "controller.imagination_ratio=1",
+            "seed=5",
+            "ppo.clip_range_vf=0.1",
+            "network.layer_sizes=[]",
+            'env_kwargs={"image_size": 32}',
+            "preset=mine",
+        ],
+    )
+    assert config.world_model.vae.hidden_sizes == (8, 8)
+    assert config.controller.temperature is None
+    assert config.ppo.anneal_lr is True
+    ratio = config.controller.imagination_ratio
+    assert ratio == 1.0 and type(ratio) is float
+    assert config.seed == 5 and type(config.seed) is int
+    assert config.ppo.clip_range_vf == 0.1
+    assert config.network.layer_sizes == ()
+    assert config.env_kwargs == {"image_size": 32}
+    assert config.preset == "mine"
+    # everything else unchanged, and the base config untouched
+    assert config.world_model.vae.latent_dim == base.world_model.vae.latent_dim
+    assert config.ppo.learning_rate == base.ppo.learning_rate
+    assert base.world_model.vae.hidden_sizes == (16,)
+    assert base.ppo.anneal_lr is False
+
+
+def test_override_sets_a_float_then_none_in_an_optional_field():
+    config = apply_overrides(presets.tiny(), ["controller.temperature=2"])
+    assert config.controller.temperature == 2.0
+    assert type(config.controller.temperature) is float
+    config = apply_overrides(config, ["controller.temperature=null"])
+    assert config.controller.temperature is None
+
+
+def test_later_overrides_win():
+    config = apply_overrides(presets.tiny(), ["seed=1", "seed=2"])
+    assert config.seed == 2
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("controller.num_envs=abc", "controller.num_envs"),
+        ("controller.num_envs=1.5", "controller.num_envs"),
+        ("controller.num_envs=true", "controller.num_envs"),
+        ("controller.num_envs=null", "controller.num_envs"),
+        ("ppo.anneal_lr=1", "ppo.anneal_lr"),
+        ("ppo.learning_rate=fast", "ppo.learning_rate"),
+        ("ppo.learning_rate=true", "ppo.learning_rate"),
+        ("world_model.vae.hidden_sizes=[8, 1.5]", "world_model.vae.hidden_sizes"),
+        ("world_model.vae.hidden_sizes=8", "world_model.vae.hidden_sizes"),
+        ("env_id=5", "env_id"),
+        ("world_model=3", "world_model"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_the_key(override, key):
+    with pytest.raises(ValueError, match=f"{key}=.* is invalid: expected"):
+        apply_overrides(presets.tiny(), [override])
+
+
+def test_an_unknown_field_lists_the_fields():
+    with pytest.raises(ValueError, match="controller.rollout_len") as info:
+        apply_overrides(presets.tiny(), ["controller.rollout_len=3"])
+    message = str(info.value)
+    assert "ControllerTrainingConfig has no field 'rollout_len'" in message
+    for field in ("rollout_length", "num_envs", "imagination_ratio"):
+        assert field in message
+
+
+def test_an_unknown_section_lists_the_sections():
+    with pytest.raises(ValueError, match="RunConfig has no field 'contoller'") as info:
+        apply_overrides(presets.tiny(), ["contoller.num_envs=3"])
+    assert "controller" in str(info.value) and "world_model" in str(info.value)
+
+
+@pytest.mark.parametrize("override", ["seed", "controller.num_envs", "=3", ""])
+def test_an_override_without_key_or_equals_is_refused(override):
+    with pytest.raises(ValueError, match="section.field=value"):
+        apply_overrides(presets.tiny(), [override])
+
+
+def test_a_field_of_a_leaf_is_refused():
+    with pytest.raises(ValueError, match="'seed' has no fields"):
+        apply_overrides(presets.tiny(), ["seed.x=1"])
+
+
+def test_a_field_inside_an_unset_section_is_refused():
+    config = RunConfig(env_id="CartPole-v1")
+    assert config.world_model.vae is None
+    with pytest.raises(ValueError, match="world_model.vae.latent_dim.*vae is unset"):
+        apply_overrides(config, ["world_model.vae.latent_dim=8"])
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("controller.imagination_ratio=2", "imagination_ratio=2.0 is invalid"),
+        ("controller.num_envs=0", "num_envs=0 is invalid"),
+        ("seed=-1", "seed=-1 is invalid"),
+        ("ppo.learning_rate=0", "learning_rate=0.0 is invalid"),
+        ("network.activation=swish", "activation='swish' is invalid"),
+        ("controller.temperature=-1", "temperature=-1.0 is invalid"),
+    ],
+)
+def test_a_value_of_the_right_type_still_meets_the_configs_checks(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(presets.tiny(), [override])
+
+
+def test_a_literal_field_takes_one_of_its_values():
+    config = apply_overrides(presets.tiny(), ["world_model.mdn_rnn.rnn_type=gru"])
+    assert config.world_model.mdn_rnn.rnn_type == "gru"
+
+
+def test_a_literal_field_refuses_a_value_outside_it():
+    with pytest.raises(ValueError, match="rnn_type"):
+        apply_overrides(presets.tiny(), ["world_model.mdn_rnn.rnn_type=transformer"])
+
+
+# -- docs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
+def test_every_field_has_a_doc(cls):
+    docs = field_docs(cls)
+    assert set(docs) == {f.name for f in dataclasses.fields(cls)}
+    assert all(docs.values())
+    assert all("\n" not in doc and "  " not in doc for doc in docs.values())
+
+
+def test_field_docs_read_the_string_under_the_field():
+    doc = field_docs(ControllerTrainingConfig)["imagination_ratio"]
+    assert doc == (
+        "Share of dreamed transitions in each PPO batch (0: plain PPO on [z, h]; 1: "
+        "C learns only inside the dream, real rollouts giving dream starts and M data)."
+    )
+    assert field_docs(RunConfig)["seed"].startswith("Seed of the whole run")
+
+
+def _leaves(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for name, value in data.items():
+        if isinstance(value, dict) and name != "env_kwargs":
+            out.update(_leaves(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+@pytest.mark.parametrize("config", [presets.cartpole(), RunConfig(env_id="x")])
+def test_describe_gives_one_line_per_leaf_with_its_doc(config):
+    lines = describe(config)
+    leaves = _leaves(to_dict(config))
+    keys = [line.split(" = ", 1)[0] for line in lines]
+    assert keys == list(leaves)
+    for line in lines:
+        key, rest = line.split(" = ", 1)
+        shown, doc = rest.split("  # ", 1)
+        value = leaves[key]
+        assert shown == (value if isinstance(value, str) else json.dumps(value))
+        assert doc  # every leaf is documented
+
+
+def test_describe_lines_read_as_written_by_hand():
+    lines = describe(presets.cartpole())
+    assert (
+        lines[0]
+        == "env_id = CartPole-v1  # The env to train on (a gymnax or gymnasium id)."
+    )
+    assert "world_model.vae.hidden_sizes = [64, 64]  # Hidden layer sizes of the " in (
+        "\n".join(lines)
+    )
+    assert "controller.imagination_ratio = 0.5  # Share of dreamed" in "\n".join(lines)
+    assert "controller.temperature = null  # M's sampling temperature" in (
+        "\n".join(lines)
+    )
+    # the sections themselves are not lines of their own
+    assert not any(line.startswith("world_model = ") for line in lines)

@@ -1,0 +1,175 @@
+"""sequences.py on a hand-made dataset of two episodes whose observations encode
+(episode, t), so every window, row and flag is written out by hand below."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from janus_jax.configs import ActionSpec, VAEConfig
+from janus_jax.data import DatasetWriter, RolloutDataset
+from janus_jax.models import vae
+from janus_jax.train import sequences
+
+# episode 0: 5 steps, terminated at the end; episode 1: 3 steps, truncated.
+ACTIONS = (np.array([0, 1, 2, 0, 1]), np.array([2, 2, 1]))
+
+
+def _episode(episode: int, steps: int, terminated: bool):
+    t = np.arange(steps + 1)
+    obs = np.stack([np.full(steps + 1, episode), t], axis=1).astype(np.float32)
+    rewards = (100.0 * episode + np.arange(steps)).astype(np.float32)
+    end = np.zeros(steps, bool)
+    end[-1] = True
+    return (
+        obs,
+        ACTIONS[episode].astype(np.int32),
+        rewards,
+        end if terminated else np.zeros(steps, bool),
+        np.zeros(steps, bool) if terminated else end,
+    )
+
+
+def _writer(path):
+    return DatasetWriter(
+        path,
+        env_id="Probe-v0",
+        observation_shape=(2,),
+        observation_dtype="float32",
+        action_shape=(),
+        action_dtype="int32",
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("episodes")
+    with _writer(path) as writer:
+        writer.add_episode(*_episode(0, 5, terminated=True))
+        writer.add_episode(*_episode(1, 3, terminated=False))
+    return RolloutDataset(path)
+
+
+def test_frames_are_every_observation_episode_after_episode(dataset):
+    data = sequences.load(dataset, 2)
+    want = [[0, t] for t in range(6)] + [[1, t] for t in range(4)]
+    np.testing.assert_array_equal(data.frames, np.array(want, np.float32))
+    assert data.frames.dtype == np.float32
+
+
+def test_windows_of_two_steps(dataset):
+    w = sequences.load(dataset, 2).windows
+    # episode 0 (frames 0..5): windows at t=0, 2, 4; the last one padded.
+    # episode 1 (frames 6..9): windows at t=0, 2; the last one padded.
+    np.testing.assert_array_equal(
+        w.obs_rows, [[0, 1, 2], [2, 3, 4], [4, 5, 5], [6, 7, 8], [8, 9, 9]]
+    )
+    np.testing.assert_array_equal(
+        w.mask, np.array([[1, 1], [1, 1], [1, 0], [1, 1], [1, 0]], np.float32)
+    )
+    np.testing.assert_array_equal(
+        w.rewards,
+        np.array([[0, 1], [2, 3], [4, 0], [100, 101], [102, 0]], np.float32),
+    )
+    # only episode 0's last step terminated; episode 1's truncation is no done
+    np.testing.assert_array_equal(
+        w.dones, np.array([[0, 0], [0, 0], [1, 0], [0, 0], [0, 0]], np.float32)
+    )
+    want_actions = np.array([[0, 1], [2, 0], [1, -1], [2, 2], [1, -1]])
+    valid = w.mask == 1
+    np.testing.assert_array_equal(w.actions[valid], want_actions[valid])
+    for field in ("rewards", "dones", "mask"):
+        assert getattr(w, field).dtype == np.float32
+
+
+def test_windows_the_length_of_an_episode(dataset):
+    w = sequences.load(dataset, 5).windows
+    np.testing.assert_array_equal(w.obs_rows, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 9, 9]])
+    np.testing.assert_array_equal(w.mask, [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    np.testing.assert_array_equal(w.dones, [[0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(w.rewards, [[0, 1, 2, 3, 4], [100, 101, 102, 0, 0]])
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 7])
+def test_no_window_mixes_episodes_and_rows_follow_time(dataset, length):
+    data = sequences.load(dataset, length)
+    obs = data.frames[data.windows.obs_rows]  # [W, L+1, 2]
+    episode, t = obs[..., 0], obs[..., 1]
+    assert np.all(episode == episode[:, :1])
+    # along a window t rises by one per valid step (from obs_t to obs_t+1)
+    steps = np.diff(t, axis=1)
+    np.testing.assert_array_equal(steps[data.windows.mask == 1], 1)
+    # every step of every episode is in exactly one window
+    assert data.windows.mask.sum() == 5 + 3
+
+
+def test_an_empty_dataset_is_refused(tmp_path):
+    with _writer(tmp_path):
+        pass
+    with pytest.raises(ValueError, match="holds no episodes"):
+        sequences.load(RolloutDataset(tmp_path), 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_frame_stats_are_numpy_mean_and_std(dtype):
+    rng = np.random.default_rng(0)
+    frames = (rng.uniform(0, 200, size=(50, 3)) + [0, 10, 40]).astype(dtype)
+    mean, std = sequences.frame_stats(frames)
+    np.testing.assert_allclose(mean, frames.astype(np.float64).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(std, frames.astype(np.float64).std(0), rtol=1e-6)
+    assert mean.dtype == std.dtype == np.float32
+    assert mean.shape == std.shape == (3,)
+
+
+@pytest.mark.parametrize("batch_size", [4, 10, 64])
+def test_encode_frames_in_batches_equals_one_call(batch_size):
+    config = VAEConfig(observation_size=2, latent_dim=3, hidden_sizes=(8,))
+    params = vae.init(jax.random.key(0), config)
+    rng = np.random.default_rng(1)
+    frames = rng.normal(size=(10, 2)).astype(np.float32)
+    latents = sequences.encode_frames(params, frames, batch_size=batch_size)
+    want = np.asarray(vae.get_latent(params, jnp.asarray(frames)))
+    assert latents.shape == (10, 3)
+    np.testing.assert_allclose(latents, want, rtol=1e-5, atol=1e-6)
+    # each frame has its own latent (no padding row leaked into the output)
+    assert len(np.unique(latents.round(5), axis=0)) == 10
+
+
+def test_to_sequences_looks_up_latents_and_one_hots_actions(dataset):
+    data = sequences.load(dataset, 2)
+    latents = np.stack([np.arange(10), 10 * np.arange(10)], 1).astype(np.float32)
+    seq = sequences.to_sequences(
+        latents, data.windows, ActionSpec(continuous=False, dim=3)
+    )
+    rows = [[0, 1, 2], [2, 3, 4], [4, 5, 5], [6, 7, 8], [8, 9, 9]]
+    np.testing.assert_array_equal(seq.latents[..., 0], rows)
+    np.testing.assert_array_equal(seq.latents[..., 1], 10 * np.array(rows))
+    one_hot = {0: [1, 0, 0], 1: [0, 1, 0], 2: [0, 0, 1]}
+    want_actions = [[0, 1], [2, 0], [1, None], [2, 2], [1, None]]
+    assert seq.actions.shape == (5, 2, 3)
+    assert seq.actions.dtype == np.float32
+    for w, window in enumerate(want_actions):
+        for t, action in enumerate(window):
+            if action is not None:
+                np.testing.assert_array_equal(seq.actions[w, t], one_hot[action])
+    np.testing.assert_array_equal(seq.rewards, data.windows.rewards)
+    np.testing.assert_array_equal(seq.dones, data.windows.dones)
+    np.testing.assert_array_equal(seq.mask, data.windows.mask)
+
+
+def test_to_sequences_keeps_continuous_actions_as_floats():
+    windows = sequences.EpisodeWindows(
+        obs_rows=np.array([[0, 1, 2]]),
+        actions=np.array([[[0.5, -1.0], [0.25, 1.0]]], np.float64),
+        rewards=np.zeros((1, 2), np.float32),
+        dones=np.zeros((1, 2), np.float32),
+        mask=np.ones((1, 2), np.float32),
+    )
+    seq = sequences.to_sequences(
+        np.arange(6, dtype=np.float32).reshape(3, 2),
+        windows,
+        ActionSpec(continuous=True, dim=2),
+    )
+    np.testing.assert_array_equal(seq.actions, [[[0.5, -1.0], [0.25, 1.0]]])
+    assert seq.actions.dtype == np.float32
+    np.testing.assert_array_equal(seq.latents, [[[0, 1], [2, 3], [4, 5]]])
