@@ -56,8 +56,6 @@ def _as_array(x, name: str) -> np.ndarray:
             f"{name} has shape {x.shape}; expected images [N, H, W, C] or vectors "
             "[N, O] with N >= 1"
         )
-    if x.ndim == 4 and x.shape[-1] not in (1, 3):
-        raise ValueError(f"{name} has shape {x.shape}; images need C = 1 or 3")
     allowed = np.number if x.ndim == 2 else np.floating
     if not (np.issubdtype(x.dtype, allowed) or x.dtype == np.uint8):
         raise ValueError(
@@ -67,8 +65,23 @@ def _as_array(x, name: str) -> np.ndarray:
     return x
 
 
+# Channel colours for frames that are neither gray nor RGB (MinAtar's object
+# layers): each layer gets its own colour, brightest layer wins.
+_PALETTE = np.array(
+    [[230, 80, 60], [80, 170, 230], [240, 200, 60], [120, 210, 110],
+     [200, 110, 220], [250, 150, 70], [110, 220, 210], [230, 230, 230],
+     [160, 120, 80], [250, 120, 170]], np.float32
+)  # fmt: skip
+
+
 def _to_rgb8(frames: np.ndarray) -> np.ndarray:
-    """Returns uint8 RGB [N, H, W, 3] from frames [N, H, W, C], floats clipped."""
+    """Returns uint8 RGB [N, H, W, 3] from frames [N, H, W, C], floats clipped;
+    C other than 1 or 3 is drawn with one palette colour per channel."""
+    channels = frames.shape[-1]
+    if channels not in (1, 3):
+        scaled = frames / 255.0 if frames.dtype == np.uint8 else frames
+        colours = _PALETTE[np.arange(channels) % len(_PALETTE)] / 255.0
+        frames = np.max(scaled[..., :, None] * colours, axis=-2)
     if frames.dtype != np.uint8:
         # NaN from a diverged model becomes black rather than undefined bytes.
         clipped = np.clip(np.nan_to_num(frames, nan=0.0), 0.0, 1.0)
@@ -84,10 +97,11 @@ def _check_positive_int(value, name: str) -> None:
 def reconstruction_grid(real, recon, path, *, columns: int = 8) -> Path:
     """Returns the path of a PNG comparing observations with their reconstructions.
 
-    Images `real`, `recon` [N, H, W, C] (C = 1 or 3, uint8 or float in [0, 1]) are
-    tiled in pairs of rows: up to `columns` real frames above their reconstructions,
-    with 2-pixel mid-gray gaps. Vectors [N, O] give a figure with one bar chart
-    (real beside reconstruction) for each of the first `columns` samples.
+    Images `real`, `recon` [N, H, W, C] (C = 1 gray, 3 RGB, other: one colour per
+    channel; uint8 or float in [0, 1]) are tiled in pairs of rows: up to `columns`
+    real frames above their reconstructions, with 2-pixel mid-gray gaps. Vectors
+    [N, O] give a figure with one bar chart (real beside reconstruction) for each
+    of the first `columns` samples.
     """
     _check_positive_int(columns, "columns")
     real, recon = _as_array(real, "real"), _as_array(recon, "recon")
@@ -190,8 +204,8 @@ def _vector_dream_frames(values: np.ndarray, scale: int) -> list[np.ndarray]:
 def dream_gif(real, recon, dream, path, *, fps: float = 10, scale: int = 2) -> Path:
     """Returns the path of a looping GIF: real | VAE reconstruction | dream per step.
 
-    `real`, `recon`, `dream` are images [T, H, W, C] (C = 1 or 3, uint8 or float in
-    [0, 1]) or vectors [T, O]; lengths may differ and the shortest sets T. Images
+    `real`, `recon`, `dream` are images [T, H, W, C] (as in ``reconstruction_grid``)
+    or vectors [T, O]; lengths may differ and the shortest sets T. Images
     are upscaled by the integer `scale` (nearest neighbour) under a caption strip;
     vectors become grouped bar charts with fixed y-limits (`scale` sets the dpi).
     """

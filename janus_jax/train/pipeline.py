@@ -313,6 +313,8 @@ def write_pictures(config: RunConfig, agent, data, out: Path, frames: int = 8) -
     rows = np.sort(rng.choice(len(data.frames), min(frames, len(data.frames)), False))
     real = data.frames[rows]
     recon = np.asarray(dreams.reconstruct(agent.vae.params, real))
+    k = _upscale(real)
+    real, recon = (np.repeat(np.repeat(x, k, 1), k, 2) for x in (real, recon))
     written = [pictures.reconstruction_grid(real, recon, plots / "reconstructions.png")]
     written.append(dream_gif(config, agent, plots / "dream.gif"))
     written += pictures.learning_curves(out / "metrics.jsonl", plots)
@@ -334,4 +336,15 @@ def dream_gif(config: RunConfig, agent, path, *, temperature=None, steps=100):
         key_dream, agent.params, frames[0], actions, np.float32(tau)
     )
     recon = dreams.reconstruct(agent.vae.params, frames)
-    return pictures.dream_gif(frames, np.asarray(recon), np.asarray(dreamed), path)
+    return pictures.dream_gif(
+        frames,
+        np.asarray(recon),
+        np.asarray(dreamed),
+        path,
+        scale=max(2, _upscale(frames)),
+    )
+
+
+def _upscale(frames: np.ndarray) -> int:
+    """Returns the factor that shows small images (MinAtar's 10x10) at ~64 px."""
+    return 1 if frames.ndim != 4 else max(1, -(-64 // frames.shape[1]))
