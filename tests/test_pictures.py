@@ -239,10 +239,10 @@ def test_learning_curves_reports_missing_file_and_bad_line(tmp_path):
         learning_curves(missing, tmp_path / "out")
     metrics = tmp_path / "m.jsonl"
     metrics.write_text('{"phase": "vae", "step": 0}\n\n{"phase": oops}\n')
-    with pytest.raises(ValueError, match=r"m\.jsonl line 3"):
+    with pytest.raises(ValueError, match=r"m\.jsonl:? line 3"):
         learning_curves(metrics, tmp_path / "out")
     metrics.write_text('{"phase": "vae", "step": 0}\n[1, 2]\n')
-    with pytest.raises(ValueError, match=r"m\.jsonl line 2"):
+    with pytest.raises(ValueError, match=r"m\.jsonl:? line 2"):
         learning_curves(metrics, tmp_path / "out")
 
 

@@ -36,12 +36,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from janus_jax import files
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -94,41 +95,14 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def _fsync_directory(directory: Path) -> None:
-    # The rename itself lives in the directory entry; without this a power loss
-    # can forget it even though the file's data was synced.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(
     directory: Path, name: str, write: Callable[[BinaryIO], None]
 ) -> tuple[int, str]:
     """Returns (size in bytes, sha256) of ``directory/name`` after ``write`` filled
-    it through a synced temporary file renamed into place."""
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=directory)
-    try:
-        # mkstemp makes the file private (0600); a dataset should be readable by
-        # others as any file the user creates is (their umask decides).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        digest = sha256_file(Path(tmp))
-        size = os.path.getsize(tmp)
-        os.replace(tmp, directory / name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-    return size, digest
+    it through a synced temporary file renamed into place (``files.atomic_write``;
+    a crash leaves a ``.tmp-`` file that readers and writers skip)."""
+    path = files.atomic_write(directory / name, write, prefix=TEMP_PREFIX)
+    return path.stat().st_size, sha256_file(path)
 
 
 def _json_default(value):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from janus_jax import files
 
 _MAX_LISTED_MISMATCHES = 3
 
@@ -238,30 +239,7 @@ class PhaseCheckpoints:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Returns None once ``obj`` is in ``path`` as indented JSON, never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary file lives in the same directory so os.replace is a rename
-    # on one filesystem, which is atomic: readers see the old or the new file.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    # Persist the rename itself (POSIX); Windows cannot fsync a directory.
-    if os.name == "posix":
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    files.write_json(path, obj)
 
 
 def read_json(path: str | os.PathLike, what: str) -> dict:

@@ -11,13 +11,14 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from janus_jax import files
 
 _RESERVED = ("phase", "step", "time_s")
 
@@ -55,17 +56,8 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
 
 def _write_atomically(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Returns None after replacing `path` by `rows`, all or nothing."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            for row in rows:
-                file.write(json.dumps(row, allow_nan=False) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = "".join(json.dumps(row, allow_nan=False) + "\n" for row in rows)
+    files.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 class MetricsLogger:

@@ -7,10 +7,7 @@ Every file is written to a temporary name in its directory and then renamed, so 
 reader (or a crash) never sees half a picture.
 """
 
-import json
 import math
-import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +16,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
+
+from janus_jax import files
+from janus_jax.train.metrics_log import read_metrics
 
 GAP = 2  # pixels between tiles and panels
 GAP_GRAY = 128  # mid-gray, distinct from the black/white of most frames
@@ -29,17 +29,9 @@ _MDN_KEYS = ("mdn/loss", "mdn/latent_nll", "mdn/reward_mse", "mdn/done_bce")
 
 def _write_atomically(path, write: Callable[[Path], None]) -> Path:
     """Returns `path` after `write(tmp)` filled a temp file that was renamed to it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would make pictures unreadable to other users.
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with files.atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 def _save_figure(figure: Figure, path) -> Path:
@@ -239,29 +231,15 @@ def dream_gif(real, recon, dream, path, *, fps: float = 10, scale: int = 2) -> P
 
 
 def _read_metrics(metrics_path: Path) -> list[dict]:
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"metrics file {metrics_path} does not exist")
-    rows = []
-    with metrics_path.open() as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{metrics_path} line {number} is not valid JSON: {error}"
-                ) from error
-            if not (
-                isinstance(row, dict)
-                and isinstance(row.get("phase"), str)
-                and _is_number(row.get("step"))
-            ):
-                raise ValueError(
-                    f"{metrics_path} line {number} is not a JSON object with a "
-                    "string 'phase' and a numeric 'step'"
-                )
-            rows.append(row)
+    """Returns the metrics rows (``read_metrics``), each checked to carry a string
+    'phase' and a numeric 'step'."""
+    rows = read_metrics(metrics_path)
+    for number, row in enumerate(rows, start=1):
+        if not (isinstance(row.get("phase"), str) and _is_number(row.get("step"))):
+            raise ValueError(
+                f"{metrics_path} row {number} is not a JSON object with a "
+                "string 'phase' and a numeric 'step'"
+            )
     return rows
 
 
