@@ -224,8 +224,6 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
     if "evaluate" in stages:
         steps = summary.get("controller_env_steps", 0)
         summary.update(evaluate_run(config, agent, io, steps))
-        data = data or sequences.load(wm.collect(), config.world_model.sequence_length)
-        write_pictures(config, agent, data, out)
     summary.update(
         env_id=config.env_id,
         preset=config.preset,
@@ -237,6 +235,10 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
     summary["random_data_steps"] = random_steps
     summary["real_env_steps"] = random_steps + summary.get("controller_env_steps", 0)
     write_json_atomic(summary_path, summary)
+    # Pictures come after the summary: a failure drawing them loses no numbers.
+    if "evaluate" in stages:
+        data = data or sequences.load(wm.collect(), config.world_model.sequence_length)
+        write_pictures(config, agent, data, out)
     return summary
 
 
@@ -313,8 +315,9 @@ def write_pictures(config: RunConfig, agent, data, out: Path, frames: int = 8) -
     rows = np.sort(rng.choice(len(data.frames), min(frames, len(data.frames)), False))
     real = data.frames[rows]
     recon = np.asarray(dreams.reconstruct(agent.vae.params, real))
-    k = _upscale(real)
-    real, recon = (np.repeat(np.repeat(x, k, 1), k, 2) for x in (real, recon))
+    if real.ndim == 4:
+        k = _upscale(real)
+        real, recon = (np.repeat(np.repeat(x, k, 1), k, 2) for x in (real, recon))
     written = [pictures.reconstruction_grid(real, recon, plots / "reconstructions.png")]
     written.append(dream_gif(config, agent, plots / "dream.gif"))
     written += pictures.learning_curves(out / "metrics.jsonl", plots)
