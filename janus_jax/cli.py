@@ -3,7 +3,7 @@ the work itself is ``janus_jax.train.pipeline``.
 
 A user's mistake (unknown preset or env, a bad override, a directory holding
 another run, a dataset of another env...) ends with one line on stderr and exit
-status 2, never a traceback.
+status 2, never a traceback (``JANUS_JAX_DEBUG=1`` shows it, for bug reports).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,13 @@ M; world_model.vae and world_model.mdn_rnn are the architectures), network (C's
 MLPs), ppo, controller (steps, envs, imagination_ratio, imagination_horizon,
 evaluation). `janus-jax config --preset NAME` lists every field with its value
 and meaning. Batch sizes are global (the whole batch per step)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block above them)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> None:
@@ -79,7 +87,7 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every subcommand; each option says what it does."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="janus-jax",
         description="World Models (V: VAE, M: MDN-RNN, C: PPO on [z, h]) in JAX.",
     )
@@ -255,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except (ValueError, CheckpointError, FileNotFoundError) as err:
+        if os.environ.get("JANUS_JAX_DEBUG"):
+            raise
         message = " ".join(str(err).split())
         print(f"janus-jax {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -174,7 +174,7 @@ def write_metrics(path, rows):
 
 
 def run_rows(with_ppo):
-    rows = [{"phase": "random", "step": 0, "eval/return_mean": 20.0}]
+    rows = [{"phase": "random", "step": 0, "random/return_mean": 20.0}]
     for step in range(3):
         rows.append(
             {"phase": "vae", "step": step, "vae/loss": 3.0 - step, "vae/kl": 0.1}
@@ -227,7 +227,7 @@ def test_learning_curves_writes_one_png_per_kind_of_data(tmp_path, with_ppo, exp
 def test_learning_curves_skips_plots_without_data(tmp_path):
     rows = [
         {"phase": "vae", "step": 0, "vae/loss": 1.0, "ppo/entropy": "not a number"},
-        {"phase": "random", "step": 0, "eval/return_mean": 5.0},
+        {"phase": "random", "step": 0, "random/return_mean": 5.0},
     ]
     paths = learning_curves(write_metrics(tmp_path / "m.jsonl", rows), tmp_path)
     assert [p.name for p in paths] == ["world_model_losses.png"]

@@ -279,7 +279,7 @@ def _plot_returns(rows, path: Path) -> Path | None:
     if len(evals):
         x, mean, std = evals.T
         axes.errorbar(x, mean, yerr=std, fmt="o", capsize=3, label="evaluation")
-    random_policy = _table(rows, "random", ("step", "eval/return_mean"))
+    random_policy = _table(rows, "random", ("step", "random/return_mean"))
     if len(random_policy):
         axes.axhline(random_policy[-1, 1], ls="--", c="gray", label="random policy")
     axes.set_xlabel("real environment steps")

@@ -29,7 +29,7 @@ from janus_jax.train.loop import RunIO
 from janus_jax.train.metrics_log import MetricsLogger
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
 from janus_jax.train.run_config import RunConfig, from_dict, to_dict
-from janus_jax.train.world_model import WorldModelTrainer
+from janus_jax.train.world_model import WorldModelTrainer, default_configs
 
 STAGES = ("collect", "world_model", "controller", "evaluate")
 # What a run writes; --overwrite removes exactly these, nothing else in DIR.
@@ -76,7 +76,11 @@ def prepare_run_dir(
             "--overwrite to replace it, or another --out"
         )
     saved = read_json(config_path, "run config")
-    differences = _differences(saved, to_dict(config))
+    # Adding or dropping TensorBoard files does not change what the run computes.
+    saved.get("controller", {}).pop("use_tensorboard", None)
+    current = to_dict(config)
+    current["controller"].pop("use_tensorboard", None)
+    differences = _differences(saved, current)
     if differences:
         raise RunDirError(
             f"{out} holds a run with another config ({'; '.join(differences[:3])}): "
@@ -170,7 +174,8 @@ def run(
     """Returns the run's summary after running ``stages`` in ``out``."""
     start = time.perf_counter()
     out = Path(out)
-    config = _with_seed(config)
+    config = _resolved(_with_seed(config))
+    _check_inputs(config, out, stages, dataset)
     fresh = stages[0] == "collect" or stages == STAGES
     continuing = prepare_run_dir(
         out, config, resume=resume, overwrite=overwrite, fresh=fresh
@@ -184,6 +189,38 @@ def run(
         logger.close()
 
 
+def _resolved(config: RunConfig) -> RunConfig:
+    """Returns the config with V's and M's architectures sized from the env where
+    they are unset (so config.json is complete); an unknown env id or an
+    observation V cannot take raises here, before anything is written."""
+    env = make(config.env_id, **config.env_kwargs)
+    if isinstance(env, GymnasiumEnv):
+        env.close()
+    wm = config.world_model
+    vae_config, mdn_config = default_configs(env.spec, wm.vae, wm.mdn_rnn)
+    world_model = dataclasses.replace(wm, vae=vae_config, mdn_rnn=mdn_config)
+    return dataclasses.replace(config, world_model=world_model)
+
+
+def _check_inputs(config: RunConfig, out: Path, stages, dataset) -> None:
+    """Raises the errors a run would otherwise meet after creating ``out``."""
+    if dataset is not None:
+        found = RolloutDataset(dataset).env_id
+        if found != config.env_id:
+            raise ValueError(
+                f"the dataset at {dataset} holds {found!r} episodes, but this run "
+                f"trains on {config.env_id!r}"
+            )
+    needs_world_model = "world_model" not in stages and (
+        "controller" in stages or "evaluate" in stages
+    )
+    if needs_world_model and not (out / "checkpoints" / "agent").is_dir():
+        raise RunDirError(
+            f"{out} has no trained world model: run `janus-jax train-world-model "
+            f"--out {out}` first"
+        )
+
+
 def _run_stages(config, out, stages, io, dataset, start) -> dict:
     wm = WorldModelTrainer(
         config.env_id,
@@ -191,12 +228,6 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
         io=io,
         dataset=dataset,
         env_kwargs=config.env_kwargs,
-    )
-    config = dataclasses.replace(
-        config,
-        world_model=dataclasses.replace(
-            config.world_model, vae=wm.vae_config, mdn_rnn=wm.mdn_config
-        ),
     )
     summary_path = out / "summary.json"
     summary = read_json(summary_path, "summary") if summary_path.exists() else {}
@@ -212,11 +243,6 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
         _save_agent(out, agent, "world_model")
         summary["final_losses"] = wm.metrics
     if "controller" in stages or "evaluate" in stages:
-        if (out / "checkpoints" / "agent").is_dir() is False:
-            raise RunDirError(
-                f"{out} has no trained world model: run `janus-jax "
-                f"train-world-model --out {out}` first"
-            )
         agent = load_agent(out)
     if "controller" in stages:
         summary.update(_train_controller(config, agent, io))
@@ -294,13 +320,13 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
         "random_return_mean": float(np.mean(rand)),
         "random_return_std": float(np.std(rand)),
     }
-    for phase, who in (("eval", "eval"), ("random", "random")):
+    for who in ("eval", "random"):
         io.log(
-            phase,
+            who,
             c.eval_episodes,
             {
-                "eval/return_mean": result[f"{who}_return_mean"],
-                "eval/return_std": result[f"{who}_return_std"],
+                f"{who}/return_mean": result[f"{who}_return_mean"],
+                f"{who}/return_std": result[f"{who}_return_std"],
             },
             real_env_steps=real_env_steps,
         )
