@@ -41,10 +41,10 @@ class WorldModelTrainingConfig:
 
     num_episodes: int = 1000
     """Episodes of a uniformly random policy to collect."""
-    vae_epochs: int = 30
-    """Passes of V over every frame of the dataset."""
-    mdn_epochs: int = 50
-    """Passes of M over every window of the dataset."""
+    vae_epochs: float = 30
+    """Passes of V over every frame of the dataset (fractions allowed)."""
+    mdn_epochs: float = 50
+    """Passes of M over every window of the dataset (fractions allowed)."""
     vae_batch_size: int = 32
     """Frames per V gradient step (per micro-batch with accumulation)."""
     mdn_batch_size: int = 16
