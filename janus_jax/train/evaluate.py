@@ -15,6 +15,7 @@ from janus_jax.envs import GymnasiumEnv, GymnaxEnv
 from janus_jax.envs.spec import random_actions
 from janus_jax.imagination import WorldModelParams
 from janus_jax.models import mdn_rnn
+from janus_jax.train.metrics_log import Progress
 
 # Episodes of envs without a time limit are cut here (MinAtar's is 100,000 steps).
 DEFAULT_MAX_STEPS = 10_000
@@ -64,12 +65,20 @@ _act = jax.jit(_policy, static_argnums=(1, 2, 6))
 
 
 def _gymnasium_returns(
-    key, params, env: GymnasiumEnv, num_episodes, deterministic, max_steps, seed
+    key,
+    params,
+    env: GymnasiumEnv,
+    num_episodes,
+    deterministic,
+    max_steps,
+    seed,
+    progress,
 ):
     """Returns the first-episode returns of ``num_episodes`` envs, ``env.num_envs``
     at a time, stepping on the host."""
     returns = []
     batch = env.num_envs
+    bar = Progress(num_episodes, desc="evaluate", unit="ep", enabled=progress)
     for round_index in range(-(-num_episodes // batch)):
         obs = env.reset(seed=seed + round_index * batch)
         carry = None
@@ -89,6 +98,8 @@ def _gymnasium_returns(
             if not alive.any():
                 break
         returns.extend(total.tolist())
+        bar.update(min(batch, num_episodes - round_index * batch), ret=total.mean())
+    bar.close()
     return np.asarray(returns[:num_episodes])
 
 
@@ -101,6 +112,7 @@ def episode_returns(
     deterministic: bool = True,
     max_steps: int | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> np.ndarray:
     """Returns the undiscounted return [N] of one episode in each of N envs.
 
@@ -109,7 +121,8 @@ def episode_returns(
     ``deterministic``). Episodes still running after ``max_steps`` (default: the
     env's time limit, else 10,000) count what they earned. gymnax envs run all
     N episodes in one compiled loop that stops when the last one ends; gymnasium
-    envs step on the host, seeded ``seed``, ``seed + 1``...
+    envs step on the host, seeded ``seed``, ``seed + 1``..., with a progress bar
+    when ``progress``.
     """
     if max_steps is None:
         max_steps = env.spec.max_episode_steps or DEFAULT_MAX_STEPS
@@ -120,5 +133,5 @@ def episode_returns(
         )
         return np.asarray(returns)
     return _gymnasium_returns(
-        key, params, env, num_episodes, deterministic, max_steps, seed
+        key, params, env, num_episodes, deterministic, max_steps, seed, progress
     )

@@ -307,8 +307,12 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
     env = make(config.env_id, **_env_kwargs(config, min(c.eval_episodes, 8)))
     key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
     try:
-        ours = episode_returns(key_agent, env, agent.params, c.eval_episodes)
-        rand = episode_returns(key_random, env, None, c.eval_episodes)
+        ours = episode_returns(
+            key_agent, env, agent.params, c.eval_episodes, progress=io.progress
+        )
+        rand = episode_returns(
+            key_random, env, None, c.eval_episodes, progress=io.progress
+        )
     finally:
         if isinstance(env, GymnasiumEnv):
             env.close()
