@@ -202,14 +202,14 @@ def _evaluate(args) -> int:
     import jax
 
     from janus_jax.envs import GymnasiumEnv, make
-    from janus_jax.train import pipeline
+    from janus_jax.train import run_dir
     from janus_jax.train.evaluate import episode_returns
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes} is invalid: must be >= 1")
-    agent = pipeline.load_agent(args.checkpoint)
-    config = pipeline.load_config(args.checkpoint)
-    env = make(config.env_id, **pipeline._env_kwargs(config, min(args.episodes, 8)))
+    agent = run_dir.load_agent(args.checkpoint)
+    config = run_dir.load_config(args.checkpoint)
+    env = make(config.env_id, **run_dir.env_kwargs(config, min(args.episodes, 8)))
     try:
         returns = episode_returns(
             jax.random.key(args.seed), env, agent.params, args.episodes
@@ -228,7 +228,7 @@ def _evaluate(args) -> int:
 
 
 def _dream(args) -> int:
-    from janus_jax.train import pipeline
+    from janus_jax.train import pipeline, run_dir
 
     if not args.out.endswith(".gif"):
         raise ValueError(f"--out={args.out} is invalid: must name a .gif file")
@@ -236,8 +236,8 @@ def _dream(args) -> int:
         raise ValueError(f"--temperature={args.temperature} is invalid: must be >= 0")
     if args.steps < 1:
         raise ValueError(f"--steps={args.steps} is invalid: must be >= 1")
-    agent = pipeline.load_agent(args.checkpoint)
-    config = pipeline.load_config(args.checkpoint)
+    agent = run_dir.load_agent(args.checkpoint)
+    config = run_dir.load_config(args.checkpoint)
     path = pipeline.dream_gif(
         config, agent, args.out, temperature=args.temperature, steps=args.steps
     )

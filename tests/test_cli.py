@@ -17,10 +17,11 @@ from PIL import Image
 from janus_jax.agent import WorldModelAgent
 from janus_jax.cli import main
 from janus_jax.envs import make
-from janus_jax.train import pipeline, presets
+from janus_jax.train import presets
 from janus_jax.train.checkpoint import PhaseCheckpoints
 from janus_jax.train.evaluate import episode_returns
 from janus_jax.train.metrics_log import read_metrics
+from janus_jax.train.run_dir import load_agent, load_config
 
 TINY = presets.tiny()
 RUN_FILES = (
@@ -210,7 +211,7 @@ def test_tensorboard_tells_the_random_baseline_from_the_controller(events, summa
 
 
 def test_load_agent_restores_the_agent_checkpoint(run_dir):
-    config = pipeline.load_config(run_dir)
+    config = load_config(run_dir)
     wm = config.world_model
     fresh = WorldModelAgent(
         wm.vae.observation_shape,
@@ -224,7 +225,7 @@ def test_load_agent_restores_the_agent_checkpoint(run_dir):
     with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
         restored, progress = checkpoints.restore(fresh)
     assert progress["stage"] == "controller"
-    loaded = pipeline.load_agent(run_dir).params
+    loaded = load_agent(run_dir).params
     assert jax.tree.structure(loaded) == jax.tree.structure(restored)
     loaded_leaves, restored_leaves = jax.tree.leaves(loaded), jax.tree.leaves(restored)
     assert loaded_leaves
@@ -238,8 +239,8 @@ def test_load_agent_restores_the_agent_checkpoint(run_dir):
 
 
 def test_loaded_agent_reproduces_the_evaluation(run_dir, summary):
-    config = pipeline.load_config(run_dir)
-    agent = pipeline.load_agent(run_dir)
+    config = load_config(run_dir)
+    agent = load_agent(run_dir)
     # evaluate_run: key(seed + 1) split into (controller, random policy).
     key_agent, _ = jax.random.split(jax.random.key(config.seed + 1))
     env = make("CartPole-v1")

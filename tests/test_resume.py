@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from janus_jax.train.checkpoint import PhaseCheckpoints
-from janus_jax.train.pipeline import load_agent
+from janus_jax.train.run_dir import load_agent
 
 TRAIN = [sys.executable, "-m", "janus_jax.cli", "train", "--preset", "tiny"]
 # Enough updates that the kill lands mid-phase: 32 updates in chunks of 4.

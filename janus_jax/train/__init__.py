@@ -2,9 +2,9 @@
 (checkpoints, logs, progress, pictures)."""
 
 from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
-from janus_jax.train.pipeline import load_agent, load_config
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
 from janus_jax.train.run_config import RunConfig
+from janus_jax.train.run_dir import load_agent, load_config
 from janus_jax.train.world_model import WorldModelTrainer
 
 __all__ = [

@@ -11,145 +11,32 @@ in one run directory:
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from janus_jax.agent import WorldModelAgent
 from janus_jax.data import RolloutDataset
 from janus_jax.envs import GymnasiumEnv, make
-from janus_jax.envs.ids import gymnax_ids
 from janus_jax.train import dreams, pictures, sequences
-from janus_jax.train.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
+from janus_jax.train.checkpoint import read_json, write_json_atomic
 from janus_jax.train.evaluate import episode_returns
 from janus_jax.train.loop import RunIO
 from janus_jax.train.metrics_log import MetricsLogger
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
-from janus_jax.train.run_config import RunConfig, from_dict, to_dict
+from janus_jax.train.run_config import RunConfig
+from janus_jax.train.run_dir import (
+    RunDirError,
+    env_kwargs,
+    load_agent,
+    new_agent,
+    prepare_run_dir,
+    save_agent,
+)
 from janus_jax.train.world_model import WorldModelTrainer, default_configs
 
 STAGES = ("collect", "world_model", "controller", "evaluate")
-# What a run writes; --overwrite removes exactly these, nothing else in DIR.
-RUN_FILES = (
-    "config.json",
-    "data",
-    "checkpoints",
-    "metrics.jsonl",
-    "tensorboard",
-    "plots",
-    "summary.json",
-)
-
-
-class RunDirError(ValueError):
-    """The output directory holds another run, or not the run a stage needs."""
-
-
-def prepare_run_dir(
-    out: Path, config: RunConfig, *, resume: bool, overwrite: bool, fresh: bool
-) -> bool:
-    """Returns whether the run continues an existing one in ``out``.
-
-    fresh: the command starts a run (``train``, ``collect``), so a directory
-    holding a run is refused unless ``resume`` (same config) or ``overwrite``.
-    Stage commands (fresh=False) continue the run in ``out`` with its config."""
-    config_path = out / "config.json"
-    if config_path.exists() and overwrite:
-        for name in RUN_FILES:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    if not config_path.exists():
-        if not fresh and resume:
-            raise RunDirError(f"--resume: {out} holds no run to resume")
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(config_path, to_dict(config))
-        return False
-    if fresh and not resume:
-        raise RunDirError(
-            f"{out} already holds a run: pass --resume to continue it, "
-            "--overwrite to replace it, or another --out"
-        )
-    saved = read_json(config_path, "run config")
-    # Adding or dropping TensorBoard files does not change what the run computes.
-    saved.get("controller", {}).pop("use_tensorboard", None)
-    current = to_dict(config)
-    current["controller"].pop("use_tensorboard", None)
-    differences = _differences(saved, current)
-    if differences:
-        raise RunDirError(
-            f"{out} holds a run with another config ({'; '.join(differences[:3])}): "
-            "use another --out, or --overwrite"
-        )
-    return True
-
-
-def _differences(a, b, prefix="") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b)):
-            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
-        return out
-    return [] if a == b else [f"{prefix[:-1]}: {a!r} there, {b!r} here"]
-
-
-def load_config(run_dir: str | Path) -> RunConfig:
-    """Returns the RunConfig saved in ``run_dir/config.json``."""
-    return from_dict(RunConfig, read_json(Path(run_dir) / "config.json", "run config"))
-
-
-def new_agent(config: RunConfig, env_spec) -> WorldModelAgent:
-    """Returns a freshly initialised agent for the run's configs and env."""
-    wm = config.world_model
-    return WorldModelAgent(
-        wm.vae.observation_shape,
-        env_spec.action.dim,
-        env_spec.action.continuous,
-        controller_config=config.network,
-        vae_config=wm.vae,
-        mdn_rnn_config=wm.mdn_rnn,
-        action_low=env_spec.action.low,
-        action_high=env_spec.action.high,
-        seed=config.seed,
-    )
-
-
-def _save_agent(run_dir: Path, agent: WorldModelAgent, stage: str) -> None:
-    with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
-        step = (checkpoints.latest_step() or 0) + 1
-        checkpoints.save(step, agent.params, {"stage": stage})
-
-
-def load_agent(path: str | Path) -> WorldModelAgent:
-    """Returns the trained agent of a run directory, rebuilt from its config.json
-    and its latest agent checkpoint (after the world model, or after C)."""
-    run_dir = Path(path)
-    config = load_config(run_dir)
-    env = make(config.env_id, **_env_kwargs(config))
-    spec = env.spec
-    if isinstance(env, GymnasiumEnv):
-        env.close()
-    agent = new_agent(config, spec)
-    with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
-        params, _ = checkpoints.restore(agent.params)
-    agent.vae.params, agent.mdn_rnn.params = params.vae, params.mdn_rnn
-    agent.controller.params = params.controller
-    return agent
-
-
-def _env_kwargs(config: RunConfig, num_envs: int | None = None) -> dict:
-    """Returns make's kwargs; ``num_envs`` only for gymnasium envs (a gymnax env
-    is one env, vmapped by its caller)."""
-    kwargs = dict(config.env_kwargs)
-    on_device = kwargs.get("family") != "gymnasium" and config.env_id in gymnax_ids()
-    if num_envs is not None and not on_device:
-        kwargs["num_envs"] = num_envs
-    return kwargs
 
 
 def _with_seed(config: RunConfig) -> RunConfig:
@@ -240,13 +127,13 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
         wm.train_vae(data)
         wm.train_mdn(data)
         agent.vae.params, agent.mdn_rnn.params = wm.vae_params, wm.mdn_params
-        _save_agent(out, agent, "world_model")
+        save_agent(out, agent, "world_model")
         summary["final_losses"] = wm.metrics
     if "controller" in stages or "evaluate" in stages:
         agent = load_agent(out)
     if "controller" in stages:
         summary.update(_train_controller(config, agent, io))
-        _save_agent(out, agent, "controller")
+        save_agent(out, agent, "controller")
     if "evaluate" in stages:
         steps = summary.get("controller_env_steps", 0)
         summary.update(evaluate_run(config, agent, io, steps))
@@ -272,7 +159,7 @@ def _train_controller(config: RunConfig, agent, io: RunIO) -> dict:
     c = config.controller
     trainer = WorldModelPPOTrainer(
         agent,
-        make(config.env_id, **_env_kwargs(config, c.num_envs)),
+        make(config.env_id, **env_kwargs(config, c.num_envs)),
         config.ppo,
         c.imagination_ratio,
         c.imagination_horizon,
@@ -304,7 +191,7 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
     """Returns the evaluation fields of the summary: the controller's return
     (argmax actions) and a random policy's, over the same number of episodes."""
     c = config.controller
-    env = make(config.env_id, **_env_kwargs(config, min(c.eval_episodes, 8)))
+    env = make(config.env_id, **env_kwargs(config, min(c.eval_episodes, 8)))
     key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
     try:
         ours = episode_returns(
@@ -357,7 +244,7 @@ def write_pictures(config: RunConfig, agent, data, out: Path, frames: int = 8) -
 def dream_gif(config: RunConfig, agent, path, *, temperature=None, steps=100):
     """Returns the path of a GIF: a real episode of C, V's reconstruction and M's
     open-loop dream of it, side by side."""
-    env = make(config.env_id, **_env_kwargs(config, 1))
+    env = make(config.env_id, **env_kwargs(config, 1))
     key_episode, key_dream = jax.random.split(jax.random.key(config.seed + 2))
     try:
         frames, actions = dreams.record_episode(key_episode, env, agent.params, steps)
