@@ -24,8 +24,6 @@ def check_device(device: str) -> None:
 
     JAX places arrays on its default backend; install ``jax[cuda12]`` for a GPU
     (``device="cuda"`` only checks that one is there, as the seed's trainer did)."""
-    if device not in DEVICES:
-        _fail("WorldModelTrainingConfig", "device", device, f"must be one of {DEVICES}")
     wanted = {"cuda": "gpu"}.get(device, device)
     if device != "auto" and jax.default_backend() != wanted:
         raise ValueError(
@@ -91,7 +89,9 @@ class WorldModelTrainingConfig:
         for field in ("vae_learning_rate", "mdn_learning_rate"):
             _in_range(self, field, 1e-12, 10.0)
         if self.device not in DEVICES:
-            _fail(type(self).__name__, "device", self.device, f"one of {DEVICES}")
+            _fail(
+                type(self).__name__, "device", self.device, f"must be one of {DEVICES}"
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import gymnasium
 import jax
-import numpy as np
 
 from janus_jax.agent import MDNRNN, VariationalAutoencoder, observation_config
 from janus_jax.configs import MDNRNNConfig, VAEConfig, check_compatible
@@ -245,12 +244,3 @@ class WorldModelTrainer:
             VariationalAutoencoder(self.vae_config, params=self.vae_params),
             MDNRNN(self.mdn_config, params=self.mdn_params),
         )
-
-    @staticmethod
-    def frames_sample(
-        data: sequences.InMemoryData, count: int, seed: int
-    ) -> np.ndarray:
-        """Returns ``count`` frames drawn without replacement (for pictures)."""
-        rng = np.random.default_rng(seed)
-        rows = rng.choice(len(data.frames), min(count, len(data.frames)), replace=False)
-        return data.frames[np.sort(rows)]
