@@ -23,6 +23,7 @@ from janus_jax import ppo
 from janus_jax.agent import WorldModelAgent
 from janus_jax.configs import PPOConfig
 from janus_jax.envs import GymnasiumEnv, GymnaxEnv, check_observation, make
+from janus_jax.envs.ids import gymnax_ids
 from janus_jax.imagination import WorldModelParams
 from janus_jax.models import mdn_rnn
 from janus_jax.train import control
@@ -42,7 +43,7 @@ def dream_starts(real: int, ratio: float, horizon: int, batch_size: int) -> int:
     return step * max(1, round(wanted / (horizon * step)))
 
 
-def _make_env(envs, num_envs: int, seed: int):
+def _make_env(envs, num_envs: int):
     """Returns one janus-jax env from what the seed's API allows for ``envs``."""
     if isinstance(envs, (list, tuple)):
         if len(envs) != 1:
@@ -54,10 +55,8 @@ def _make_env(envs, num_envs: int, seed: int):
     if isinstance(envs, gymnasium.Env) and envs.spec is not None:
         envs = envs.spec.id
     if isinstance(envs, str):
-        envs = make(envs)
-        if isinstance(envs, GymnasiumEnv) and envs.num_envs != num_envs:
-            envs.close()
-            envs = make(envs.spec.env_id, num_envs=num_envs)
+        # A gymnax env is one env (vmapped here); a gymnasium one is vectorised.
+        envs = make(envs) if envs in gymnax_ids() else make(envs, num_envs=num_envs)
     if not isinstance(envs, (GymnaxEnv, GymnasiumEnv)):
         raise ValueError(
             f"envs={envs!r} is invalid: pass an env id, janus_jax.envs.make(...), "
@@ -112,7 +111,7 @@ class WorldModelPPOTrainer:
                 raise ValueError(f"{name}={value!r} is invalid: must be an int >= 1")
         self.agent = world_model_agent
         self.config = config or PPOConfig()
-        self.env = _make_env(envs, num_envs, seed)
+        self.env = _make_env(envs, num_envs)
         check_observation(self.env.spec, self.agent.vae.config)
         if self.env.spec.action != self.agent.action_spec:
             raise ValueError(
