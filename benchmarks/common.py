@@ -54,6 +54,12 @@ def machine() -> dict:
     import flax
     import optax
 
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -62,5 +68,6 @@ def machine() -> dict:
         "jax": jax.__version__,
         "flax": flax.__version__,
         "optax": optax.__version__,
+        "torch": torch_version,
         "commit": commit,
     }

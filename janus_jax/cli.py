@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="length of the episode (default 100)",
     )
+    sub.add_parser(
+        "bench",
+        help="throughput benchmarks (python -m benchmarks); see `janus-jax bench -h`",
+        add_help=False,
+    )
     p = sub.add_parser("config", help="print every field of a preset, with --set keys")
     p.add_argument(
         "--preset",
@@ -252,6 +257,11 @@ def _config(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; returns its exit status (2 for a user's mistake)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from benchmarks.harness import main as bench
+
+        return bench(argv[1:], prog="janus-jax bench")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
