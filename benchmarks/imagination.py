@@ -314,7 +314,8 @@ def _print_row(row):
         f"{row['loop_steps_per_s']:9,.0f} "
         f"{_fmt(row['torch_steps_per_s'], '10,.0f')} "
         f"{_fmt(row['torch_1t_steps_per_s'], '9,.0f')} "
-        f"{row['scan_over_loop']:8.1f}x {_fmt(row['scan_over_torch'], '9.1f')}{'x' if row['scan_over_torch'] else ' '} "
+        f"{row['scan_over_loop']:8.1f}x {_fmt(row['scan_over_torch'], '9.1f')}"
+        f"{'x' if row['scan_over_torch'] else ' '} "
         f"{row['scan_gflops']:7.1f} {row['matmul_gflops']:6.0f} {fraction:3.0f}%  "
         f"{firsts}" + "".join(f"  [{note}]" for note in row["notes"]),
         flush=True,
