@@ -55,6 +55,26 @@ def init_fit_state(
     )
 
 
+def fit_step(
+    state: FitState,
+    batch: Any,
+    *,
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+) -> tuple[FitState, dict[str, jax.Array]]:
+    """Returns (state after one gradient step on ``batch``, that step's metrics);
+    the step's key is ``fold_in(state.key, state.step)``."""
+    step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (_, metrics), grads = grad_fn(state.params, batch, step_key)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return state.replace(params=params, opt_state=opt_state, step=state.step + 1), (
+        metrics
+    )
+
+
 def fit_chunk(
     state: FitState,
     batches: Any,
@@ -63,22 +83,31 @@ def fit_chunk(
     optimizer: optax.GradientTransformation,
 ) -> tuple[FitState, dict[str, jax.Array]]:
     """Returns (state after K steps, the chunk's mean metrics) for ``batches``
-    whose leaves are [K, B, ...]: step k takes batch k."""
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    base_key = jax.random.wrap_key_data(state.key)
+    whose leaves are [K, B, ...]: step k takes batch k, all in one ``lax.scan``."""
 
     def body(state: FitState, batch):
-        step_key = jax.random.fold_in(base_key, state.step)
-        (_, metrics), grads = grad_fn(state.params, batch, step_key)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return state.replace(params=params, opt_state=opt_state, step=state.step + 1), (
-            metrics
-        )
+        return fit_step(state, batch, loss_fn=loss_fn, optimizer=optimizer)
 
     state, metrics = jax.lax.scan(body, state, batches)
     return state, jax.tree.map(jnp.mean, metrics)
+
+
+def stepwise_chunk(
+    step: Callable[[FitState, Any], tuple[FitState, dict]],
+    state: FitState,
+    batches: Any,
+) -> tuple[FitState, dict[str, jax.Array]]:
+    """Returns what ``fit_chunk`` returns, calling a compiled ``fit_step`` once per
+    batch from Python instead of scanning.
+
+    For convolutional V on XLA's CPU backend: inside a loop its convolution
+    weight gradients keep layouts that miss the fast kernels, and one step runs
+    about 2.7x slower than the same step compiled alone (benchmarks/README.md)."""
+    metrics = []
+    for k in range(jax.tree.leaves(batches)[0].shape[0]):
+        state, m = step(state, jax.tree.map(lambda x, k=k: x[k], batches))
+        metrics.append(m)
+    return state, jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *metrics)
 
 
 def steps_per_epoch(num_items: int, batch_size: int, what: str) -> int:

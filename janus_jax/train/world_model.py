@@ -27,9 +27,11 @@ from janus_jax.train.config import WorldModelTrainingConfig, check_device
 from janus_jax.train.fit import (
     epoch_batches,
     fit_chunk,
+    fit_step,
     init_fit_state,
     make_optimizer,
     steps_per_epoch,
+    stepwise_chunk,
     take,
 )
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
@@ -62,6 +64,11 @@ def default_configs(
     )
     check_compatible(vae_config, mdn_config, spec.action)
     return vae_config, mdn_config
+
+
+def on_cpu() -> bool:
+    """Returns whether JAX computes on the CPU (see ``fit.stepwise_chunk``)."""
+    return jax.default_backend() == "cpu"
 
 
 def _vae_loss(params, frames, key):
@@ -172,10 +179,12 @@ class WorldModelTrainer:
             lr, c.max_grad_norm or None, c.gradient_accumulation_steps
         )
         state = init_fit_state(params, optimizer, self._keys[phase])
-        compiled = jax.jit(
-            functools.partial(fit_chunk, loss_fn=loss_fn, optimizer=optimizer),
-            donate_argnums=0,
-        )
+        kwargs = {"loss_fn": loss_fn, "optimizer": optimizer}
+        if phase == "vae" and self.vae_config.is_image and on_cpu():
+            step = jax.jit(functools.partial(fit_step, **kwargs), donate_argnums=0)
+            compiled = functools.partial(stepwise_chunk, step)
+        else:
+            compiled = jax.jit(functools.partial(fit_chunk, **kwargs), donate_argnums=0)
 
         def run_chunk(state, done, count):
             rows = epoch_batches(num_items, batch_size, c.seed, done, count)
