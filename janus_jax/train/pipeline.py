@@ -121,7 +121,6 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
     agent = new_agent(config, wm.spec)
     if "collect" in stages:
         wm.collect()
-    data = None
     if "world_model" in stages:
         data = sequences.load(wm.collect(), config.world_model.sequence_length)
         wm.train_vae(data)
@@ -150,8 +149,7 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
     write_json_atomic(summary_path, summary)
     # Pictures come after the summary: a failure drawing them loses no numbers.
     if "evaluate" in stages:
-        data = data or sequences.load(wm.collect(), config.world_model.sequence_length)
-        write_pictures(config, agent, data, out)
+        write_pictures(config, agent, wm.collect(), out)
     return summary
 
 
@@ -224,13 +222,14 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
     return result
 
 
-def write_pictures(config: RunConfig, agent, data, out: Path, frames: int = 8) -> list:
-    """Returns the plot files written to ``out/plots``: reconstructions, a dream
-    GIF and the learning curves."""
+def write_pictures(
+    config: RunConfig, agent, dataset: RolloutDataset, out: Path, frames: int = 8
+) -> list:
+    """Returns the plot files written to ``out/plots``: reconstructions of
+    ``frames`` random dataset frames (streamed, not the whole dataset loaded), a
+    dream GIF and the learning curves."""
     plots = out / "plots"
-    rng = np.random.default_rng(config.seed)
-    rows = np.sort(rng.choice(len(data.frames), min(frames, len(data.frames)), False))
-    real = data.frames[rows]
+    real = next(dataset.frames(frames, config.seed))
     recon = np.asarray(dreams.reconstruct(agent.vae.params, real))
     if real.ndim == 4:
         k = _upscale(real)

@@ -127,10 +127,14 @@ class WorldModelTrainer:
         self.vae_params: vae.VAEParams | None = None
         self.mdn_params: mdn_rnn.MDNRNNParams | None = None
         self.metrics: dict[str, dict] = {}
+        self._dataset: RolloutDataset | None = None
 
     def collect(self) -> RolloutDataset:
         """Returns the dataset, first collecting ``num_episodes`` random episodes
-        into it (continuing a partial one, so an interrupted run keeps its data)."""
+        into it (continuing a partial one, so an interrupted run keeps its data).
+        Later calls return the same dataset without collecting or opening it again."""
+        if self._dataset is not None:
+            return self._dataset
         c = self.config
         if self._collect_needed:
             stats = collect(
@@ -166,6 +170,7 @@ class WorldModelTrainer:
                 f"{dataset.observation_shape}; the env gives "
                 f"{self.spec.observation_shape} (another image size?)"
             )
+        self._dataset = dataset
         return dataset
 
     def _fit(self, phase, params, data, num_items, batch_size, epochs, lr, loss_fn):
