@@ -1,7 +1,6 @@
 """fit.py: the epoch schedule against its permutation / resume properties, and
 ``fit_chunk`` against Adam written out by hand in NumPy on least squares."""
 
-import functools
 
 import chex
 import jax
@@ -280,43 +279,3 @@ def test_a_jitted_chunk_compiles_once_for_same_shapes():
     # a new shape retraces, so the counter above does count
     with pytest.raises(AssertionError):
         chunk(state, jax.tree.map(lambda x: x[:2], batches))
-
-
-def test_stepwise_chunk_computes_what_the_scanned_chunk_computes():
-    # A conv V on a few 48x48 frames: the per-step path used for images on CPU
-    # must give the scan's parameters and metrics (up to float reassociation).
-    from janus_jax.configs import VAEConfig
-    from janus_jax.models import vae
-    from janus_jax.train.fit import (
-        fit_chunk,
-        fit_step,
-        init_fit_state,
-        make_optimizer,
-        stepwise_chunk,
-    )
-
-    config = VAEConfig(input_height=48, input_width=48, hidden_channels=(4, 4, 4, 4))
-    params = vae.init(jax.random.key(0), config)
-    optimizer = make_optimizer(1e-3, 1.0, 1)
-    batches = jax.random.uniform(jax.random.key(1), (3, 2, 48, 48, 3))
-
-    def loss_fn(p, frames, key):
-        return vae.loss(p, frames, key)
-
-    kwargs = {"loss_fn": loss_fn, "optimizer": optimizer}
-    scanned, scanned_metrics = jax.jit(functools.partial(fit_chunk, **kwargs))(
-        init_fit_state(params, optimizer, jax.random.key(2)), batches
-    )
-    step = jax.jit(functools.partial(fit_step, **kwargs))
-    stepped, stepped_metrics = stepwise_chunk(
-        step, init_fit_state(params, optimizer, jax.random.key(2)), batches
-    )
-    assert int(stepped.step) == int(scanned.step) == 3
-    for a, b in zip(
-        jax.tree.leaves(scanned.params), jax.tree.leaves(stepped.params), strict=True
-    ):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    for key in scanned_metrics:
-        np.testing.assert_allclose(
-            scanned_metrics[key], stepped_metrics[key], rtol=1e-4, atol=1e-5
-        )

@@ -4,6 +4,7 @@ Images use the encoder of Ha & Schmidhuber (2018): 4x4 convolutions with stride
 2 and no padding, ReLU, then dense layers to the mean and log-variance of z.
 The decoder mirrors it with transposed convolutions, padding a pixel where the
 encoder's floor division dropped one, so any configured image size round-trips.
+On CPU the convolutions run as matrix products (``models/conv.py``).
 Vectors use an MLP of ``hidden_sizes``.
 """
 
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from janus_jax.configs import CONV_KERNEL, CONV_STRIDE, VAEConfig
+from janus_jax.models import conv
 
 
 def _encoder_sizes(config: VAEConfig) -> list[tuple[int, int]]:
@@ -35,9 +37,8 @@ class _ImageVAE(nn.Module):
 
     def setup(self):
         c = self.config
-        kernel, stride = (CONV_KERNEL, CONV_KERNEL), (CONV_STRIDE, CONV_STRIDE)
         self.convs = [
-            nn.Conv(ch, kernel, stride, padding="VALID") for ch in c.hidden_channels
+            conv.StridedConv(ch, CONV_KERNEL, CONV_STRIDE) for ch in c.hidden_channels
         ]
         self.to_mean = nn.Dense(c.latent_dim)
         self.to_log_var = nn.Dense(c.latent_dim)
@@ -46,13 +47,14 @@ class _ImageVAE(nn.Module):
         self.from_latent = nn.Dense(h * w * c.hidden_channels[-1])
         out_channels = list(reversed(c.hidden_channels[:-1])) + [c.input_channels]
         self.deconvs = [
-            nn.ConvTranspose(ch, kernel, stride, padding="VALID") for ch in out_channels
+            conv.StridedConv(ch, CONV_KERNEL, CONV_STRIDE, transposed=True)
+            for ch in out_channels
         ]
 
     def encode(self, image):
         x = image
-        for conv in self.convs:
-            x = nn.relu(conv(x))
+        for layer in self.convs:
+            x = nn.relu(layer(x))
         x = x.reshape(x.shape[:-3] + (-1,))
         return self.to_mean(x), self.to_log_var(x)
 

@@ -92,24 +92,6 @@ def fit_chunk(
     return state, jax.tree.map(jnp.mean, metrics)
 
 
-def stepwise_chunk(
-    step: Callable[[FitState, Any], tuple[FitState, dict]],
-    state: FitState,
-    batches: Any,
-) -> tuple[FitState, dict[str, jax.Array]]:
-    """Returns what ``fit_chunk`` returns, calling a compiled ``fit_step`` once per
-    batch from Python instead of scanning.
-
-    For convolutional V on XLA's CPU backend: inside a loop its convolution
-    weight gradients keep layouts that miss the fast kernels, and one step runs
-    about 2.7x slower than the same step compiled alone (benchmarks/README.md)."""
-    metrics = []
-    for k in range(jax.tree.leaves(batches)[0].shape[0]):
-        state, m = step(state, jax.tree.map(lambda x, k=k: x[k], batches))
-        metrics.append(m)
-    return state, jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *metrics)
-
-
 def steps_per_epoch(num_items: int, batch_size: int, what: str) -> int:
     """Returns the full batches in one pass over ``num_items`` rows (the last,
     partial batch is dropped, so every step sees ``batch_size`` rows)."""

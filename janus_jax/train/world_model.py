@@ -27,11 +27,9 @@ from janus_jax.train.config import WorldModelTrainingConfig, check_device
 from janus_jax.train.fit import (
     epoch_batches,
     fit_chunk,
-    fit_step,
     init_fit_state,
     make_optimizer,
     steps_per_epoch,
-    stepwise_chunk,
     take,
 )
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
@@ -64,11 +62,6 @@ def default_configs(
     )
     check_compatible(vae_config, mdn_config, spec.action)
     return vae_config, mdn_config
-
-
-def on_cpu() -> bool:
-    """Returns whether JAX computes on the CPU (see ``fit.stepwise_chunk``)."""
-    return jax.default_backend() == "cpu"
 
 
 def _vae_loss(params, frames, key):
@@ -185,11 +178,7 @@ class WorldModelTrainer:
         )
         state = init_fit_state(params, optimizer, self._keys[phase])
         kwargs = {"loss_fn": loss_fn, "optimizer": optimizer}
-        if phase == "vae" and self.vae_config.is_image and on_cpu():
-            step = jax.jit(functools.partial(fit_step, **kwargs), donate_argnums=0)
-            compiled = functools.partial(stepwise_chunk, step)
-        else:
-            compiled = jax.jit(functools.partial(fit_chunk, **kwargs), donate_argnums=0)
+        compiled = jax.jit(functools.partial(fit_chunk, **kwargs), donate_argnums=0)
 
         def run_chunk(state, done, count):
             rows = epoch_batches(num_items, batch_size, c.seed, done, count)
