@@ -137,7 +137,11 @@ def sample(
     component_key, noise_key = jax.random.split(key)
     tau = jnp.asarray(temperature, jnp.float32)
     logits = output.mixture_logits / jnp.maximum(tau, 1e-6)
-    sampled = jax.random.categorical(component_key, logits, axis=-1)
+    # Inverse CDF: one uniform per dimension where Gumbel-max draws K, and random
+    # bits are a quarter of a dream step's time at large batches on CPU.
+    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+    u = jax.random.uniform(component_key, cdf.shape[:-1] + (1,))
+    sampled = jnp.sum(cdf[..., :-1] < u, axis=-1)
     component = jnp.where(tau > 0, sampled, jnp.argmax(output.mixture_logits, axis=-1))
     pick = lambda x: jnp.take_along_axis(x, component[..., None], axis=-1)[..., 0]  # noqa: E731
     noise = jax.random.normal(noise_key, component.shape)
