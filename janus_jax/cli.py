@@ -17,16 +17,26 @@ from pathlib import Path
 
 import numpy as np
 
-from janus_jax.train import presets
-from janus_jax.train.checkpoint import CheckpointError
-from janus_jax.train.run_config import RunConfig, apply_overrides, describe
+from janus_jax import parallel
+
+# The rest of janus-jax is imported inside the functions: gymnax computes on
+# import, and a multi-process run must call jax.distributed.initialize first.
 
 EPILOG = """overrides: --set SECTION.FIELD=VALUE (repeatable), values as JSON
 (3, 0.5, true, null, [64,64]) or text. Sections: world_model (collection, V and
 M; world_model.vae and world_model.mdn_rnn are the architectures), network (C's
 MLPs), ppo, controller (steps, envs, imagination_ratio, imagination_horizon,
 evaluation). `janus-jax config --preset NAME` lists every field with its value
-and meaning. Batch sizes are global (the whole batch per step)."""
+and meaning.
+
+devices: every phase runs data-parallel over all visible devices (of all
+processes). Batch sizes (world_model.vae_batch_size, world_model.mdn_batch_size,
+controller.num_envs) are GLOBAL: the whole batch per step, split evenly over the
+devices, so each must be a multiple of the device count; results do not depend
+on the device count. Several hosts: start the same command on each with
+--coordinator HOST0:PORT --num-processes N --process-id I (or JAX's
+JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID) and an --out on a
+filesystem all hosts share; process 0 writes logs, pictures and the summary."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +47,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> None:
+    from janus_jax.train import presets
+
     add = parser.add_argument
     add(
         "--preset",
@@ -77,6 +89,7 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
         help="also write TensorBoard event files to DIR/tensorboard",
     )
     add("--no-progress", action="store_true", help="no progress bars")
+    _distributed_options(parser, help=True)
     if dataset:
         add(
             "--dataset",
@@ -85,8 +98,38 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
         )
 
 
+def _distributed_options(parser: argparse.ArgumentParser, *, help: bool) -> None:
+    text = {
+        "--coordinator": "HOST:PORT of process 0, for a multi-process run (see below)",
+        "--num-processes": "number of processes of a multi-process run",
+        "--process-id": "this process's index, 0 .. N-1 (process 0 writes the logs)",
+    }
+    for flag, meta, kind in (
+        ("--coordinator", "HOST:PORT", str),
+        ("--num-processes", "N", int),
+        ("--process-id", "I", int),
+    ):
+        parser.add_argument(
+            flag, metavar=meta, type=kind, help=text[flag] if help else None
+        )
+
+
+def initialize_distributed(argv: list[str]) -> bool:
+    """Returns whether this is a multi-process run, after starting JAX's
+    distributed runtime from argv's --coordinator, --num-processes and
+    --process-id (or JAX's environment variables) before anything touches JAX."""
+    if not argv or argv[0] not in STAGES:
+        return False
+    pre = argparse.ArgumentParser(add_help=False)
+    _distributed_options(pre, help=False)
+    known, _ = pre.parse_known_args(argv[1:])
+    return parallel.initialize(known.coordinator, known.num_processes, known.process_id)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every subcommand; each option says what it does."""
+    from janus_jax.train import presets
+
     parser = _Parser(
         prog="janus-jax",
         description="World Models (V: VAE, M: MDN-RNN, C: PPO on [z, h]) in JAX.",
@@ -148,8 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_config(args) -> RunConfig:
-    """Returns the preset with --env, --seed and --set applied."""
+def run_config(args):
+    """Returns the RunConfig of the preset with --env, --seed and --set applied."""
+    from janus_jax.train import presets
+    from janus_jax.train.run_config import apply_overrides
+
     config = presets.preset(args.preset)
     if getattr(args, "env", None) and args.env != config.env_id:
         config = dataclasses.replace(
@@ -251,6 +297,9 @@ def _dream(args) -> int:
 
 
 def _config(args) -> int:
+    from janus_jax.train import presets
+    from janus_jax.train.run_config import describe
+
     print("\n".join(describe(presets.preset(args.preset))))
     return 0
 
@@ -262,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.harness import main as bench
 
         return bench(argv[1:], prog="janus-jax bench")
+    try:
+        initialize_distributed(argv)
+    except ValueError as err:
+        print(f"janus-jax {argv[0]}: error: {err}", file=sys.stderr)
+        return 2
+    from janus_jax.train.checkpoint import CheckpointError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
