@@ -66,14 +66,6 @@ def test_steps_per_epoch_names_the_phase_and_sizes_when_too_few_rows():
         fit.steps_per_epoch(2, 5, "M's windows")
 
 
-def test_take_gathers_every_leaf_at_the_rows():
-    data = {"x": np.arange(12).reshape(6, 2), "y": np.arange(6) * 10.0}
-    rows = np.array([[5, 0], [2, 2]])
-    out = fit.take(data, rows)
-    np.testing.assert_array_equal(out["x"], [[[10, 11], [0, 1]], [[4, 5], [4, 5]]])
-    np.testing.assert_array_equal(out["y"], [[50.0, 0.0], [20.0, 20.0]])
-
-
 # -- fit_chunk on least squares -----------------------------------------------------
 
 

@@ -39,6 +39,9 @@ class ControlSetup:
     mdn_optimizer: optax.GradientTransformation
     ppo: PPOConfig
     optimizer: optax.GradientTransformation
+    # The dream starts' layout over the devices: a NamedSharding splitting axis 0
+    # (None: one device).
+    start_sharding: Any = None
 
 
 @struct.dataclass
@@ -54,6 +57,10 @@ class ControlState:
     key: jax.Array  # uint32 key data; update u uses fold_in(key, u)
     updates: jax.Array  # int32 updates done
     imagined_steps: jax.Array  # int32 dreamed transitions used so far
+
+
+# ControlState fields with one row per env: sharded over the devices.
+PER_ENV_FIELDS = ("env_state", "obs", "carry", "episode_return")
 
 
 class RealStep(NamedTuple):
@@ -177,6 +184,8 @@ def dream(setup: ControlSetup, params: WorldModelParams, real: RealStep, key):
     index = jax.random.choice(start_key, size, (setup.dream_starts,), replace=replace)
     z0 = flat(real.latent)[index]
     h0 = jax.tree.map(lambda x: flat(x)[index], real.carry)
+    if setup.start_sharding is not None:
+        z0, h0 = jax.lax.with_sharding_constraint((z0, h0), setup.start_sharding)
     return imagination.imagine(
         dream_key, params, z0, h0, setup.horizon, setup.temperature
     )

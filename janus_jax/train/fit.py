@@ -122,8 +122,3 @@ def epoch_batches(
         offset = (step % per_epoch) * batch_size
         rows[i] = permutation[offset : offset + batch_size]
     return rows
-
-
-def take(data: Any, rows: np.ndarray) -> Any:
-    """Returns ``data``'s leaves (host arrays [N, ...]) gathered at ``rows``."""
-    return jax.tree.map(lambda x: x[rows], data)

@@ -19,12 +19,13 @@ import numpy as np
 
 from janus_jax.data import RolloutDataset
 from janus_jax.envs import GymnasiumEnv, make
+from janus_jax.parallel import DataParallel
 from janus_jax.train import dreams, pictures, sequences
 from janus_jax.train.checkpoint import read_json, write_json_atomic
 from janus_jax.train.evaluate import episode_returns
 from janus_jax.train.loop import RunIO
 from janus_jax.train.metrics_log import MetricsLogger
-from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
+from janus_jax.train.ppo_trainer import WorldModelPPOTrainer, dream_starts
 from janus_jax.train.run_config import RunConfig
 from janus_jax.train.run_dir import (
     RunDirError,
@@ -57,23 +58,47 @@ def run(
     overwrite: bool = False,
     progress: bool = True,
     dataset: str | Path | None = None,
+    parallel: DataParallel | None = None,
 ) -> dict:
-    """Returns the run's summary after running ``stages`` in ``out``."""
+    """Returns the run's summary after running ``stages`` in ``out``.
+
+    parallel: the devices to train on (default: all, of every process). In a
+    multi-process run every process calls this with the same arguments and an
+    ``out`` they all see; process 0 alone writes the config, logs, summary and
+    pictures (all take part in the checkpoints)."""
     start = time.perf_counter()
     out = Path(out)
+    par = parallel or DataParallel.create()
     config = _resolved(_with_seed(config))
     _check_inputs(config, out, stages, dataset)
+    _check_divisible(config, stages, par)
     fresh = stages[0] == "collect" or stages == STAGES
-    continuing = prepare_run_dir(
-        out, config, resume=resume, overwrite=overwrite, fresh=fresh
-    )
+    existed = (out / "config.json").exists()
+    par.barrier("janus-jax run dir checked")
+    if par.is_primary:
+        continuing = prepare_run_dir(
+            out, config, resume=resume, overwrite=overwrite, fresh=fresh
+        )
+    else:
+        continuing = existed and not overwrite  # what process 0 decided
+    par.barrier("janus-jax run dir ready")
     c = config.controller
-    logger = MetricsLogger(out, use_tensorboard=c.use_tensorboard, resume=continuing)
-    io = RunIO(run_dir=out, logger=logger, progress=progress, resume=continuing)
+    logger = (
+        MetricsLogger(out, use_tensorboard=c.use_tensorboard, resume=continuing)
+        if par.is_primary
+        else None
+    )
+    io = RunIO(
+        run_dir=out,
+        logger=logger,
+        progress=progress and par.is_primary,
+        resume=continuing,
+    )
     try:
-        return _run_stages(config, out, stages, io, dataset, start)
+        return _run_stages(config, out, stages, io, dataset, start, par)
     finally:
-        logger.close()
+        if logger is not None:
+            logger.close()
 
 
 def _resolved(config: RunConfig) -> RunConfig:
@@ -87,6 +112,30 @@ def _resolved(config: RunConfig) -> RunConfig:
     vae_config, mdn_config = default_configs(env.spec, wm.vae, wm.mdn_rnn)
     world_model = dataclasses.replace(wm, vae=vae_config, mdn_rnn=mdn_config)
     return dataclasses.replace(config, world_model=world_model)
+
+
+def _check_divisible(config: RunConfig, stages, par: DataParallel) -> None:
+    """Raises ValueError (before anything is written) unless the run's global
+    batches split evenly over the devices."""
+    wm, c = config.world_model, config.controller
+    sizes = {}
+    if "world_model" in stages:
+        sizes["world_model.vae_batch_size"] = wm.vae_batch_size
+        sizes["world_model.mdn_batch_size"] = wm.mdn_batch_size
+    if "controller" in stages:
+        sizes["controller.num_envs"] = c.num_envs
+        real = c.num_envs * c.rollout_length
+        starts = dream_starts(
+            real, c.imagination_ratio, c.imagination_horizon, config.ppo.batch_size
+        )
+        if starts:
+            # Derived, so say where it comes from.
+            sizes[
+                "the dreams per update (set by controller.num_envs, rollout_length, "
+                "imagination_ratio, imagination_horizon and ppo.batch_size)"
+            ] = starts
+    for name, size in sizes.items():
+        par.check_divisible(name, size)
 
 
 def _check_inputs(config: RunConfig, out: Path, stages, dataset) -> None:
@@ -108,13 +157,14 @@ def _check_inputs(config: RunConfig, out: Path, stages, dataset) -> None:
         )
 
 
-def _run_stages(config, out, stages, io, dataset, start) -> dict:
+def _run_stages(config, out, stages, io, dataset, start, par) -> dict:
     wm = WorldModelTrainer(
         config.env_id,
         config.world_model,
         io=io,
         dataset=dataset,
         env_kwargs=config.env_kwargs,
+        parallel=par,
     )
     summary_path = out / "summary.json"
     summary = read_json(summary_path, "summary") if summary_path.exists() else {}
@@ -126,13 +176,15 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
         wm.train_vae(data)
         wm.train_mdn(data)
         agent.vae.params, agent.mdn_rnn.params = wm.vae_params, wm.mdn_params
-        save_agent(out, agent, "world_model")
+        save_agent(out, agent, "world_model", par)
         summary["final_losses"] = wm.metrics
     if "controller" in stages or "evaluate" in stages:
-        agent = load_agent(out)
+        agent = load_agent(out, par)
     if "controller" in stages:
-        summary.update(_train_controller(config, agent, io))
-        save_agent(out, agent, "controller")
+        summary.update(_train_controller(config, agent, io, par))
+        save_agent(out, agent, "controller", par)
+    if not par.is_primary:
+        return summary  # evaluation, summary and pictures are process 0's
     if "evaluate" in stages:
         steps = summary.get("controller_env_steps", 0)
         summary.update(evaluate_run(config, agent, io, steps))
@@ -153,7 +205,7 @@ def _run_stages(config, out, stages, io, dataset, start) -> dict:
     return summary
 
 
-def _train_controller(config: RunConfig, agent, io: RunIO) -> dict:
+def _train_controller(config: RunConfig, agent, io: RunIO, par) -> dict:
     c = config.controller
     trainer = WorldModelPPOTrainer(
         agent,
@@ -171,6 +223,7 @@ def _train_controller(config: RunConfig, agent, io: RunIO) -> dict:
         checkpoint_every=c.checkpoint_every,
         seed=c.seed,
         io=io,
+        parallel=par,
     )
     try:
         metrics = trainer.train(c.total_timesteps, c.rollout_length)

@@ -26,6 +26,7 @@ from janus_jax.envs import GymnasiumEnv, GymnaxEnv, check_observation, make
 from janus_jax.envs.ids import gymnax_ids
 from janus_jax.imagination import WorldModelParams
 from janus_jax.models import mdn_rnn
+from janus_jax.parallel import DataParallel
 from janus_jax.train import control
 from janus_jax.train.fit import init_fit_state, make_optimizer
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
@@ -96,6 +97,7 @@ class WorldModelPPOTrainer:
         seed: int = 0,
         run_dir: str | Path | None = None,
         io: RunIO | None = None,
+        parallel: DataParallel | None = None,
     ):
         if not 0 <= imagination_ratio <= 1:
             raise ValueError(
@@ -134,8 +136,19 @@ class WorldModelPPOTrainer:
         self.updates_per_chunk = updates_per_chunk
         self.checkpoint_every = checkpoint_every
         self.seed = seed
-        self.io = io or RunIO(run_dir=None if run_dir is None else Path(run_dir))
-        if self.io.logger is None and self.io.run_dir is not None:
+        self.parallel = parallel or DataParallel.create()
+        if isinstance(self.env, GymnasiumEnv) and jax.process_count() > 1:
+            raise ValueError(
+                f"{self.env.spec.env_id} is a gymnasium env, stepped on one host: "
+                "multi-process training needs a gymnax env (several devices of "
+                "one process are fine)"
+            )
+        self.parallel.check_divisible("num_envs", self.num_envs)
+        primary = self.parallel.is_primary
+        self.io = io or RunIO(
+            run_dir=None if run_dir is None else Path(run_dir), progress=primary
+        )
+        if self.io.logger is None and self.io.run_dir is not None and primary:
             self.io.logger = MetricsLogger(
                 self.io.run_dir, use_tensorboard=use_tensorboard, resume=self.io.resume
             )
@@ -155,6 +168,8 @@ class WorldModelPPOTrainer:
         starts = dream_starts(
             real, self.imagination_ratio, self.imagination_horizon, minibatch
         )
+        if starts:
+            self.parallel.check_divisible("the dreams per update", starts)
         updates = math.ceil(total_timesteps / real)
         _, updates = whole_chunks(updates, self.updates_per_chunk)
         batch = real * use_real + starts * self.imagination_horizon
@@ -173,6 +188,9 @@ class WorldModelPPOTrainer:
             mdn_optimizer=self.mdn_optimizer,
             ppo=self.config,
             optimizer=ppo.make_optimizer(self.config, grad_steps),
+            start_sharding=None
+            if self.parallel.trivial
+            else self.parallel.sharding(0, 1),
         )
         return setup, updates
 
@@ -199,7 +217,13 @@ class WorldModelPPOTrainer:
         )
         # The chunk donates its state: no two leaves may share a buffer (the env's
         # reset can return one array twice, and the agent keeps its own params).
-        return jax.tree.map(jnp.copy, state)
+        state = jax.tree.map(jnp.copy, state)
+        # Envs (and what each one carries) split over the devices; the rest is
+        # replicated.
+        par = self.parallel
+        return par.replicate(state).replace(
+            **{f: par.shard(getattr(state, f)) for f in control.PER_ENV_FIELDS}
+        )
 
     def _gymnasium_update(self, setup, learn, act, observe, state):
         """Returns (state, metrics) of one host rollout and a compiled ``learn``."""
@@ -223,13 +247,15 @@ class WorldModelPPOTrainer:
             )
             records.append(real)
             obs = jnp.asarray(out.obs)
-        real = jax.tree.map(lambda *xs: jnp.stack(xs), *records)
+        real = self.parallel.shard(
+            jax.tree.map(lambda *xs: jnp.stack(xs), *records), axis=1
+        )
         state = state.replace(obs=obs, carry=carry, episode_return=ret)
         return learn(params, state, real, learn_key)
 
     def _chunk_fn(self, setup):
         """Returns run_chunk(state, done, count) for ``run_chunks``."""
-        vae_params = self.agent.vae.params
+        vae_params = self.parallel.replicate(self.agent.vae.params)
         real_per_update = setup.num_envs * setup.rollout_length
         if isinstance(self.env, GymnaxEnv):
             compiled = jax.jit(
@@ -289,7 +315,7 @@ class WorldModelPPOTrainer:
         )
         self.real_env_steps = int(state.updates) * setup.num_envs * rollout_length
         self.imagined_steps = int(state.imagined_steps)
-        self.agent.controller.params = state.train.params
-        self.agent.mdn_rnn.params = state.mdn.params
+        self.agent.controller.params = self.parallel.local(state.train.params)
+        self.agent.mdn_rnn.params = self.parallel.local(state.mdn.params)
         self.state = state
         return metrics

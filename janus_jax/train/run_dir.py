@@ -9,6 +9,7 @@ from pathlib import Path
 from janus_jax.agent import WorldModelAgent
 from janus_jax.envs import GymnasiumEnv, make
 from janus_jax.envs.ids import gymnax_ids
+from janus_jax.parallel import DataParallel
 from janus_jax.train.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
 from janus_jax.train.run_config import RunConfig, from_dict, to_dict
 
@@ -99,15 +100,24 @@ def new_agent(config: RunConfig, env_spec) -> WorldModelAgent:
     )
 
 
-def save_agent(run_dir: Path, agent: WorldModelAgent, stage: str) -> None:
+def save_agent(
+    run_dir: Path, agent: WorldModelAgent, stage: str, parallel: DataParallel
+) -> None:
+    """Returns None once the agent's params are the run's newest agent checkpoint
+    (every process of a multi-process run calls it; orbax writes once)."""
     with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
         step = (checkpoints.latest_step() or 0) + 1
-        checkpoints.save(step, agent.params, {"stage": stage})
+        checkpoints.save(step, parallel.replicate(agent.params), {"stage": stage})
 
 
-def load_agent(path: str | Path) -> WorldModelAgent:
+def load_agent(
+    path: str | Path, parallel: DataParallel | None = None
+) -> WorldModelAgent:
     """Returns the trained agent of a run directory, rebuilt from its config.json
-    and its latest agent checkpoint (after the world model, or after C)."""
+    and its latest agent checkpoint (after the world model, or after C).
+
+    parallel: the layout every process of a multi-process run reads it into
+    (default: this process alone)."""
     run_dir = Path(path)
     config = load_config(run_dir)
     env = make(config.env_id, **env_kwargs(config))
@@ -116,7 +126,11 @@ def load_agent(path: str | Path) -> WorldModelAgent:
         env.close()
     agent = new_agent(config, spec)
     with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
-        params, _ = checkpoints.restore(agent.params)
+        if parallel is None:
+            params, _ = checkpoints.restore(agent.params)
+        else:
+            params, _ = checkpoints.restore(parallel.replicate(agent.params))
+            params = parallel.local(params)
     agent.vae.params, agent.mdn_rnn.params = params.vae, params.mdn_rnn
     agent.controller.params = params.controller
     return agent

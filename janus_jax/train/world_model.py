@@ -22,6 +22,7 @@ from janus_jax.data.collect import collect
 from janus_jax.envs import GymnasiumEnv, GymnaxEnv, check_observation, make
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.models import mdn_rnn, vae
+from janus_jax.parallel import DataParallel
 from janus_jax.train import sequences
 from janus_jax.train.config import WorldModelTrainingConfig, check_device
 from janus_jax.train.fit import (
@@ -30,7 +31,6 @@ from janus_jax.train.fit import (
     init_fit_state,
     make_optimizer,
     steps_per_epoch,
-    take,
 )
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 
@@ -92,9 +92,11 @@ class WorldModelTrainer:
         dataset: str | Path | None = None,
         io: RunIO | None = None,
         env_kwargs: dict | None = None,
+        parallel: DataParallel | None = None,
     ):
         self.config = config or WorldModelTrainingConfig()
         check_device(self.config.device)
+        self.parallel = parallel or DataParallel.create()
         self.env_id = env_id_of(env)
         self.env_kwargs = dict(env_kwargs or {})
         spec_env = env if isinstance(env, (GymnaxEnv, GymnasiumEnv)) else None
@@ -105,7 +107,10 @@ class WorldModelTrainer:
         self.vae_config, self.mdn_config = default_configs(
             self.spec, self.config.vae, self.config.mdn_rnn
         )
-        self.io = io or RunIO(run_dir=None if run_dir is None else Path(run_dir))
+        self.io = io or RunIO(
+            run_dir=None if run_dir is None else Path(run_dir),
+            progress=self.parallel.is_primary,
+        )
         if self.io.run_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="janus-jax-")
             data_dir = Path(self._tmp.name) / "data"
@@ -129,7 +134,9 @@ class WorldModelTrainer:
         if self._dataset is not None:
             return self._dataset
         c = self.config
-        if self._collect_needed:
+        # One process collects into the (shared) run directory; the rest wait and
+        # read it, each taking only its own rows of every batch.
+        if self._collect_needed and self.parallel.is_primary:
             stats = collect(
                 self.env_id,
                 self.dataset_path,
@@ -151,6 +158,7 @@ class WorldModelTrainer:
                     env_steps=stats.steps,
                     env_steps_per_s=stats.steps_per_s,
                 )
+        self.parallel.barrier("janus-jax collect")
         dataset = RolloutDataset(self.dataset_path)
         if dataset.env_id != self.spec.env_id:
             raise ValueError(
@@ -169,6 +177,7 @@ class WorldModelTrainer:
     def _fit(self, phase, params, data, num_items, batch_size, epochs, lr, loss_fn):
         """Returns the params after ``epochs`` passes of ``phase`` over ``data``."""
         c = self.config
+        self.parallel.check_divisible(f"{phase}_batch_size", batch_size)
         per_epoch = steps_per_epoch(num_items, batch_size, f"{phase} phase")
         chunk, total = whole_chunks(
             max(1, math.ceil(epochs * per_epoch)), c.chunk_steps
@@ -177,12 +186,13 @@ class WorldModelTrainer:
             lr, c.max_grad_norm or None, c.gradient_accumulation_steps
         )
         state = init_fit_state(params, optimizer, self._keys[phase])
+        state = self.parallel.replicate(state)
         kwargs = {"loss_fn": loss_fn, "optimizer": optimizer}
         compiled = jax.jit(functools.partial(fit_chunk, **kwargs), donate_argnums=0)
 
         def run_chunk(state, done, count):
             rows = epoch_batches(num_items, batch_size, c.seed, done, count)
-            state, metrics = compiled(state, take(data, rows))
+            state, metrics = compiled(state, self.parallel.gather_rows(data, rows))
             return state, metrics, {"epoch": (done + count) / per_epoch}
 
         if epochs == 0:
@@ -198,7 +208,7 @@ class WorldModelTrainer:
             unit="steps",
             shown=(f"{phase}/loss",),
         )
-        return state.params
+        return self.parallel.local(state.params)
 
     def train_vae(self, data: sequences.InMemoryData) -> vae.VAEParams:
         """Returns V trained on every frame of ``data`` (vector observations are
