@@ -1,0 +1,127 @@
+"""Runs the tiny preset in a process of its own, for tests/test_parallel.py.
+
+    python tests/parallel_worker.py devices OUT     # 4 forced CPU devices vs 1
+    python tests/parallel_worker.py process OUT ID  # one of two processes
+
+The device count and the distributed runtime must be set before JAX starts, so
+these cannot run inside pytest's process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# The tiny preset with a global batch every device count here divides.
+OVERRIDES = ["controller.num_envs=4", "controller.total_timesteps=512"]
+
+
+def _config():
+    from janus_jax.train import presets
+    from janus_jax.train.run_config import apply_overrides
+
+    return apply_overrides(presets.preset("tiny"), OVERRIDES)
+
+
+def devices(out: Path) -> None:
+    """Trains on 4 devices and on 1 (a one-device mesh in the same process);
+    writes what the placements looked like to out/placement.json."""
+    import jax
+    import numpy as np
+
+    from janus_jax.parallel import DataParallel
+    from janus_jax.train import pipeline
+
+    assert jax.device_count() == 4, jax.devices()
+    four = DataParallel.create()
+    rows = np.array([[5, 0, 3, 1], [2, 2, 4, 0]])
+    batch = four.gather_rows({"x": np.arange(12.0).reshape(6, 2)}, rows)["x"]
+    state = four.replicate({"w": np.ones(3)})["w"]
+    placement = {
+        "batch_shards": [
+            [s.device.id, np.asarray(s.data).tolist()] for s in batch.addressable_shards
+        ],
+        "batch_spec": str(batch.sharding.spec),
+        "replicated": bool(state.sharding.is_fully_replicated),
+    }
+    for name, par in (("four", four), ("one", DataParallel.create(jax.devices()[:1]))):
+        pipeline.run(_config(), out / name, progress=False, parallel=par)
+    # The controller's state after a short run on 4 devices: envs split, C whole.
+    from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
+    from janus_jax.train.run_dir import load_agent
+
+    trainer = WorldModelPPOTrainer(
+        load_agent(out / "four"),
+        "CartPole-v1",
+        num_envs=4,
+        imagination_horizon=8,
+        updates_per_chunk=1,
+        parallel=four,
+    )
+    trainer.train(total_timesteps=4 * 32, rollout_length=32)
+    placement["env_obs_spec"] = str(trainer.state.obs.sharding.spec)
+    placement["env_obs_devices"] = len(trainer.state.obs.sharding.device_set)
+    placement["controller_replicated"] = all(
+        x.sharding.is_fully_replicated for x in jax.tree.leaves(trainer.state.train)
+    )
+    (out / "placement.json").write_text(json.dumps(placement))
+
+
+def process(out: Path, process_id: int, port: str) -> None:
+    """Joins a two-process run of the tiny preset through the CLI's own path."""
+    from janus_jax import cli
+
+    argv = [
+        "train",
+        "--preset",
+        "tiny",
+        "--out",
+        str(out / "run"),
+        "--no-progress",
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--num-processes",
+        "2",
+        "--process-id",
+        str(process_id),
+        *(arg for o in OVERRIDES for arg in ("--set", o)),
+    ]
+    status = cli.main(argv)
+    import jax
+    import numpy as np
+
+    from janus_jax.parallel import DataParallel
+    from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
+    from janus_jax.train.run_dir import load_agent
+
+    # Train C a little more, both processes together, and report this process's
+    # own copy of the result: replicas that drifted apart would differ here.
+    both = DataParallel.create()
+    trainer = WorldModelPPOTrainer(
+        load_agent(out / "run", both),
+        "CartPole-v1",
+        num_envs=4,
+        imagination_horizon=8,
+        updates_per_chunk=1,
+        parallel=both,
+    )
+    trainer.train(total_timesteps=4 * 32, rollout_length=32)
+    leaves = jax.tree.leaves(trainer.agent.controller.params)
+    (out / f"process{process_id}.json").write_text(
+        json.dumps(
+            {
+                "status": status,
+                "devices": jax.device_count(),
+                "params": [np.asarray(x, np.float64).ravel().tolist() for x in leaves],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    mode, out = sys.argv[1], Path(sys.argv[2])
+    if mode == "devices":
+        devices(out)
+    else:
+        process(out, int(sys.argv[3]), sys.argv[4])

@@ -1,0 +1,183 @@
+"""Data parallelism: DataParallel's placements, 4 forced CPU devices against 1, and
+two processes training together over JAX's distributed runtime (gloo on CPU).
+
+The multi-device and multi-process runs need a fresh JAX (device count and
+distributed runtime are fixed when it starts): they run tests/parallel_worker.py
+in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from janus_jax import cli, parallel
+from janus_jax.parallel import DataParallel
+
+WORKER = Path(__file__).with_name("parallel_worker.py")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env.update(extra)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# -- one device, in this process ------------------------------------------------------
+
+
+def test_one_device_places_nothing():
+    par = DataParallel.create(jax.devices()[:1])
+    tree = {"w": np.ones(3)}
+    assert par.trivial and par.is_primary and par.size == 1
+    assert par.replicate(tree) is tree and par.shard(tree) is tree
+    rows = np.array([[5, 0], [2, 2]])
+    data = {"x": np.arange(12).reshape(6, 2), "y": np.arange(6) * 10.0}
+    out = par.gather_rows(data, rows)
+    np.testing.assert_array_equal(out["x"], [[[10, 11], [0, 1]], [[4, 5], [4, 5]]])
+    np.testing.assert_array_equal(out["y"], [[50.0, 0.0], [20.0, 20.0]])
+
+
+def test_batches_that_do_not_split_are_named():
+    parallel.check_divisible("controller.num_envs", 3, 1)  # one device takes all
+    parallel.check_divisible("controller.num_envs", 8, 4)
+    with pytest.raises(
+        ValueError, match=r"controller.num_envs=6 does not divide over 4"
+    ):
+        parallel.check_divisible("controller.num_envs", 6, 4)
+    with pytest.raises(ValueError, match="devices is empty"):
+        DataParallel.create([])
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"coordinator": "127.0.0.1:1234"}, "num_processes, process_id missing"),
+        (
+            {"coordinator": "nohost", "num_processes": 2, "process_id": 0},
+            "coordinator='nohost' is invalid: must be HOST:PORT",
+        ),
+        (
+            {"coordinator": "h:1", "num_processes": 2, "process_id": 2},
+            r"process_id=2 is invalid: must be in \[0, 2\)",
+        ),
+        (
+            {"coordinator": "h:1", "num_processes": 0, "process_id": 0},
+            "num_processes=0 is invalid",
+        ),
+    ],
+)
+def test_initialize_names_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        parallel.initialize(**kwargs)
+
+
+def test_initialize_without_arguments_is_single_process(monkeypatch):
+    for var in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(var, raising=False)
+    assert parallel.initialize() is False
+
+
+def test_cli_rejects_a_partial_multi_process_command(capsys):
+    status = cli.main(["train", "--coordinator", "127.0.0.1:1", "--out", "unused"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "num_processes, process_id missing" in err
+
+
+# -- four forced CPU devices against one ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def four_devices(tmp_path_factory):
+    out = tmp_path_factory.mktemp("devices")
+    flags = "--xla_force_host_platform_device_count=4"
+    subprocess.run(
+        [sys.executable, str(WORKER), "devices", str(out)],
+        env=_env(XLA_FLAGS=flags),
+        check=True,
+        timeout=900,
+    )
+    return out
+
+
+def test_four_devices_really_shard(four_devices):
+    placement = json.loads((four_devices / "placement.json").read_text())
+    # rows [[5, 0, 3, 1], [2, 2, 4, 0]] of x = arange(12).reshape(6, 2): device d
+    # holds column d of the row table, for both steps.
+    x = np.arange(12.0).reshape(6, 2)
+    rows = np.array([[5, 0, 3, 1], [2, 2, 4, 0]])
+    for device, data in placement["batch_shards"]:
+        np.testing.assert_array_equal(data, x[rows[:, device : device + 1]])
+    assert placement["batch_spec"] == "P(None, 'data', None)"
+    assert placement["replicated"] and placement["controller_replicated"]
+    assert placement["env_obs_spec"].startswith("P('data'")
+    assert placement["env_obs_devices"] == 4
+
+
+def test_four_devices_give_the_one_device_losses(four_devices):
+    four = _metrics(four_devices / "four" / "metrics.jsonl")
+    one = _metrics(four_devices / "one" / "metrics.jsonl")
+    assert [(r["phase"], r["step"]) for r in four] == [
+        (r["phase"], r["step"]) for r in one
+    ]
+    assert {r["phase"] for r in four} >= {"vae", "mdn", "controller", "eval"}
+    compared = 0
+    for a, b in zip(four, one, strict=True):
+        for key, value in a.items():
+            if "/" in key and isinstance(value, float):
+                np.testing.assert_allclose(value, b[key], rtol=1e-4, atol=1e-5)
+                compared += 1
+    assert compared > 20
+
+
+# -- two processes --------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_together(tmp_path):
+    port = str(_free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "process", str(tmp_path), str(i), port],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    logs = [p.communicate(timeout=900)[0] for p in procs]
+    for i, p in enumerate(procs):
+        assert p.returncode == 0, f"process {i} failed:\n{logs[i][-3000:]}"
+    results = [json.loads((tmp_path / f"process{i}.json").read_text()) for i in (0, 1)]
+    assert [r["status"] for r in results] == [0, 0]
+    assert [r["devices"] for r in results] == [2, 2]
+    for a, b in zip(results[0]["params"], results[1]["params"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    run = tmp_path / "run"
+    rows = _metrics(run / "metrics.jsonl")
+    # One writer: every (phase, step) is logged once, in order.
+    keys = [(r["phase"], r["step"]) for r in rows]
+    assert len(keys) == len(set(keys)) and ("controller", 4) in keys
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["controller_env_steps"] == 512
+    assert (run / "plots" / "returns.png").is_file()
