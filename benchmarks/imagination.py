@@ -99,6 +99,42 @@ def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n**3 / median / 1e9
 
 
+def weight_stream(
+    params: WorldModelParams, steps: int = 1000, repeats: int = 5
+) -> dict:
+    """Returns the batch-1 floor: the median time per step of a jitted scan that
+    does nothing but the dream step's matrix-vector products (every 2-D kernel of
+    M and C, chained so none is hoisted out of the loop), the weight bytes one step
+    reads, and the GB/s that makes; next to it, the GB/s of one matrix-vector
+    product over a 64 MB matrix (main-memory streaming)."""
+    kernels = [
+        x
+        for x in jax.tree.leaves((params.mdn_rnn.net, params.controller.net))
+        if x.ndim == 2
+    ]
+    nbytes = sum(k.size * k.dtype.itemsize for k in kernels)
+    width = max(k.shape[0] for k in kernels)
+
+    @jax.jit
+    def matvecs(kernels):
+        def body(x, _):
+            total = sum(jnp.sum(jnp.tanh(x[: k.shape[0]] @ k)) for k in kernels)
+            return x + 1e-6 * total, None
+
+        return jax.lax.scan(body, jnp.ones((width,)), None, length=steps)[0]
+
+    _, median = time_call(lambda: matvecs(kernels), repeats)
+    big = jax.random.normal(jax.random.key(0), (4096, 4096), jnp.float32)
+    vector = jnp.ones((4096,), jnp.float32)
+    _, stream = time_call(lambda: _matmul(big, vector), repeats)
+    return {
+        "weight_mb_per_step": nbytes / MB,
+        "matvecs_us_per_step": median / steps * 1e6,
+        "matvecs_gb_per_s": nbytes / (median / steps) / 1e9,
+        "stream_gb_per_s": big.size * 4 / stream / 1e9,
+    }
+
+
 def _z0(batch: int) -> jax.Array:
     return jax.random.normal(jax.random.key(1), (batch, 32))
 
@@ -425,6 +461,17 @@ def run(quick: bool = False) -> dict:
         torch.set_num_threads(os.cpu_count() or 1)
     result["rows"] = rows
     result["matmul_gflops"] = statistics.median(r["matmul_gflops"] for r in rows)
+    floor = result["weight_stream"] = weight_stream(params, max(horizons))
+    batch1 = [r for r in rows if r["batch"] == 1 and r["horizon"] == max(horizons)]
+    print(
+        f"batch-1 floor: the step's matrix-vector products alone read "
+        f"{floor['weight_mb_per_step']:.2f} MB of weights in "
+        f"{floor['matvecs_us_per_step']:.0f} us ({floor['matvecs_gb_per_s']:.0f} "
+        f"GB/s; a 64 MB matrix-vector product streams at "
+        f"{floor['stream_gb_per_s']:.0f} GB/s);"
+        f" the scan's whole step takes {1e6 / batch1[0]['scan_steps_per_s']:.0f} us",
+        flush=True,
+    )
     result["targets"] = targets(rows)
     for name, m in result["peak_memory"].items():
         if isinstance(m, dict):

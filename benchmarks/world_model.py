@@ -11,8 +11,9 @@ paper's CarRacing M saw sequences of 1000; a step costs the same, and 100 keeps
 a chunk short). The data is random: only throughput is measured.
 
 A third V row, the same Adam step jitted alone and called from a Python loop,
-is a diagnostic: it shows what the ``lax.scan`` costs convolutions on XLA's CPU
-backend (see benchmarks/README.md). Compilation is timed apart
+is a diagnostic: XLA's own CPU convolutions lost 2.7x inside a ``lax.scan``;
+V's convolutions as matrix products (``janus_jax.models.conv``, the default on
+CPU) do not (see benchmarks/README.md). Compilation is timed apart
 (``lower().compile()``); steady figures are medians over repeats, the V
 variants interleaved so that all see the same load on a shared machine.
 """
