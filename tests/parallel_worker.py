@@ -24,6 +24,23 @@ def _config():
     return apply_overrides(presets.preset("tiny"), OVERRIDES)
 
 
+def _more_controller(run: Path, par):
+    """Returns the WorldModelPPOTrainer after one more update of C on ``par``."""
+    from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
+    from janus_jax.train.run_dir import load_agent
+
+    trainer = WorldModelPPOTrainer(
+        load_agent(run, par),
+        "CartPole-v1",
+        num_envs=4,
+        imagination_horizon=8,
+        updates_per_chunk=1,
+        parallel=par,
+    )
+    trainer.train(total_timesteps=4 * 32, rollout_length=32)
+    return trainer
+
+
 def devices(out: Path) -> None:
     """Trains on 4 devices and on 1 (a one-device mesh in the same process);
     writes what the placements looked like to out/placement.json."""
@@ -48,18 +65,7 @@ def devices(out: Path) -> None:
     for name, par in (("four", four), ("one", DataParallel.create(jax.devices()[:1]))):
         pipeline.run(_config(), out / name, progress=False, parallel=par)
     # The controller's state after a short run on 4 devices: envs split, C whole.
-    from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
-    from janus_jax.train.run_dir import load_agent
-
-    trainer = WorldModelPPOTrainer(
-        load_agent(out / "four"),
-        "CartPole-v1",
-        num_envs=4,
-        imagination_horizon=8,
-        updates_per_chunk=1,
-        parallel=four,
-    )
-    trainer.train(total_timesteps=4 * 32, rollout_length=32)
+    trainer = _more_controller(out / "four", four)
     placement["env_obs_spec"] = str(trainer.state.obs.sharding.spec)
     placement["env_obs_devices"] = len(trainer.state.obs.sharding.device_set)
     placement["controller_replicated"] = all(
@@ -92,21 +98,10 @@ def process(out: Path, process_id: int, port: str) -> None:
     import numpy as np
 
     from janus_jax.parallel import DataParallel
-    from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
-    from janus_jax.train.run_dir import load_agent
 
     # Train C a little more, both processes together, and report this process's
     # own copy of the result: replicas that drifted apart would differ here.
-    both = DataParallel.create()
-    trainer = WorldModelPPOTrainer(
-        load_agent(out / "run", both),
-        "CartPole-v1",
-        num_envs=4,
-        imagination_horizon=8,
-        updates_per_chunk=1,
-        parallel=both,
-    )
-    trainer.train(total_timesteps=4 * 32, rollout_length=32)
+    trainer = _more_controller(out / "run", DataParallel.create())
     leaves = jax.tree.leaves(trainer.agent.controller.params)
     (out / f"process{process_id}.json").write_text(
         json.dumps(

@@ -1,7 +1,6 @@
 """fit.py: the epoch schedule against its permutation / resume properties, and
 ``fit_chunk`` against Adam written out by hand in NumPy on least squares."""
 
-
 import chex
 import jax
 import jax.numpy as jnp
