@@ -24,20 +24,20 @@ def _config():
     return apply_overrides(presets.preset("tiny"), OVERRIDES)
 
 
-def _more_controller(run: Path, par):
+def _more_controller(run: Path, par, env="CartPole-v1"):
     """Returns the WorldModelPPOTrainer after one more update of C on ``par``."""
     from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
     from janus_jax.train.run_dir import load_agent
 
     trainer = WorldModelPPOTrainer(
         load_agent(run, par),
-        "CartPole-v1",
+        env,
         num_envs=4,
         imagination_horizon=8,
         updates_per_chunk=1,
         parallel=par,
     )
-    trainer.train(total_timesteps=4 * 32, rollout_length=32)
+    trainer.metrics = trainer.train(total_timesteps=4 * 32, rollout_length=32)
     return trainer
 
 
@@ -72,6 +72,16 @@ def devices(out: Path) -> None:
         x.sharding.is_fully_replicated for x in jax.tree.leaves(trainer.state.train)
     )
     (out / "placement.json").write_text(json.dumps(placement))
+    # gymnasium envs are stepped on the host; the rollout is sharded for learning.
+    from janus_jax.envs import make
+
+    gymnasium_metrics = {}
+    for name, par in (("four", four), ("one", DataParallel.create(jax.devices()[:1]))):
+        env = make("CartPole-v1", family="gymnasium", num_envs=4)
+        trainer = _more_controller(out / "four", par, env)
+        env.close()
+        gymnasium_metrics[name] = {k: float(v) for k, v in trainer.metrics.items()}
+    (out / "gymnasium.json").write_text(json.dumps(gymnasium_metrics))
 
 
 def process(out: Path, process_id: int, port: str) -> None:

@@ -144,6 +144,13 @@ def test_four_devices_give_the_one_device_losses(four_devices):
     assert compared > 20
 
 
+def test_gymnasium_envs_train_on_four_devices_as_on_one(four_devices):
+    metrics = json.loads((four_devices / "gymnasium.json").read_text())
+    assert {"ppo/loss", "mdn/loss", "real/episode_return"} <= set(metrics["four"])
+    for key, value in metrics["four"].items():
+        np.testing.assert_allclose(value, metrics["one"][key], rtol=1e-4, atol=1e-5)
+
+
 # -- two processes --------------------------------------------------------------------
 
 

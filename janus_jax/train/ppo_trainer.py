@@ -225,12 +225,12 @@ class WorldModelPPOTrainer:
             **{f: par.shard(getattr(state, f)) for f in control.PER_ENV_FIELDS}
         )
 
-    def _gymnasium_update(self, setup, learn, act, observe, state):
-        """Returns (state, metrics) of one host rollout and a compiled ``learn``."""
+    def _gymnasium_update(self, setup, compiled, vae_params, state):
+        """Returns (state, metrics) of one host rollout and a compiled ``learn``;
+        compiled holds the jitted (learn, act, observe)."""
+        learn, act, observe = compiled
         rollout_key, learn_key = jax.random.split(control.update_key(state))
-        params = WorldModelParams(
-            self.agent.vae.params, state.mdn.params, state.train.params
-        )
+        params = WorldModelParams(vae_params, state.mdn.params, state.train.params)
         records, carry, ret, obs = [], state.carry, state.episode_return, state.obs
         for t in range(setup.rollout_length):
             step = act(params, carry, obs, jax.random.fold_in(rollout_key, t))
@@ -269,14 +269,18 @@ class WorldModelPPOTrainer:
             )
             chunk = lambda state: compiled(state, vae_params)  # noqa: E731
         else:
-            learn = jax.jit(functools.partial(control.learn, setup))
-            act = jax.jit(agent_lib.act)
-            observe = jax.jit(control.observe)
+            compiled = (
+                jax.jit(functools.partial(control.learn, setup)),
+                jax.jit(agent_lib.act),
+                jax.jit(control.observe),
+            )
 
             def chunk(state):
                 metrics = []
                 for _ in range(self.updates_per_chunk):
-                    state, m = self._gymnasium_update(setup, learn, act, observe, state)
+                    state, m = self._gymnasium_update(
+                        setup, compiled, vae_params, state
+                    )
                     metrics.append(m)
                 stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
                 return state, control.summarize(stacked)
