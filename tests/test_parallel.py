@@ -98,6 +98,14 @@ def test_cli_rejects_a_partial_multi_process_command(capsys):
     assert "num_processes, process_id missing" in err
 
 
+def test_multi_process_world_model_needs_a_shared_run_dir(monkeypatch):
+    from janus_jax.train.world_model import WorldModelTrainer
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    with pytest.raises(ValueError, match="pass a run_dir all processes share"):
+        WorldModelTrainer("CartPole-v1", parallel=DataParallel.create())
+
+
 # -- four forced CPU devices against one ----------------------------------------------
 
 

@@ -111,6 +111,11 @@ class WorldModelTrainer:
             run_dir=None if run_dir is None else Path(run_dir),
             progress=self.parallel.is_primary,
         )
+        if self.io.run_dir is None and dataset is None and jax.process_count() > 1:
+            raise ValueError(
+                "run_dir=None: a multi-process run collects into run_dir on process "
+                "0 and the others read it there; pass a run_dir all processes share"
+            )
         if self.io.run_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="janus-jax-")
             data_dir = Path(self._tmp.name) / "data"
