@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -127,14 +128,14 @@ class DataParallel:
         """Returns ``tree`` with every array leaf on every device (same value)."""
         if self.trivial:
             return tree
-        return jax.tree.map(lambda x: self._put(np.asarray(x), None), tree)
+        return jax.tree.map(lambda x: self._put(x, None), tree)
 
     def shard(self, tree: Any, axis: int = 0) -> Any:
         """Returns ``tree``'s array leaves split along ``axis`` over the devices;
         each process copies only the slices its devices hold."""
         if self.trivial:
             return tree
-        return jax.tree.map(lambda x: self._put(np.asarray(x), axis), tree)
+        return jax.tree.map(lambda x: self._put(x, axis), tree)
 
     def gather_rows(self, data: Any, rows: np.ndarray) -> Any:
         """Returns ``data``'s leaves (host arrays [N, ...]) at ``rows`` [K, B] as
@@ -171,6 +172,37 @@ class DataParallel:
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices(name)
 
-    def _put(self, x: np.ndarray, axis: int | None) -> jax.Array:
+    def on_primary(self, fn: Callable[[], Any], what: str) -> Any:
+        """Returns fn() on process 0 (None elsewhere) once every process knows it
+        succeeded; if it raised, every process raises (process 0 its own error),
+        so none is left waiting for the others at a later barrier."""
+        if jax.process_count() == 1:
+            return fn()
+        result, error = None, None
+        if self.is_primary:
+            try:
+                result = fn()
+            except Exception as err:  # re-raised below, after telling the others
+                error = err
+        ok = multihost_utils.broadcast_one_to_all(np.int32(error is None))
+        if error is not None:
+            raise error
+        if not int(ok):
+            raise ValueError(f"process 0 could not {what}; its own error says why")
+        return result
+
+    def _put(self, x: Any, axis: int | None) -> Any:
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(
+            x.dtype, jax.dtypes.prng_key
+        ):
+            return jax.random.wrap_key_data(
+                self._put(jax.random.key_data(x), axis), impl=jax.random.key_impl(x)
+            )
+        x = np.asarray(x)
+        if axis is not None and x.ndim <= axis:
+            raise ValueError(
+                f"cannot split an array of shape {x.shape} along axis {axis} over "
+                "the devices"
+            )
         sharding = self.sharding(axis, x.ndim)
         return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])

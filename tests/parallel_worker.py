@@ -55,12 +55,20 @@ def devices(out: Path) -> None:
     rows = np.array([[5, 0, 3, 1], [2, 2, 4, 0]])
     batch = four.gather_rows({"x": np.arange(12.0).reshape(6, 2)}, rows)["x"]
     state = four.replicate({"w": np.ones(3)})["w"]
+    key = jax.random.key(7)
+    placed = four.replicate(key)
+    key_kept = bool(
+        jax.dtypes.issubdtype(placed.dtype, jax.dtypes.prng_key)
+        and np.array_equal(jax.random.key_data(placed), jax.random.key_data(key))
+        and placed.sharding.is_fully_replicated
+    )
     placement = {
         "batch_shards": [
             [s.device.id, np.asarray(s.data).tolist()] for s in batch.addressable_shards
         ],
         "batch_spec": str(batch.sharding.spec),
         "replicated": bool(state.sharding.is_fully_replicated),
+        "key_kept": key_kept,
     }
     for name, par in (("four", four), ("one", DataParallel.create(jax.devices()[:1]))):
         pipeline.run(_config(), out / name, progress=False, parallel=par)
@@ -84,11 +92,8 @@ def devices(out: Path) -> None:
     (out / "gymnasium.json").write_text(json.dumps(gymnasium_metrics))
 
 
-def process(out: Path, process_id: int, port: str) -> None:
-    """Joins a two-process run of the tiny preset through the CLI's own path."""
-    from janus_jax import cli
-
-    argv = [
+def _argv(out: Path, process_id: int, port: str) -> list[str]:
+    return [
         "train",
         "--preset",
         "tiny",
@@ -103,7 +108,13 @@ def process(out: Path, process_id: int, port: str) -> None:
         str(process_id),
         *(arg for o in OVERRIDES for arg in ("--set", o)),
     ]
-    status = cli.main(argv)
+
+
+def process(out: Path, process_id: int, port: str) -> None:
+    """Joins a two-process run of the tiny preset through the CLI's own path."""
+    from janus_jax import cli
+
+    status = cli.main(_argv(out, process_id, port))
     import jax
     import numpy as np
 
@@ -124,9 +135,20 @@ def process(out: Path, process_id: int, port: str) -> None:
     )
 
 
+def refused(out: Path, process_id: int, port: str) -> None:
+    """Starts the same two-process run again without --resume: process 0 refuses
+    the directory, and both processes must exit with status 2 (none waiting)."""
+    from janus_jax import cli
+
+    status = cli.main(_argv(out, process_id, port))
+    (out / f"refused{process_id}.json").write_text(json.dumps({"status": status}))
+
+
 if __name__ == "__main__":
     mode, out = sys.argv[1], Path(sys.argv[2])
     if mode == "devices":
         devices(out)
     else:
-        process(out, int(sys.argv[3]), sys.argv[4])
+        {"process": process, "refused": refused}[mode](
+            out, int(sys.argv[3]), sys.argv[4]
+        )

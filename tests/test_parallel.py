@@ -132,6 +132,7 @@ def test_four_devices_really_shard(four_devices):
         np.testing.assert_array_equal(data, x[rows[:, device : device + 1]])
     assert placement["batch_spec"] == "P(None, 'data', None)"
     assert placement["replicated"] and placement["controller_replicated"]
+    assert placement["key_kept"]  # typed PRNG keys are placed as keys
     assert placement["env_obs_spec"].startswith("P('data'")
     assert placement["env_obs_devices"] == 4
 
@@ -168,11 +169,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_together(tmp_path):
+def _two_processes(mode: str, out: Path, timeout: int) -> list[str]:
+    """Returns both processes' output after running the worker's ``mode``."""
     port = str(_free_port())
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), "process", str(tmp_path), str(i), port],
+            [sys.executable, str(WORKER), mode, str(out), str(i), port],
             env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -180,9 +182,14 @@ def test_two_processes_train_together(tmp_path):
         )
         for i in range(2)
     ]
-    logs = [p.communicate(timeout=900)[0] for p in procs]
+    logs = [p.communicate(timeout=timeout)[0] for p in procs]
     for i, p in enumerate(procs):
         assert p.returncode == 0, f"process {i} failed:\n{logs[i][-3000:]}"
+    return logs
+
+
+def test_two_processes_train_together(tmp_path):
+    _two_processes("process", tmp_path, 900)
     results = [json.loads((tmp_path / f"process{i}.json").read_text()) for i in (0, 1)]
     assert [r["status"] for r in results] == [0, 0]
     assert [r["devices"] for r in results] == [2, 2]
@@ -196,3 +203,13 @@ def test_two_processes_train_together(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["controller_env_steps"] == 512
     assert (run / "plots" / "returns.png").is_file()
+    # The same command again without --resume: process 0 refuses the directory
+    # and the other process hears of it instead of waiting at a barrier.
+    logs = _two_processes("refused", tmp_path, 300)
+    statuses = [
+        json.loads((tmp_path / f"refused{i}.json").read_text())["status"]
+        for i in (0, 1)
+    ]
+    assert statuses == [2, 2]
+    assert "already holds a run" in logs[0]
+    assert "process 0 could not prepare the run directory" in logs[1]

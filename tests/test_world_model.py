@@ -239,6 +239,27 @@ class TestMDNRNN(chex.TestCase):
             spreads.append(z.std(0).mean())
         assert spreads[0] < spreads[1] < spreads[2]
 
+    def test_inverse_cdf_picks_by_hand_and_never_a_zero_probability(self):
+        # softmax([0, log 3]) = [0.25, 0.75]: u below 0.25 picks 0, above picks 1.
+        two = jnp.array([0.0, np.log(3.0)])
+        got = mdn_rnn.inverse_cdf(jnp.stack([two] * 4), jnp.array([0.0, 0.2, 0.3, 0.9]))
+        np.testing.assert_array_equal(got, [0, 0, 1, 1])
+        # Probability-0 components (logit -1e30) first and last, at both ends of
+        # [0, 1): u = 0 and the largest float32 below 1.
+        edge = jnp.array([-1e30, 0.0, 0.3, -1e30])
+        top = np.nextafter(np.float32(1.0), np.float32(0.0))
+        got = mdn_rnn.inverse_cdf(jnp.stack([edge] * 2), jnp.array([0.0, top]))
+        np.testing.assert_array_equal(got, [1, 2])
+        # A row whose float cumsum ends below the largest u, last component 0.
+        rng = np.random.default_rng(0)
+        rows = rng.normal(size=(20_000, 5)).astype(np.float32)
+        rows[:, -1] = -1e30
+        cdf = np.asarray(jnp.cumsum(jax.nn.softmax(jnp.asarray(rows), -1), -1))
+        short = rows[cdf[:, -2] < top]
+        assert len(short) > 0  # the float case the scaling exists for
+        got = mdn_rnn.inverse_cdf(jnp.asarray(short), jnp.full(len(short), top))
+        assert int(jnp.max(got)) <= 3
+
     def test_scan_unroll_equals_python_loop(self):
         for rnn_type in ("lstm", "gru"):
             config = MDNRNNConfig(

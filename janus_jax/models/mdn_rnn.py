@@ -129,6 +129,17 @@ def mixture_log_prob(output: MDNOutput, target: jax.Array) -> jax.Array:
     return jnp.sum(per_dim, axis=-1)
 
 
+def inverse_cdf(logits: jax.Array, u: jax.Array) -> jax.Array:
+    """Returns the component [...] that u [...] in [0, 1) picks from the
+    categorical softmax(logits [..., K]) by inverse CDF.
+
+    The cumulative sum is scaled by its own float total and compared with <=, so
+    a component of probability 0 is never picked: not at u = 0, and not where the
+    float cumsum ends below the largest u."""
+    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+    return jnp.sum(cdf[..., :-1] <= u[..., None] * cdf[..., -1:], axis=-1)
+
+
 def sample(
     key: jax.Array, output: MDNOutput, temperature: float | jax.Array
 ) -> jax.Array:
@@ -140,9 +151,8 @@ def sample(
     logits = output.mixture_logits / jnp.maximum(tau, 1e-6)
     # Inverse CDF: one uniform per dimension where Gumbel-max draws K, and random
     # bits are a quarter of a dream step's time at large batches on CPU.
-    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
-    u = jax.random.uniform(component_key, cdf.shape[:-1] + (1,))
-    sampled = jnp.sum(cdf[..., :-1] < u, axis=-1)
+    u = jax.random.uniform(component_key, logits.shape[:-1])
+    sampled = inverse_cdf(logits, u)
     component = jnp.where(tau > 0, sampled, jnp.argmax(output.mixture_logits, axis=-1))
     pick = lambda x: jnp.take_along_axis(x, component[..., None], axis=-1)[..., 0]  # noqa: E731
     noise = jax.random.normal(noise_key, component.shape)

@@ -32,6 +32,7 @@ from janus_jax.train.run_dir import (
     env_kwargs,
     load_agent,
     new_agent,
+    on_device,
     prepare_run_dir,
     save_agent,
 )
@@ -71,17 +72,18 @@ def run(
     par = parallel or DataParallel.create()
     config = _resolved(_with_seed(config))
     _check_inputs(config, out, stages, dataset)
-    _check_divisible(config, stages, par)
+    _check_layout(config, stages, par)
     fresh = stages[0] == "collect" or stages == STAGES
     existed = (out / "config.json").exists()
     par.barrier("janus-jax run dir checked")
-    if par.is_primary:
-        continuing = prepare_run_dir(
+    continuing = par.on_primary(
+        lambda: prepare_run_dir(
             out, config, resume=resume, overwrite=overwrite, fresh=fresh
-        )
-    else:
+        ),
+        "prepare the run directory",
+    )
+    if not par.is_primary:
         continuing = existed and not overwrite  # what process 0 decided
-    par.barrier("janus-jax run dir ready")
     c = config.controller
     logger = (
         MetricsLogger(out, use_tensorboard=c.use_tensorboard, resume=continuing)
@@ -114,10 +116,16 @@ def _resolved(config: RunConfig) -> RunConfig:
     return dataclasses.replace(config, world_model=world_model)
 
 
-def _check_divisible(config: RunConfig, stages, par: DataParallel) -> None:
+def _check_layout(config: RunConfig, stages, par: DataParallel) -> None:
     """Raises ValueError (before anything is written) unless the run's global
-    batches split evenly over the devices."""
+    batches split evenly over the devices, and its env can be stepped by them."""
     wm, c = config.world_model, config.controller
+    if "controller" in stages and jax.process_count() > 1 and not on_device(config):
+        raise ValueError(
+            f"{config.env_id} is a gymnasium env, stepped on one host: a "
+            "multi-process run needs a gymnax env (several devices of one "
+            "process are fine)"
+        )
     sizes = {}
     if "world_model" in stages:
         sizes["world_model.vae_batch_size"] = wm.vae_batch_size
@@ -183,8 +191,19 @@ def _run_stages(config, out, stages, io, dataset, start, par) -> dict:
     if "controller" in stages:
         summary.update(_train_controller(config, agent, io, par))
         save_agent(out, agent, "controller", par)
-    if not par.is_primary:
-        return summary  # evaluation, summary and pictures are process 0's
+    # Every process opens the dataset (collect() syncs them); only process 0
+    # evaluates and writes, and the others wait for it to succeed or fail.
+    data = wm.collect() if "evaluate" in stages else None
+    finished = par.on_primary(
+        lambda: _finish(config, out, stages, io, start, wm, agent, summary, data),
+        "evaluate the run and write its summary",
+    )
+    return summary if finished is None else finished
+
+
+def _finish(config, out, stages, io, start, wm, agent, summary, data) -> dict:
+    """Returns the summary after the evaluation, written with the pictures."""
+    summary_path = out / "summary.json"
     if "evaluate" in stages:
         steps = summary.get("controller_env_steps", 0)
         summary.update(evaluate_run(config, agent, io, steps))
@@ -201,7 +220,7 @@ def _run_stages(config, out, stages, io, dataset, start, par) -> dict:
     write_json_atomic(summary_path, summary)
     # Pictures come after the summary: a failure drawing them loses no numbers.
     if "evaluate" in stages:
-        write_pictures(config, agent, wm.collect(), out)
+        write_pictures(config, agent, data, out)
     return summary
 
 

@@ -136,11 +136,16 @@ def load_agent(
     return agent
 
 
+def on_device(config: RunConfig) -> bool:
+    """Returns whether the run's env is a gymnax one (stepped on the devices)."""
+    family = config.env_kwargs.get("family")
+    return family != "gymnasium" and config.env_id in gymnax_ids()
+
+
 def env_kwargs(config: RunConfig, num_envs: int | None = None) -> dict:
     """Returns make's kwargs; ``num_envs`` only for gymnasium envs (a gymnax env
     is one env, vmapped by its caller)."""
     kwargs = dict(config.env_kwargs)
-    on_device = kwargs.get("family") != "gymnasium" and config.env_id in gymnax_ids()
-    if num_envs is not None and not on_device:
+    if num_envs is not None and not on_device(config):
         kwargs["num_envs"] = num_envs
     return kwargs

@@ -138,32 +138,10 @@ class WorldModelTrainer:
         Later calls return the same dataset without collecting or opening it again."""
         if self._dataset is not None:
             return self._dataset
-        c = self.config
         # One process collects into the (shared) run directory; the rest wait and
         # read it, each taking only its own rows of every batch.
-        if self._collect_needed and self.parallel.is_primary:
-            stats = collect(
-                self.env_id,
-                self.dataset_path,
-                c.num_episodes,
-                seed=c.seed,
-                num_envs=c.collect_envs,
-                resume=True,
-                progress=self.io.progress,
-                env_kwargs=self.env_kwargs,
-            )
-            if stats.episodes:
-                self.io.log(
-                    "collect",
-                    stats.total_episodes,
-                    {
-                        "collect/return_mean": stats.return_mean,
-                        "collect/return_std": stats.return_std,
-                    },
-                    env_steps=stats.steps,
-                    env_steps_per_s=stats.steps_per_s,
-                )
-        self.parallel.barrier("janus-jax collect")
+        if self._collect_needed:
+            self.parallel.on_primary(self._collect_random, "collect the dataset")
         dataset = RolloutDataset(self.dataset_path)
         if dataset.env_id != self.spec.env_id:
             raise ValueError(
@@ -178,6 +156,31 @@ class WorldModelTrainer:
             )
         self._dataset = dataset
         return dataset
+
+    def _collect_random(self) -> None:
+        """Returns None once the random policy's episodes are in the dataset."""
+        c = self.config
+        stats = collect(
+            self.env_id,
+            self.dataset_path,
+            c.num_episodes,
+            seed=c.seed,
+            num_envs=c.collect_envs,
+            resume=True,
+            progress=self.io.progress,
+            env_kwargs=self.env_kwargs,
+        )
+        if stats.episodes:
+            self.io.log(
+                "collect",
+                stats.total_episodes,
+                {
+                    "collect/return_mean": stats.return_mean,
+                    "collect/return_std": stats.return_std,
+                },
+                env_steps=stats.steps,
+                env_steps_per_s=stats.steps_per_s,
+            )
 
     def _fit(self, phase, params, data, num_items, batch_size, epochs, lr, loss_fn):
         """Returns the params after ``epochs`` passes of ``phase`` over ``data``."""
