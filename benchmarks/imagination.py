@@ -498,7 +498,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     result = {"benchmark": "imagination", "machine": machine()} | run(args.quick)
     for name, t in result["targets"].items():
-        mark = "met" if t["met"] else "MISSED"
+        mark = "met" if t["met"] else t.get("note", "MISSED")
         print(
             f"{name:52s} wanted {t['wanted']:>6} measured {t['measured']!s:>7} {mark}"
         )
