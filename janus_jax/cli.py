@@ -98,20 +98,16 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
         )
 
 
+_DISTRIBUTED = (  # flag, metavar, type, help
+    ("--coordinator", "HOST:PORT", str, "HOST:PORT of process 0 (see below)"),
+    ("--num-processes", "N", int, "number of processes of a multi-process run"),
+    ("--process-id", "I", int, "this process's index, 0 .. N-1 (0 writes the logs)"),
+)
+
+
 def _distributed_options(parser: argparse.ArgumentParser, *, help: bool) -> None:
-    text = {
-        "--coordinator": "HOST:PORT of process 0, for a multi-process run (see below)",
-        "--num-processes": "number of processes of a multi-process run",
-        "--process-id": "this process's index, 0 .. N-1 (process 0 writes the logs)",
-    }
-    for flag, meta, kind in (
-        ("--coordinator", "HOST:PORT", str),
-        ("--num-processes", "N", int),
-        ("--process-id", "I", int),
-    ):
-        parser.add_argument(
-            flag, metavar=meta, type=kind, help=text[flag] if help else None
-        )
+    for flag, meta, kind, text in _DISTRIBUTED:
+        parser.add_argument(flag, metavar=meta, type=kind, help=text if help else None)
 
 
 def initialize_distributed(argv: list[str]) -> bool:

@@ -25,7 +25,11 @@ from janus_jax.train.checkpoint import read_json, write_json_atomic
 from janus_jax.train.evaluate import episode_returns
 from janus_jax.train.loop import RunIO
 from janus_jax.train.metrics_log import MetricsLogger
-from janus_jax.train.ppo_trainer import WorldModelPPOTrainer, dream_starts
+from janus_jax.train.ppo_trainer import (
+    WorldModelPPOTrainer,
+    check_multi_process_env,
+    dream_starts,
+)
 from janus_jax.train.run_config import RunConfig
 from janus_jax.train.run_dir import (
     RunDirError,
@@ -120,12 +124,8 @@ def _check_layout(config: RunConfig, stages, par: DataParallel) -> None:
     """Raises ValueError (before anything is written) unless the run's global
     batches split evenly over the devices, and its env can be stepped by them."""
     wm, c = config.world_model, config.controller
-    if "controller" in stages and jax.process_count() > 1 and not on_device(config):
-        raise ValueError(
-            f"{config.env_id} is a gymnasium env, stepped on one host: a "
-            "multi-process run needs a gymnax env (several devices of one "
-            "process are fine)"
-        )
+    if "controller" in stages:
+        check_multi_process_env(config.env_id, on_device(config))
     sizes = {}
     if "world_model" in stages:
         sizes["world_model.vae_batch_size"] = wm.vae_batch_size

@@ -44,6 +44,16 @@ def dream_starts(real: int, ratio: float, horizon: int, batch_size: int) -> int:
     return step * max(1, round(wanted / (horizon * step)))
 
 
+def check_multi_process_env(env_id: str, on_device: bool) -> None:
+    """Raises ValueError for a gymnasium env (not ``on_device``) in a multi-process
+    run: one host steps all of its envs."""
+    if not on_device and jax.process_count() > 1:
+        raise ValueError(
+            f"{env_id} is a gymnasium env, stepped on one host: a multi-process "
+            "run needs a gymnax env (several devices of one process are fine)"
+        )
+
+
 def _make_env(envs, num_envs: int):
     """Returns one janus-jax env from what the seed's API allows for ``envs``."""
     if isinstance(envs, (list, tuple)):
@@ -137,12 +147,7 @@ class WorldModelPPOTrainer:
         self.checkpoint_every = checkpoint_every
         self.seed = seed
         self.parallel = parallel or DataParallel.create()
-        if isinstance(self.env, GymnasiumEnv) and jax.process_count() > 1:
-            raise ValueError(
-                f"{self.env.spec.env_id} is a gymnasium env, stepped on one host: "
-                "multi-process training needs a gymnax env (several devices of "
-                "one process are fine)"
-            )
+        check_multi_process_env(self.env.spec.env_id, isinstance(self.env, GymnaxEnv))
         self.parallel.check_divisible("num_envs", self.num_envs)
         primary = self.parallel.is_primary
         self.io = io or RunIO(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import jax
+
 from janus_jax.agent import WorldModelAgent
 from janus_jax.envs import GymnasiumEnv, make
 from janus_jax.envs.ids import gymnax_ids
@@ -117,7 +119,8 @@ def load_agent(
     and its latest agent checkpoint (after the world model, or after C).
 
     parallel: the layout every process of a multi-process run reads it into
-    (default: this process alone)."""
+    (default: this process's first device; a no-op in a single-process run)."""
+    parallel = parallel or DataParallel.create(jax.local_devices()[:1])
     run_dir = Path(path)
     config = load_config(run_dir)
     env = make(config.env_id, **env_kwargs(config))
@@ -126,11 +129,8 @@ def load_agent(
         env.close()
     agent = new_agent(config, spec)
     with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
-        if parallel is None:
-            params, _ = checkpoints.restore(agent.params)
-        else:
-            params, _ = checkpoints.restore(parallel.replicate(agent.params))
-            params = parallel.local(params)
+        params, _ = checkpoints.restore(parallel.replicate(agent.params))
+    params = parallel.local(params)
     agent.vae.params, agent.mdn_rnn.params = params.vae, params.mdn_rnn
     agent.controller.params = params.controller
     return agent
