@@ -25,9 +25,9 @@ from janus_jax import parallel
 EPILOG = """overrides: --set SECTION.FIELD=VALUE (repeatable), values as JSON
 (3, 0.5, true, null, [64,64]) or text. Sections: world_model (collection, V and
 M; world_model.vae and world_model.mdn_rnn are the architectures), network (C's
-MLPs), ppo, controller (steps, envs, imagination_ratio, imagination_horizon,
-evaluation). `janus-jax config --preset NAME` lists every field with its value
-and meaning.
+MLPs), ppo, controller (steps, envs, imagination_ratio, learn_from_real,
+imagination_horizon, evaluation); seed is the run's one seed (--seed N).
+`janus-jax config --preset NAME` lists every field with its value and meaning.
 
 devices: every phase runs data-parallel over all visible devices (of all
 processes). Batch sizes (world_model.vae_batch_size, world_model.mdn_batch_size,
@@ -63,7 +63,7 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
         "from its observations)",
     )
     add("--out", metavar="DIR", help="run directory (default: runs/PRESET)")
-    add("--seed", type=int, metavar="N", help="seed of the whole run (default 0)")
+    add("--seed", type=int, metavar="N", help="the run's seed (= --set seed=N)")
     add(
         "--resume",
         action="store_true",
@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_config(args):
-    """Returns the RunConfig of the preset with --env, --seed and --set applied."""
+    """Returns the RunConfig of the preset with --env, --set and --seed applied
+    (--seed and --set seed with different values are refused)."""
     from janus_jax.train import presets
     from janus_jax.train.run_config import apply_overrides
 
@@ -200,12 +201,20 @@ def run_config(args):
             preset=f"{args.preset} on {args.env}",
             world_model=dataclasses.replace(config.world_model, vae=None, mdn_rnn=None),
         )
-    if getattr(args, "seed", None) is not None:
-        config = dataclasses.replace(config, seed=args.seed)
     if getattr(args, "tensorboard", False):
         controller = dataclasses.replace(config.controller, use_tensorboard=True)
         config = dataclasses.replace(config, controller=controller)
-    return apply_overrides(config, getattr(args, "overrides", []))
+    overrides = getattr(args, "overrides", [])
+    config = apply_overrides(config, overrides)
+    seed = getattr(args, "seed", None)
+    if seed is not None:
+        set_seed = any(item.partition("=")[0].strip() == "seed" for item in overrides)
+        if set_seed and config.seed != seed:
+            raise ValueError(
+                f"--seed {seed} and --set seed={config.seed} disagree: give one"
+            )
+        config = dataclasses.replace(config, seed=seed)
+    return config
 
 
 STAGES = {
@@ -248,22 +257,20 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import jax
 
-    from janus_jax.envs import GymnasiumEnv, make
+    from janus_jax.envs import make
     from janus_jax.train import run_dir
     from janus_jax.train.evaluate import episode_returns
+    from janus_jax.train.pipeline import MAX_EVAL_ENVS
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes} is invalid: must be >= 1")
     agent = run_dir.load_agent(args.checkpoint)
     config = run_dir.load_config(args.checkpoint)
-    env = make(config.env_id, **run_dir.env_kwargs(config, min(args.episodes, 8)))
-    try:
+    num_envs = min(args.episodes, MAX_EVAL_ENVS)
+    with make(config.env_id, **run_dir.env_kwargs(config, num_envs)) as env:
         returns = episode_returns(
             jax.random.key(args.seed), env, agent.params, args.episodes
         )
-    finally:
-        if isinstance(env, GymnasiumEnv):
-            env.close()
     result = {
         "env_id": config.env_id,
         "episodes": args.episodes,

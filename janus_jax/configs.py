@@ -23,22 +23,47 @@ def _fail(cls: str, field: str, value, allowed: str) -> None:
     raise ValueError(f"{cls}.{field}={value!r} is invalid: {allowed}")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """True for a finite int or float; bools are refused (True is not 1.0 here)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
 def _positive_int(obj, field: str) -> None:
     value = getattr(obj, field)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         _fail(type(obj).__name__, field, value, "must be an integer >= 1")
+
+
+def _non_negative_int(obj, field: str) -> None:
+    value = getattr(obj, field)
+    if not _is_int(value) or value < 0:
+        _fail(type(obj).__name__, field, value, "must be an integer >= 0")
 
 
 def _non_negative(obj, field: str) -> None:
     value = getattr(obj, field)
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not _is_number(value) or value < 0:
         _fail(type(obj).__name__, field, value, "must be a finite number >= 0")
 
 
 def _in_range(obj, field: str, low: float, high: float) -> None:
     value = getattr(obj, field)
-    if not isinstance(value, (int, float)) or not low <= value <= high:
+    if not _is_number(value) or not low <= value <= high:
         _fail(type(obj).__name__, field, value, f"must lie in [{low}, {high}]")
+
+
+def _bool(obj, field: str) -> None:
+    value = getattr(obj, field)
+    if not isinstance(value, bool):
+        _fail(type(obj).__name__, field, value, "must be True or False")
 
 
 def _positive_tuple(obj, field: str, allow_empty: bool = False) -> None:
@@ -47,9 +72,7 @@ def _positive_tuple(obj, field: str, allow_empty: bool = False) -> None:
         value = tuple(value)
         object.__setattr__(obj, field, value)
     ok = isinstance(value, tuple) and (allow_empty or len(value) > 0)
-    ok = ok and all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
-    )
+    ok = ok and all(_is_int(v) and v > 0 for v in value)
     if not ok:
         what = "a tuple" if allow_empty else "a non-empty tuple"
         _fail(type(obj).__name__, field, value, f"must be {what} of integers >= 1")
@@ -173,6 +196,8 @@ class MDNRNNConfig:
                 "MDNRNNConfig", "rnn_type", self.rnn_type, f"must be one of {RNN_TYPES}"
             )
         _non_negative(self, "temperature")
+        _bool(self, "predict_reward")
+        _bool(self, "predict_done")
         if not self.log_sigma_min < self.log_sigma_max:
             _fail(
                 "MDNRNNConfig",
@@ -195,6 +220,7 @@ class NetworkConfig:
 
     def __post_init__(self):
         _positive_tuple(self, "layer_sizes", allow_empty=True)
+        _bool(self, "use_layer_norm")
         if self.activation not in ACTIVATIONS:
             _fail(
                 "NetworkConfig",
@@ -218,6 +244,7 @@ class ActionSpec:
     """Box upper bounds (continuous only; default +1 in every dimension)."""
 
     def __post_init__(self):
+        _bool(self, "continuous")
         _positive_int(self, "dim")
         if not self.continuous:
             if self.low is not None or self.high is not None:
@@ -247,6 +274,9 @@ class ActionSpec:
             )
 
 
+_PPO_MINIBATCH_DEFAULT = 64
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PPOConfig:
     """Proximal Policy Optimisation for the controller (clipped surrogate, GAE)."""
@@ -255,8 +285,8 @@ class PPOConfig:
     """Adam step size (the start of the schedule when anneal_lr)."""
     n_epochs: int = 10
     """Passes over each rollout."""
-    batch_size: int = 64
-    """Minibatch size (transitions per gradient step)."""
+    minibatch_size: int = _PPO_MINIBATCH_DEFAULT
+    """Rows (transitions) per PPO gradient step; must divide the PPO batch."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -275,10 +305,23 @@ class PPOConfig:
     """Decay the learning rate linearly to 0 over training."""
     normalize_advantages: bool = True
     """Standardise advantages within each minibatch."""
+    batch_size: dataclasses.InitVar[int | None] = None
+    """The seed's name of minibatch_size, taken by the constructor only (not stored:
+    read and replace minibatch_size)."""
 
-    def __post_init__(self):
+    def __post_init__(self, batch_size: int | None):
+        # minibatch_size at its default counts as unset, so the seed's
+        # PPOConfig(batch_size=32) means minibatch_size=32.
+        if batch_size is not None and batch_size != self.minibatch_size:
+            if self.minibatch_size != _PPO_MINIBATCH_DEFAULT:
+                raise ValueError(
+                    f"PPOConfig.batch_size={batch_size!r} and minibatch_size="
+                    f"{self.minibatch_size!r} disagree: batch_size is the seed's "
+                    "name of minibatch_size; give minibatch_size only"
+                )
+            object.__setattr__(self, "minibatch_size", batch_size)
         _positive_int(self, "n_epochs")
-        _positive_int(self, "batch_size")
+        _positive_int(self, "minibatch_size")
         for field in ("learning_rate", "clip_range", "max_grad_norm"):
             _non_negative(self, field)
             if getattr(self, field) == 0:
@@ -289,6 +332,8 @@ class PPOConfig:
             _non_negative(self, "clip_range_vf")
         _in_range(self, "gamma", 0.0, 1.0)
         _in_range(self, "gae_lambda", 0.0, 1.0)
+        _bool(self, "anneal_lr")
+        _bool(self, "normalize_advantages")
 
 
 def check_compatible(vae: VAEConfig, mdn_rnn: MDNRNNConfig, action: ActionSpec) -> None:

@@ -169,15 +169,16 @@ def update(
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Returns the state after n_epochs over shuffled minibatches of ``batch``, and the
     mean metrics. The batch's leading axes are flattened; their product must be a
-    multiple of config.batch_size."""
+    multiple of config.minibatch_size."""
     flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[batch.mask.ndim :]), batch)
     size = flat.mask.shape[0]
-    if size % config.batch_size:
+    minibatch_size = config.minibatch_size
+    if size % minibatch_size:
         raise ValueError(
-            f"PPOConfig.batch_size={config.batch_size} is invalid for a rollout of "
-            f"{size} transitions: it must divide the rollout size"
+            f"PPOConfig.minibatch_size={minibatch_size} is invalid for a batch of "
+            f"{size} transitions: it must divide the batch size"
         )
-    num_minibatches = size // config.batch_size
+    num_minibatches = size // minibatch_size
     grad_fn = jax.value_and_grad(loss, has_aux=True)
 
     def minibatch_step(state, inputs):
@@ -191,9 +192,7 @@ def update(
         perm_key, steps_key = jax.random.split(epoch_key)
         perm = jax.random.permutation(perm_key, size)
         shuffled = jax.tree.map(
-            lambda x: x[perm].reshape(
-                (num_minibatches, config.batch_size) + x.shape[1:]
-            ),
+            lambda x: x[perm].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
             flat,
         )
         keys = jax.random.split(steps_key, num_minibatches)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from janus_jax.agent import WorldModelAgent
-from janus_jax.cli import main
+from janus_jax.cli import build_parser, main, run_config
 from janus_jax.envs import make
 from janus_jax.train import presets
 from janus_jax.train.checkpoint import PhaseCheckpoints
@@ -444,7 +444,46 @@ def test_run_on_another_env_can_be_evaluated(capsys, tmp_path):
     assert json.loads(out_text)["env_id"] == "Acrobot-v1"
 
 
-# --- 6. --overwrite -------------------------------------------------------------
+# --- 6. the run's one seed, and overrides refused before anything runs -----------
+
+
+@pytest.mark.parametrize(
+    "argv,seed",
+    [
+        ([], 0),
+        (["--seed", "4"], 4),
+        (["--set", "seed=5"], 5),
+        (["--seed", "6", "--set", "seed=6"], 6),
+        (["--set", "seed=1", "--seed", "7", "--set", "seed=7"], 7),  # the last --set
+    ],
+)
+def test_the_seed_comes_from_seed_or_set_seed(argv, seed):
+    config = run_config(build_parser().parse_args(["train", "--preset", "tiny", *argv]))
+    assert config.seed == seed
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--seed", "1", "--set", "seed=2"], ["--seed 1", "--set seed=2"]),
+        (["--set", "controller.seed=3"], ["controller.seed", "seed=N", "--seed N"]),
+        (["--set", "ppo.batch_size=64"], ["ppo.batch_size", "ppo.minibatch_size"]),
+        (["--set", "controller.temperature=1.1"], ["world_model.mdn_rnn.temperature"]),
+        (["--set", "controller.imagination_ratio=1"], ["learn_from_real=False"]),
+    ],
+)
+def test_a_refused_seed_or_override_is_one_error_line(capsys, tmp_path, argv, expected):
+    out = tmp_path / "a"
+    status, _, err = cli(
+        capsys, "train", "--preset", "tiny", *argv, "--out", out, "--no-progress"
+    )
+    line = one_error_line(status, err)
+    for text in expected:
+        assert text in line, (text, line)
+    assert not out.exists()
+
+
+# --- 7. --overwrite -------------------------------------------------------------
 
 
 def test_overwrite_replaces_only_the_run_files(capsys, run_dir, tmp_path):

@@ -164,7 +164,9 @@ class TestPPOLoss(chex.TestCase):
 
 def _train_bandit(params, reward_fn, feature_fn, updates=40, n=256, seed=0):
     """Runs PPO on one-step episodes; returns the trained controller params."""
-    config = PPOConfig(learning_rate=3e-3, n_epochs=4, batch_size=64, entropy_coef=0.0)
+    config = PPOConfig(
+        learning_rate=3e-3, n_epochs=4, minibatch_size=64, entropy_coef=0.0
+    )
     optimizer = ppo.make_optimizer(config)
     state = ppo.init_train_state(params, optimizer)
 
@@ -237,11 +239,11 @@ class TestPPOLearning(chex.TestCase):
         np.testing.assert_allclose(float(mean_action[0, 0]), 0.5, atol=0.1)
 
 
-def test_update_rejects_a_batch_size_that_does_not_divide_the_rollout():
+def test_update_rejects_a_minibatch_size_that_does_not_divide_the_batch():
     params, batch = _batch_with_ratios([1.0] * 5, [0.0] * 5)
-    config = PPOConfig(batch_size=2)
+    config = PPOConfig(minibatch_size=2)
     optimizer = ppo.make_optimizer(config)
-    with pytest.raises(ValueError, match=r"batch_size=2 .*rollout of 5"):
+    with pytest.raises(ValueError, match=r"PPOConfig.minibatch_size=2 .*batch of 5"):
         ppo.update(
             ppo.init_train_state(params, optimizer),
             batch,
@@ -256,7 +258,7 @@ def test_annealing_needs_the_number_of_steps_and_reaches_zero():
         ppo.make_optimizer(PPOConfig(anneal_lr=True))
     params, batch = _batch_with_ratios([1.0] * 4, [1.0, -1.0, 1.0, -1.0])
     config = PPOConfig(
-        anneal_lr=True, batch_size=4, n_epochs=2, normalize_advantages=False
+        anneal_lr=True, minibatch_size=4, n_epochs=2, normalize_advantages=False
     )
     optimizer = ppo.make_optimizer(config, total_gradient_steps=2)
     state, _ = ppo.update(

@@ -1,8 +1,8 @@
 """RunConfig, presets and overrides: JSON round trips, typed ``section.field=value``
 overrides and their errors, and the field listing behind ``--help``."""
 
-import dataclasses
 import json
+import typing
 
 import pytest
 
@@ -10,6 +10,7 @@ from janus_jax.configs import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
 from janus_jax.train import presets
 from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
 from janus_jax.train.run_config import (
+    MOVED,
     RunConfig,
     apply_overrides,
     describe,
@@ -52,7 +53,11 @@ def test_round_trip_keeps_unset_sections_and_env_kwargs():
 def test_to_dict_is_plain_json_data():
     data = to_dict(presets.tiny())
     assert data["world_model"]["vae"]["hidden_sizes"] == [16]
-    assert data["controller"]["temperature"] is None
+    assert data["ppo"]["minibatch_size"] == 32 and "batch_size" not in data["ppo"]
+    assert data["controller"]["learn_from_real"] is True
+    assert "device" not in data["world_model"]
+    for section in ("world_model", "controller"):
+        assert "seed" not in data[section] and "temperature" not in data[section]
     assert data["env_id"] == "CartPole-v1"
 
 
@@ -61,6 +66,8 @@ def test_to_dict_is_plain_json_data():
     [
         ({"env_id": "CartPole-v1", "colour": 1}, "colour"),
         ({"env_id": "CartPole-v1", "world_model": {"epochs": 3}}, "epochs"),
+        ({"env_id": "CartPole-v1", "controller": {"seed": 0}}, "seed"),
+        ({"env_id": "CartPole-v1", "ppo": {"batch_size": 64}}, "batch_size"),
     ],
 )
 def test_from_dict_refuses_unknown_keys(data, where):
@@ -88,9 +95,10 @@ def test_overrides_set_typed_values():
         base,
         [
             "world_model.vae.hidden_sizes=[8,8]",
-            "controller.temperature=null",
+            "world_model.mdn_rnn.temperature=1.15",
             "ppo.anneal_lr=true",
-            "controller.imagination_ratio=1",
+            "ppo.minibatch_size=16",
+            "controller.imagination_ratio=0",
             "seed=5",
             "ppo.clip_range_vf=0.1",
             "network.layer_sizes=[]",
@@ -99,10 +107,11 @@ def test_overrides_set_typed_values():
         ],
     )
     assert config.world_model.vae.hidden_sizes == (8, 8)
-    assert config.controller.temperature is None
+    assert config.world_model.mdn_rnn.temperature == 1.15
     assert config.ppo.anneal_lr is True
+    assert config.ppo.minibatch_size == 16
     ratio = config.controller.imagination_ratio
-    assert ratio == 1.0 and type(ratio) is float
+    assert ratio == 0.0 and type(ratio) is float
     assert config.seed == 5 and type(config.seed) is int
     assert config.ppo.clip_range_vf == 0.1
     assert config.network.layer_sizes == ()
@@ -116,11 +125,17 @@ def test_overrides_set_typed_values():
 
 
 def test_override_sets_a_float_then_none_in_an_optional_field():
-    config = apply_overrides(presets.tiny(), ["controller.temperature=2"])
-    assert config.controller.temperature == 2.0
-    assert type(config.controller.temperature) is float
-    config = apply_overrides(config, ["controller.temperature=null"])
-    assert config.controller.temperature is None
+    config = apply_overrides(presets.tiny(), ["ppo.clip_range_vf=2"])
+    assert config.ppo.clip_range_vf == 2.0
+    assert type(config.ppo.clip_range_vf) is float
+    config = apply_overrides(config, ["ppo.clip_range_vf=null"])
+    assert config.ppo.clip_range_vf is None
+
+
+def test_learning_only_in_the_dream_is_one_override():
+    config = apply_overrides(presets.tiny(), ["controller.learn_from_real=false"])
+    assert config.controller.learn_from_real is False
+    assert config.controller.imagination_ratio == 0.5
 
 
 def test_later_overrides_win():
@@ -186,16 +201,39 @@ def test_a_field_inside_an_unset_section_is_refused():
     "override,message",
     [
         ("controller.imagination_ratio=2", "imagination_ratio=2.0 is invalid"),
+        ("controller.imagination_ratio=1", r"1.0 is invalid.*learn_from_real=False"),
+        ("controller.world_model_updates=-1", "world_model_updates=-1 is invalid"),
+        (
+            "controller.imagination_ratio=0 controller.learn_from_real=false",
+            "learn_from_real=False is invalid",
+        ),
         ("controller.num_envs=0", "num_envs=0 is invalid"),
         ("seed=-1", "seed=-1 is invalid"),
         ("ppo.learning_rate=0", "learning_rate=0.0 is invalid"),
         ("network.activation=swish", "activation='swish' is invalid"),
-        ("controller.temperature=-1", "temperature=-1.0 is invalid"),
+        ("world_model.mdn_rnn.temperature=-1", "temperature=-1.0 is invalid"),
     ],
 )
 def test_a_value_of_the_right_type_still_meets_the_configs_checks(override, message):
     with pytest.raises(ValueError, match=message):
+        apply_overrides(presets.tiny(), override.split())
+
+
+@pytest.mark.parametrize(
+    "override,instead",
+    [
+        ("ppo.batch_size=64", "ppo.minibatch_size"),
+        ("controller.seed=3", "seed=N (or --seed N)"),
+        ("world_model.seed=3", "seed=N (or --seed N)"),
+        ("controller.temperature=1.15", "world_model.mdn_rnn.temperature"),
+        ("world_model.device=cuda", "jax[cuda12]"),
+    ],
+)
+def test_a_moved_key_says_what_to_write(override, instead):
+    assert override.partition("=")[0] in MOVED
+    with pytest.raises(ValueError, match="is not a field") as info:
         apply_overrides(presets.tiny(), [override])
+    assert instead in str(info.value)
 
 
 def test_a_literal_field_takes_one_of_its_values():
@@ -214,7 +252,7 @@ def test_a_literal_field_refuses_a_value_outside_it():
 @pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
 def test_every_field_has_a_doc(cls):
     docs = field_docs(cls)
-    assert set(docs) == {f.name for f in dataclasses.fields(cls)}
+    assert set(docs) == set(typing.get_type_hints(cls))  # fields and InitVars
     assert all(docs.values())
     assert all("\n" not in doc and "  " not in doc for doc in docs.values())
 
@@ -222,8 +260,9 @@ def test_every_field_has_a_doc(cls):
 def test_field_docs_read_the_string_under_the_field():
     doc = field_docs(ControllerTrainingConfig)["imagination_ratio"]
     assert doc == (
-        "Share of dreamed transitions in each PPO batch (0: plain PPO on [z, h]; 1: "
-        "C learns only inside the dream, real rollouts giving dream starts and M data)."
+        "Imagined share of each PPO batch, in [0, 1): the real part is the whole real "
+        "rollout, so each update dreams ratio / (1 - ratio) x the rollout's "
+        "transitions (0: plain PPO on [z, h]; 0.5: as many dreamed as real)."
     )
     assert field_docs(RunConfig)["seed"].startswith("Seed of the whole run")
 
@@ -261,9 +300,12 @@ def test_describe_lines_read_as_written_by_hand():
     assert "world_model.vae.hidden_sizes = [64, 64]  # Hidden layer sizes of the " in (
         "\n".join(lines)
     )
-    assert "controller.imagination_ratio = 0.5  # Share of dreamed" in "\n".join(lines)
-    assert "controller.temperature = null  # M's sampling temperature" in (
-        "\n".join(lines)
-    )
+    text = "\n".join(lines)
+    assert "controller.imagination_ratio = 0.5  # Imagined share of each" in text
+    assert "controller.learn_from_real = true  # Put the real rollout in" in text
+    assert "ppo.minibatch_size = 256  # Rows (transitions) per PPO gradient" in text
+    # constructor-only arguments are not settings; moved ones are gone
+    keys = {line.split(" = ", 1)[0] for line in lines}
+    assert not keys & {"ppo.batch_size", "world_model.device", *MOVED}
     # the sections themselves are not lines of their own
     assert not any(line.startswith("world_model = ") for line in lines)

@@ -1,36 +1,23 @@
 """Training configs: the world model's phases and the controller's, validated like
-the model configs (a bad value raises ValueError naming the field)."""
+the model configs (a bad value raises ValueError naming the field). Neither holds
+a seed: a run has one, ``RunConfig.seed``, and the trainers take it as ``seed=``."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import jax
-
 from janus_jax.configs import (
     MDNRNNConfig,
     VAEConfig,
+    _bool,
     _fail,
     _in_range,
+    _is_number,
     _non_negative,
+    _non_negative_int,
     _positive_int,
 )
-
-DEVICES = ("auto", "cpu", "cuda", "gpu", "tpu")
-
-
-def check_device(device: str) -> None:
-    """Raises ValueError unless ``device`` is "auto" or JAX's backend is that kind.
-
-    JAX places arrays on its default backend; install ``jax[cuda12]`` for a GPU
-    (``device="cuda"`` only checks that one is there, as the seed's trainer did)."""
-    wanted = {"cuda": "gpu"}.get(device, device)
-    if device != "auto" and jax.default_backend() != wanted:
-        raise ValueError(
-            f"device={device!r} is unavailable: JAX runs on "
-            f"{jax.default_backend()!r} here (install jax[cuda12] for a GPU, or "
-            "pass device='auto')"
-        )
+from janus_jax.devices import check_device
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,12 +54,12 @@ class WorldModelTrainingConfig:
     """V's architecture; None derives one from the env's observation shape."""
     mdn_rnn: MDNRNNConfig | None = None
     """M's architecture; None derives one from V's latent and the env's actions."""
-    seed: int = 0
-    """Seed of collection, initialisation and batch order."""
-    device: str = "auto"
-    """Accepted for the PyTorch README's configs: JAX uses its default backend."""
+    device: dataclasses.InitVar[str | None] = None
+    """Taken by the constructor only, for the seed README's configs (not stored):
+    one of auto, cpu, cuda, gpu, tpu; JAX runs on its default backend and warns
+    when that is another kind."""
 
-    def __post_init__(self):
+    def __post_init__(self, device: str | None):
         for field in (
             "num_episodes",
             "vae_batch_size",
@@ -84,14 +71,13 @@ class WorldModelTrainingConfig:
             "checkpoint_every",
         ):
             _positive_int(self, field)
-        for field in ("vae_epochs", "mdn_epochs", "max_grad_norm", "seed"):
+        for field in ("vae_epochs", "mdn_epochs", "max_grad_norm"):
             _non_negative(self, field)
         for field in ("vae_learning_rate", "mdn_learning_rate"):
             _in_range(self, field, 1e-12, 10.0)
-        if self.device not in DEVICES:
-            _fail(
-                type(self).__name__, "device", self.device, f"must be one of {DEVICES}"
-            )
+        if device is not None:
+            # __init__ -> __post_init__ -> check_device: warn at the user's call.
+            check_device(device, where=f"{type(self).__name__}.device", stacklevel=4)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -105,14 +91,19 @@ class ControllerTrainingConfig:
     num_envs: int = 4
     """Parallel real envs."""
     imagination_ratio: float = 0.5
-    """Share of dreamed transitions in each PPO batch (0: plain PPO on [z, h]; 1:
-    C learns only inside the dream, real rollouts giving dream starts and M data)."""
+    """Imagined share of each PPO batch, in [0, 1): the real part is the whole real
+    rollout, so each update dreams ratio / (1 - ratio) x the rollout's transitions
+    (0: plain PPO on [z, h]; 0.5: as many dreamed as real)."""
+    learn_from_real: bool = True
+    """Put the real rollout in the PPO batch. False: C learns only inside the dream
+    (the real rollouts still give the dreams their starts and M its data), with
+    as many dreams as the ratio sets (0.5: as many dreamed transitions as real)."""
     imagination_horizon: int = 16
-    """Steps per dream."""
-    temperature: float | None = None
-    """M's sampling temperature in dreams (None: the MDN-RNN config's)."""
+    """Steps per dream (each dream starts from a real [z, h] of the rollout)."""
     world_model_updates: int = 4
     """M gradient steps on each fresh real rollout (0 freezes the world model)."""
+    world_model_learning_rate: float = 1e-3
+    """Adam step size of M's refresh on the real rollouts."""
     sequence_length: int = 32
     """Steps per window of M's refresh."""
     updates_per_chunk: int = 10
@@ -123,10 +114,9 @@ class ControllerTrainingConfig:
     """Episodes of the final evaluation (and of the random baseline)."""
     use_tensorboard: bool = False
     """Also write TensorBoard event files (run_dir/tensorboard)."""
-    seed: int = 0
-    """Seed of the phase."""
 
     def __post_init__(self):
+        name = type(self).__name__
         for field in (
             "total_timesteps",
             "rollout_length",
@@ -138,8 +128,25 @@ class ControllerTrainingConfig:
             "eval_episodes",
         ):
             _positive_int(self, field)
-        _in_range(self, "imagination_ratio", 0.0, 1.0)
-        _non_negative(self, "world_model_updates")
-        _non_negative(self, "seed")
-        if self.temperature is not None:
-            _non_negative(self, "temperature")
+        _non_negative_int(self, "world_model_updates")
+        _in_range(self, "world_model_learning_rate", 1e-12, 10.0)
+        _bool(self, "use_tensorboard")
+        _bool(self, "learn_from_real")
+        ratio = self.imagination_ratio
+        if not _is_number(ratio) or not 0 <= ratio < 1:
+            _fail(
+                name,
+                "imagination_ratio",
+                ratio,
+                "must lie in [0, 1) (the imagined share of each PPO batch); for C "
+                "to learn only in the dream set learn_from_real=False with a ratio "
+                "below 1 (e.g. 0.5: as many dreamed transitions as real)",
+            )
+        if not self.learn_from_real and ratio == 0:
+            _fail(
+                name,
+                "learn_from_real",
+                False,
+                "C would have no data at imagination_ratio=0; set a ratio above 0 "
+                "(e.g. 0.5) or learn_from_real=True",
+            )

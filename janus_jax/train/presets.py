@@ -36,7 +36,7 @@ def tiny() -> RunConfig:
             ),
         ),
         network=NetworkConfig(layer_sizes=(16,)),
-        ppo=PPOConfig(learning_rate=1e-3, n_epochs=2, batch_size=32),
+        ppo=PPOConfig(learning_rate=1e-3, n_epochs=2, minibatch_size=32),
         controller=ControllerTrainingConfig(
             total_timesteps=1024,
             rollout_length=32,
@@ -82,7 +82,7 @@ def cartpole() -> RunConfig:
         ppo=PPOConfig(
             learning_rate=2.5e-4,
             n_epochs=4,
-            batch_size=256,
+            minibatch_size=256,
             entropy_coef=0.01,
             anneal_lr=True,
         ),
@@ -127,7 +127,7 @@ def breakout() -> RunConfig:
         ppo=PPOConfig(
             learning_rate=5e-3,
             n_epochs=4,
-            batch_size=2048,
+            minibatch_size=2048,
             entropy_coef=0.01,
             anneal_lr=True,
         ),
@@ -147,7 +147,8 @@ def carracing() -> RunConfig:
 
     The paper's values (the GPU setting): 10,000 random rollouts, V for 1 epoch
     at batch 100 on all frames, M (LSTM 256, 5 mixtures) for 20 epochs at batch
-    100 on sequences of 1000, temperature 1.15; set them with --set."""
+    100 on sequences of 1000, temperature 1.15 (--set
+    world_model.mdn_rnn.temperature=1.15); set them with --set."""
     return RunConfig(
         env_id="CarRacing-v3",
         preset="carracing",
@@ -164,7 +165,9 @@ def carracing() -> RunConfig:
             mdn_rnn=MDNRNNConfig(latent_dim=32, action_dim=3, hidden_dim=256),
         ),
         network=NetworkConfig(layer_sizes=(64, 64)),
-        ppo=PPOConfig(learning_rate=3e-4, n_epochs=4, batch_size=256, anneal_lr=True),
+        ppo=PPOConfig(
+            learning_rate=3e-4, n_epochs=4, minibatch_size=256, anneal_lr=True
+        ),
         controller=ControllerTrainingConfig(
             total_timesteps=100_000,
             rollout_length=256,

@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any
 
-from janus_jax.configs import NetworkConfig, PPOConfig
+from janus_jax.configs import NetworkConfig, PPOConfig, _non_negative_int
 from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
 
 
@@ -26,13 +26,14 @@ class RunConfig:
     preset: str = "custom"
     """The preset these values came from (recorded in the summary)."""
     seed: int = 0
-    """Seed of the whole run (collection, initialisation, batches, env resets)."""
+    """Seed of the whole run, its only one (collection, initialisation, batches, env
+    resets, dreams); --seed N on the command line."""
     world_model: WorldModelTrainingConfig = WorldModelTrainingConfig()
     """Collection, V and M (with their architectures in .vae and .mdn_rnn)."""
     network: NetworkConfig = NetworkConfig()
     """C's actor and critic MLPs."""
     ppo: PPOConfig = PPOConfig()
-    """C's PPO hyperparameters (batch_size is the minibatch)."""
+    """C's PPO hyperparameters (minibatch_size rows per gradient step)."""
     controller: ControllerTrainingConfig = ControllerTrainingConfig()
     """C's training: steps, envs, imagination ratio and horizon, evaluation."""
     env_kwargs: dict = dataclasses.field(default_factory=dict)
@@ -41,12 +42,7 @@ class RunConfig:
     def __post_init__(self):
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"RunConfig.env_id={self.env_id!r} is invalid: an env id")
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, int)
-            or self.seed < 0
-        ):
-            raise ValueError(f"RunConfig.seed={self.seed!r} is invalid: an int >= 0")
+        _non_negative_int(self, "seed")
 
 
 def to_dict(config: Any) -> dict:
@@ -55,7 +51,9 @@ def to_dict(config: Any) -> dict:
 
 
 def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """Returns the type hint of each field (constructor-only InitVars left out)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
 def _dataclass_in(hint) -> type | None:
@@ -133,6 +131,19 @@ def _parse(text: str) -> Any:
         return text
 
 
+_ONE_SEED = "a run has one seed: write seed=N (or --seed N)"
+# Keys that are fields no more, with what to write instead.
+MOVED = {
+    "ppo.batch_size": "write ppo.minibatch_size (rows per PPO gradient step)",
+    "world_model.seed": _ONE_SEED,
+    "controller.seed": _ONE_SEED,
+    "controller.temperature": "dreams sample at M's own temperature: write "
+    "world_model.mdn_rnn.temperature",
+    "world_model.device": "JAX runs on its default backend (pip install "
+    "'jax[cuda12]' for a GPU)",
+}
+
+
 def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     """Returns ``config`` with ``section.field=value`` (or ``field=value``) set.
 
@@ -140,9 +151,12 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     the field's type, then the config's own checks run."""
     for item in overrides:
         key, sep, text = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ValueError(f"override {item!r} is invalid: write section.field=value")
-        config = _set(config, key.strip().split("."), _parse(text.strip()), key)
+        if key in MOVED:
+            raise ValueError(f"override {item!r}: {key} is not a field: {MOVED[key]}")
+        config = _set(config, key.split("."), _parse(text.strip()), key)
     return config
 
 
