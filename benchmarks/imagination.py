@@ -17,8 +17,8 @@ compilation for JAX); the ratios are what matter, absolute times drift on a shar
 machine.
 
 FLOPs of one dream step for one example, counted by hand from the layer shapes
-(2 per multiply-add of each matrix product; elementwise work, sampling and the
-one bootstrap value per dream are left out, all under 1%):
+(2 per multiply-add of each matrix product; elementwise work and sampling are
+left out, under 1%):
 
     LSTM           2 (Z + A + H) 4H            = 2 * 291 * 1024      =   595,968
     mixture head   2 H (3 Z K)                 = 2 * 256 * 480       =   245,760
@@ -51,7 +51,13 @@ import numpy as np
 
 from benchmarks.common import block, machine, time_call
 from janus_jax import ActionSpec, MDNRNNConfig, NetworkConfig, VAEConfig
-from janus_jax.imagination import DreamState, WorldModelParams, dream_step, imagine
+from janus_jax.imagination import (
+    DreamState,
+    WorldModelParams,
+    controller_act,
+    dream_step,
+    imagine,
+)
 from janus_jax.models import controller, mdn_rnn, vae
 
 TEMPERATURE = 1.15
@@ -151,11 +157,15 @@ def _loop_runner(params, batch, horizon):
     # The scan's body, compiled alone (vmapped over the batch) and called once per
     # step from Python: what a direct port of a PyTorch loop does.
     tau = jnp.float32(TEMPERATURE)
+    c_params = params.controller
+
+    def policy(key, features):  # imagine's default: C, sampling
+        return controller_act(c_params, key, features)
 
     @jax.jit
     def step(key, state):
         keys = jax.random.split(key, batch)
-        return jax.vmap(lambda k, s: dream_step(params, s, k, tau))(keys, state)
+        return jax.vmap(lambda k, s: dream_step(params, policy, s, k, tau))(keys, state)
 
     state0 = DreamState(
         carry=mdn_rnn.initial_carry(params.mdn_rnn.config, (batch,)),

@@ -119,13 +119,13 @@ def controller_timing(rows: list[dict]) -> dict:
 def _ppo_config(case: Case, config: RunConfig) -> PPOConfig:
     """Returns the preset's PPO values with PureJaxRL's real-only minibatch."""
     batch = case.num_envs * case.rollout_length // case.minibatches
-    return dataclasses.replace(config.ppo, batch_size=batch)
+    return dataclasses.replace(config.ppo, minibatch_size=batch)
 
 
 def model_free(case: Case, steps: int, updates_per_chunk: int) -> dict:
     """Returns the model-free row: PPO on [z, h] of a frozen, untrained V and M."""
     config = case.preset()
-    env = make(case.env_id)
+    env = make(case.env_id, num_envs=case.num_envs)
     wm = config.world_model
     agent = WorldModelAgent(
         wm.vae.observation_shape,
@@ -151,14 +151,14 @@ def model_free(case: Case, steps: int, updates_per_chunk: int) -> dict:
         io=RunIO(run_dir=None, logger=log, progress=False),
     )
     trainer.train(steps, case.rollout_length)
-    returns = episode_returns(AGENT_KEY, env, agent.params, EVAL_EPISODES)
+    returns = _evaluate(case.env_id, agent.params)
     return {
         "path": "model-free",
         **controller_timing(log.rows),
         **_stats(returns),
         "num_envs": case.num_envs,
         "rollout_length": case.rollout_length,
-        "ppo_batch_size": trainer.config.batch_size,
+        "ppo_batch_size": trainer.config.minibatch_size,
     }
 
 
@@ -173,8 +173,7 @@ def world_model(config: RunConfig, steps: int) -> dict:
         summary = run_pipeline(config, out, stages=stages, progress=False)
         rows = read_metrics(Path(out) / "metrics.jsonl")
         agent = load_agent(out)
-    env = make(config.env_id)
-    returns = episode_returns(AGENT_KEY, env, agent.params, EVAL_EPISODES)
+    returns = _evaluate(config.env_id, agent.params)
     # Each phase ends at its last row's time_s (seconds since the run started).
     ends = {row["phase"]: row["time_s"] for row in rows}
     phases, previous = {}, 0.0
@@ -187,13 +186,20 @@ def world_model(config: RunConfig, steps: int) -> dict:
         **_stats(returns),
         "num_envs": c.num_envs,
         "rollout_length": c.rollout_length,
-        "ppo_batch_size": config.ppo.batch_size,
+        "ppo_batch_size": config.ppo.minibatch_size,
         "imagined_steps": summary["imagined_steps"],
         "random_data_steps": summary["random_data_steps"],
         "world_model_s": previous,
         **phases,
         "run_wall_s": summary["wall_time_s"],
     }
+
+
+def _evaluate(env_id: str, params, key=AGENT_KEY) -> np.ndarray:
+    """Returns EVAL_EPISODES returns of ``params`` (None: random), all at once."""
+    return episode_returns(
+        key, make(env_id, num_envs=EVAL_EPISODES), params, EVAL_EPISODES
+    )
 
 
 def _stats(returns: np.ndarray) -> dict:
@@ -245,7 +251,7 @@ def run(quick: bool) -> dict:
     print(HEADER, flush=True)
     rows, targets = [], {}
     for case in cases:
-        random = episode_returns(RANDOM_KEY, make(case.env_id), None, EVAL_EPISODES)
+        random = _evaluate(case.env_id, None, RANDOM_KEY)
         base = {
             "env": case.env_id,
             "random_mean": float(np.mean(random)),

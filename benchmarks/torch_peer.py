@@ -210,7 +210,8 @@ def imagine_torch(
     done_mode: str = "sample",
 ) -> dict[str, torch.Tensor]:
     """Returns a dream from z0 [B, Z] as a dict of time-major tensors [T, B, ...]
-    named as ``imagination.Trajectory``'s fields (last_value [B]).
+    named as ``WorldModelAgent.imagine_trajectory``'s keys, with the raw
+    (pre-squash) actions and h_{t+1} besides: 'raw_actions', 'next_hiddens'.
 
     Mirrors ``imagine`` from the zero carry with the learned reward head: C picks
     a raw action u ~ N(loc, std), the box action low + (tanh(u) + 1) / 2 (high -
@@ -249,13 +250,12 @@ def imagine_torch(
             done * alive,
             alive,
             next_latent,
+            carry[-1][1],
         )
         for name, x in zip(_RECORD_FIELDS, step, strict=True):
             records[name].append(x)
         latent, alive = next_latent, alive * (1.0 - done)
-    result = {name: torch.stack(xs) for name, xs in records.items()}
-    result["last_value"] = ctrl(torch.cat([latent, carry[-1][1]], dim=-1))[2]
-    return result
+    return {name: torch.stack(xs) for name, xs in records.items()}
 
 
 _RECORD_FIELDS = (
@@ -269,4 +269,5 @@ _RECORD_FIELDS = (
     "dones",
     "mask",
     "next_latents",
+    "next_hiddens",
 )

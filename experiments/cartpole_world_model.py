@@ -12,7 +12,6 @@ checkpoints, pictures and resume; this script shows the objects underneath.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -50,8 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. Pre-train the world model on random experience.
-    config = dataclasses.replace(preset.world_model, seed=args.seed)
-    trainer = WorldModelTrainer("CartPole-v1", config, run_dir=out / "world_model")
+    trainer = WorldModelTrainer(
+        "CartPole-v1", preset.world_model, run_dir=out / "world_model", seed=args.seed
+    )
     vae, mdn_rnn = trainer.train_world_model()
 
     # 2. Create the agent and load the trained V and M.
@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 4. Evaluate against a uniformly random policy.
     key_agent, key_random = jax.random.split(jax.random.key(args.seed + 1))
-    ours = episode_returns(key_agent, env, agent.params, c.eval_episodes)
-    rand = episode_returns(key_random, env, None, c.eval_episodes)
+    with make("CartPole-v1", num_envs=c.eval_episodes) as eval_env:
+        ours = episode_returns(key_agent, eval_env, agent.params, c.eval_episodes)
+        rand = episode_returns(key_random, eval_env, None, c.eval_episodes)
     summary = {
         "eval_return_mean": float(np.mean(ours)),
         "eval_return_std": float(np.std(ours)),

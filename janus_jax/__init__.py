@@ -9,8 +9,9 @@ from janus_jax.configs import (
     PPOConfig,
     VAEConfig,
 )
-from janus_jax.imagination import Trajectory, WorldModelParams, imagine
+from janus_jax.imagination import WorldModelParams, imagine
 from janus_jax.models import controller, mdn_rnn, vae
+from janus_jax.records import Transition
 
 __version__ = "0.1.0"
 
@@ -38,7 +39,7 @@ __all__ = [
     "MDNRNNConfig",
     "NetworkConfig",
     "PPOConfig",
-    "Trajectory",
+    "Transition",
     "VAEConfig",
     "VariationalAutoencoder",
     "WorldModelAgent",

@@ -9,8 +9,9 @@ has a direct equivalent.
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,45 +24,40 @@ from janus_jax.configs import (
     VAEConfig,
     check_compatible,
 )
-from janus_jax.imagination import RewardFn, WorldModelParams, features, imagine
+from janus_jax.devices import check_device
+from janus_jax.imagination import (
+    RewardFn,
+    WorldModelParams,
+    controller_act,
+    imagine,
+    world_step,
+)
 from janus_jax.models import controller, mdn_rnn, vae
-
-
-class Step(NamedTuple):
-    """What ``act`` returns for one real-environment step."""
-
-    carry: tuple  # the MDN-RNN state after (z_t, a_t)
-    latent: jax.Array  # [..., Z]
-    hidden: jax.Array  # [..., H] h_t the controller saw
-    raw_action: jax.Array
-    action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
+from janus_jax.records import PolicyStep
 
 
 def act(
     params: WorldModelParams,
-    carry: tuple,
-    obs: jax.Array,
     key: jax.Array,
-    deterministic=False,
-) -> Step:
-    """Returns the controller's step on a real observation.
+    obs: jax.Array,
+    carry: tuple,
+    deterministic: bool = False,
+) -> PolicyStep:
+    """Returns the controller's step on real observations [E, ...]: z_t = V(obs),
+    a_t = C([z_t, h_t]) (sampled, or the mode when ``deterministic``), and M's
+    carry advanced by (z_t, a_t) as the state; ``info`` is the ActInfo.
 
-    z_t = V(obs), a_t = C([z_t, h_t]),
-    then M's carry advanced by (z_t, a_t). Works on any leading batch shape."""
+    A ``janus_jax.envs`` Policy (params, key, obs, state), so every env rollout
+    can run the agent: ``env.rollout(act, params, state, key, T)``."""
     latent = vae.get_latent(params.vae, obs)
-    hidden = mdn_rnn.hidden(carry)
-    policy, value = controller.apply(params.controller, features(latent, hidden))
-    if deterministic:
-        raw_action = controller.mode(params.controller, policy)
-    else:
-        raw_action = controller.sample(key, params.controller, policy)
-    action = controller.env_action(params.controller, raw_action)
-    action_vector = controller.encode_action(params.controller.action, action)
-    carry, _ = mdn_rnn.step(params.mdn_rnn, carry, latent, action_vector)
-    log_prob = controller.log_prob(params.controller, policy, raw_action)
-    return Step(carry, latent, hidden, raw_action, action, log_prob, value)
+    c_params = params.controller
+    policy = lambda k, f: controller_act(c_params, k, f, deterministic)  # noqa: E731
+    next_carry, _, info, action = world_step(params, policy, carry, latent, key)
+    return PolicyStep(action, next_carry, info)
+
+
+act_greedy = partial(act, deterministic=True)
+"""``act`` with argmax (discrete) or mean (continuous) actions: for evaluation."""
 
 
 class Component:
@@ -136,6 +132,21 @@ class MDNRNN(Component):
         return mdn_rnn.unroll(self.params, carry, latents, actions)
 
 
+def channels_last(observation_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Returns the shape channels-last: a PyTorch-style (C, H, W) image shape such
+    as the seed's (3, 64, 64) becomes (64, 64, 3), with a warning saying so."""
+    shape = tuple(int(s) for s in observation_shape)
+    if len(shape) == 3 and shape[0] <= 4 < min(shape[1:]):
+        fixed = shape[1:] + shape[:1]
+        warnings.warn(
+            f"observation_shape={shape} is channels-first; janus-jax images are "
+            f"channels-last, so the agent takes {fixed} (pass that to silence this)",
+            stacklevel=3,
+        )
+        return fixed
+    return shape
+
+
 def observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
     """Returns the default VAEConfig for observations of this shape."""
     shape = tuple(int(s) for s in observation_shape)
@@ -145,11 +156,6 @@ def observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
         raise ValueError(
             f"observation_shape={shape} is invalid: must be (size,) for vectors or "
             "(height, width, channels) for images"
-        )
-    if shape[0] <= 4 < shape[-1]:
-        raise ValueError(
-            f"observation_shape={shape} looks channels-first; janus-jax images are "
-            f"channels-last: pass {shape[1:] + shape[:1]}"
         )
     return VAEConfig(
         input_height=shape[0], input_width=shape[1], input_channels=shape[2]
@@ -167,8 +173,11 @@ def _encode_and_imagine(
 class WorldModelAgent:
     """V + M + C for one observation and action space, holding params and a PRNG key.
 
-    observation_shape: (H, W, C) for images (channels-last) or (size,) for vectors.
+    observation_shape: (H, W, C) for images (channels-last; the seed's (C, H, W)
+        is turned round with a warning) or (size,) for vectors.
     action_dim: the number of discrete actions, or the size of a continuous action.
+    device: accepted for the PyTorch README's calls; JAX places arrays on its
+        default backend, and a kind it does not have ("cuda" on a CPU) warns.
     """
 
     def __init__(
@@ -183,7 +192,11 @@ class WorldModelAgent:
         action_low: tuple[float, ...] | None = None,
         action_high: tuple[float, ...] | None = None,
         seed: int = 0,
+        device: str | None = None,
     ):
+        if device is not None:
+            check_device(device)
+        observation_shape = channels_last(observation_shape)
         if vae_config is None:
             vae_config = observation_config(observation_shape)
         elif vae_config.observation_shape != tuple(observation_shape):
@@ -192,6 +205,7 @@ class WorldModelAgent:
                 f"{vae_config.observation_shape}, but "
                 f"observation_shape={tuple(observation_shape)}"
             )
+        self._default_bounds = action_low is None and action_high is None
         self.action_spec = ActionSpec(
             continuous=bool(continuous_actions),
             dim=int(action_dim),
@@ -219,6 +233,31 @@ class WorldModelAgent:
                 controller_key, self.controller_config, self.action_spec, feature_dim
             )
         )
+
+    def match_actions(self, env_action: ActionSpec, env_id: str) -> None:
+        """Returns None when the agent acts in ``env_action``'s space. An agent
+        made without ``action_low``/``action_high`` takes the env's box (with a
+        warning): C's weights stay, only its squash into the box changes. Any
+        other difference raises ValueError naming both spaces."""
+        mine = self.action_spec
+        if mine == env_action:
+            return
+        same_kind = (mine.continuous, mine.dim) == (
+            env_action.continuous,
+            env_action.dim,
+        )
+        if not (same_kind and mine.continuous and self._default_bounds):
+            raise ValueError(
+                f"the env's actions {env_action} differ from the agent's {mine}"
+            )
+        warnings.warn(
+            f"the agent was made without action_low/action_high; it takes "
+            f"{env_id}'s bounds low={env_action.low}, high={env_action.high}",
+            stacklevel=3,
+        )
+        self.action_spec = env_action
+        self.controller.params = self.controller.params.replace(action=env_action)
+        self._default_bounds = False
 
     @property
     def observation_shape(self) -> tuple[int, ...]:
@@ -280,7 +319,18 @@ class WorldModelAgent:
             reward_fn,
             done_mode,
         )
-        out = traj._asdict()
+        info = traj.info
+        out = {
+            "latents": traj.obs,
+            "actions": traj.action,
+            "rewards": traj.reward,
+            "dones": traj.terminated,
+            "mask": traj.mask,
+            "values": info.value,
+            "log_probs": info.log_prob,
+            "hiddens": mdn_rnn.hidden(info.carry),
+            "next_latents": traj.next_obs,
+        }
         if single:
-            out = {k: (v[0] if k == "last_value" else v[:, 0]) for k, v in out.items()}
+            out = {k: v[:, 0] for k, v in out.items()}
         return out

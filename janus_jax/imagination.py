@@ -1,10 +1,13 @@
-"""Imagination: the controller acting inside the world model's dream, on-device.
+"""Imagination: a policy acting inside the world model's dream, on-device.
 
-``imagine`` unrolls a horizon as one ``lax.scan`` per start state, vmapped over
-a batch of start states: the controller picks a_t from [z_t, h_t], the MDN-RNN
-advances its state and samples z_{t+1} with temperature tau, and the reward is
-the learned reward head or any pure ``reward_fn(z_t, a_t, z_next)``. Steps after
-a predicted termination are masked out (mask 0, reward 0).
+``world_step`` is the one C -> M step, shared by the real controller (``act``)
+and the dream: the policy picks a_t from [z_t, h_t] and M advances its carry.
+``dream_step`` adds M's sample of z_{t+1}, the reward and the done; ``imagine``
+scans it over a horizon and vmaps it over start states. The policy is an
+argument (a pure ``policy(key, features) -> PolicyOut``, C's own by default) or
+a fixed action sequence (the open-loop dream of the pictures). A dream is a
+``Transition`` like a real rollout, with latents for observations, and
+``to_ppo_batch`` turns either into PPO's batch.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from flax import struct
 
 from janus_jax import ppo
 from janus_jax.models import controller, mdn_rnn, vae
+from janus_jax.records import Transition
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 DONE_MODES = ("sample", "threshold")
@@ -32,25 +36,71 @@ class WorldModelParams:
     controller: controller.ControllerParams
 
 
-class Trajectory(NamedTuple):
-    """An imagined rollout, time-major: every field is [T, B, ...]."""
+class PolicyOut(NamedTuple):
+    """A policy's choice on [z, h] (any batch shape)."""
 
-    latents: jax.Array  # [T, B, Z] z_t
-    hiddens: jax.Array  # [T, B, H] h_t, the RNN output the controller saw
-    raw_actions: jax.Array  # [T, B] int32 or [T, B, A] pre-squash
-    actions: jax.Array  # [T, B] or [T, B, A] environment actions
-    log_probs: jax.Array  # [T, B]
-    values: jax.Array  # [T, B] V([z_t, h_t])
-    rewards: jax.Array  # [T, B] r_t, 0 after a termination
-    dones: jax.Array  # [T, B] 1 at the step the episode is predicted to end
-    mask: jax.Array  # [T, B] 1 up to and including the first predicted done
-    next_latents: jax.Array  # [T, B, Z] z_{t+1}
-    last_value: jax.Array  # [B] V of the state after the horizon (the bootstrap)
+    raw_action: jax.Array  # int32 or the pre-squash float action (PPO's)
+    action: jax.Array  # the env's action
+    log_prob: jax.Array  # log pi(raw_action) (0 for fixed actions)
+    value: jax.Array  # V([z, h]) (0 for fixed actions)
+
+
+class ActInfo(NamedTuple):
+    """What a step of C and M records for learning (``Transition.info``)."""
+
+    latent: jax.Array  # [..., Z] z_t
+    carry: tuple  # M's carry before (z_t, a_t): h_t = hidden(carry)
+    raw_action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    next_hidden: jax.Array  # [..., H] h_{t+1}, M's output after (z_t, a_t)
+
+
+DreamPolicy = Callable[[jax.Array, jax.Array], PolicyOut]
+"""A pure ``policy(key, features [..., Z + H]) -> PolicyOut``."""
 
 
 def features(latent: jax.Array, hidden: jax.Array) -> jax.Array:
     """Returns the controller's input [z, h] [..., Z + H]."""
     return jnp.concatenate([latent, hidden], axis=-1)
+
+
+def controller_act(
+    params: controller.ControllerParams, key, feats, deterministic: bool = False
+) -> PolicyOut:
+    """Returns C's choice on ``feats``: sampled, or the mode when deterministic."""
+    policy, value = controller.apply(params, feats)
+    if deterministic:
+        raw = controller.mode(params, policy)
+    else:
+        raw = controller.sample(key, params, policy)
+    log_prob = controller.log_prob(params, policy, raw)
+    return PolicyOut(raw, controller.env_action(params, raw), log_prob, value)
+
+
+def fixed_action(action: jax.Array) -> DreamPolicy:
+    """Returns a policy for one start state that takes ``action`` (log-prob and
+    value 0)."""
+    zero = jnp.zeros(())  # one start state: a scalar log-prob and value
+    return lambda key, feats: PolicyOut(action, action, zero, zero)
+
+
+def world_step(params: WorldModelParams, policy: DreamPolicy, carry, latent, key):
+    """Returns (M's carry after (z_t, a_t), M's output, ActInfo, a_t): ``policy``
+    acts on [z_t, h_t], then M advances by (z_t, a_t)."""
+    hidden = mdn_rnn.hidden(carry)
+    choice = policy(key, features(latent, hidden))
+    action_vector = controller.encode_action(params.controller.action, choice.action)
+    next_carry, out = mdn_rnn.step(params.mdn_rnn, carry, latent, action_vector)
+    info = ActInfo(
+        latent,
+        carry,
+        choice.raw_action,
+        choice.log_prob,
+        choice.value,
+        mdn_rnn.hidden(next_carry),
+    )
+    return next_carry, out, info, choice.action
 
 
 class DreamState(NamedTuple):
@@ -63,34 +113,32 @@ class DreamState(NamedTuple):
 
 def dream_step(
     params: WorldModelParams,
+    policy: DreamPolicy,
     state: DreamState,
     key: jax.Array,
     temperature: jax.Array,
     reward_fn: RewardFn | None = None,
     done_mode: str = "sample",
-) -> tuple[DreamState, Trajectory]:
-    """Returns (next state, this step's record) of one dreamed step for one start state.
+) -> tuple[DreamState, Transition]:
+    """Returns (next state, this step's Transition) of one dreamed step for one
+    start state (no time or batch axes; ``truncated`` is 0: ``imagine`` sets it).
 
-    The record is a Trajectory without time or batch axes (its last_value is 0).
     done_mode "sample" ends the dream with probability sigmoid(done_logit);
     "threshold" ends it when that probability exceeds 0.5.
     """
-    c_params, m_params = params.controller, params.mdn_rnn
     policy_key, latent_key, done_key = jax.random.split(key, 3)
-    hidden = mdn_rnn.hidden(state.carry)
-    policy, value = controller.apply(c_params, features(state.latent, hidden))
-    raw_action = controller.sample(policy_key, c_params, policy)
-    action = controller.env_action(c_params, raw_action)
-    action_vector = controller.encode_action(c_params.action, action)
-    carry, out = mdn_rnn.step(m_params, state.carry, state.latent, action_vector)
+    carry, out, info, action = world_step(
+        params, policy, state.carry, state.latent, policy_key
+    )
     next_latent = mdn_rnn.sample(latent_key, out, temperature)
     if reward_fn is None:
         reward = out.reward
     else:
+        action_vector = controller.encode_action(params.controller.action, action)
         reward = reward_fn(state.latent, action_vector, next_latent)
         reward = jnp.asarray(reward, jnp.float32).reshape(())
     done = jnp.zeros((), jnp.float32)
-    if m_params.config.predict_done:
+    if params.mdn_rnn.config.predict_done:
         # Terminations are rare, so p(done) seldom passes 0.5: a threshold would let
         # most dreams run on past the failures the model foresees. Sample instead.
         if done_mode == "sample":
@@ -99,64 +147,20 @@ def dream_step(
             done = out.done_logit > 0.0
         done = done.astype(jnp.float32)
     alive = state.alive
-    record = Trajectory(
-        latents=state.latent,
-        hiddens=hidden,
-        raw_actions=raw_action,
-        actions=action,
-        log_probs=controller.log_prob(c_params, policy, raw_action),
-        values=value,
-        rewards=reward * alive,
-        dones=done * alive,
+    transition = Transition(
+        obs=state.latent,
+        action=action,
+        reward=reward * alive,
+        terminated=done * alive,
+        truncated=jnp.zeros(()),
+        next_obs=next_latent,
+        info=info,
         mask=alive,
-        next_latents=next_latent,
-        last_value=jnp.zeros(()),
     )
-    return DreamState(carry, next_latent, alive * (1.0 - done)), record
+    return DreamState(carry, next_latent, alive * (1.0 - done)), transition
 
 
-def _imagine_one(
-    key: jax.Array,
-    params: WorldModelParams,
-    latent0: jax.Array,
-    carry0: tuple,
-    horizon: int,
-    temperature: jax.Array,
-    reward_fn: RewardFn | None,
-    done_mode: str,
-) -> Trajectory:
-    def body(state, step_key):
-        return dream_step(params, state, step_key, temperature, reward_fn, done_mode)
-
-    init = DreamState(carry0, latent0, jnp.ones((), jnp.float32))
-    final, traj = jax.lax.scan(body, init, jax.random.split(key, horizon))
-    hidden = mdn_rnn.hidden(final.carry)
-    _, last_value = controller.apply(params.controller, features(final.latent, hidden))
-    return traj._replace(last_value=last_value)
-
-
-def imagine(
-    key: jax.Array,
-    params: WorldModelParams,
-    z0: jax.Array,
-    h0: tuple | None,
-    horizon: int,
-    temperature: float | jax.Array | None = None,
-    reward_fn: RewardFn | None = None,
-    done_mode: str = "sample",
-) -> Trajectory:
-    """Returns the time-major Trajectory [T=horizon, B, ...] dreamed from B starts.
-
-    z0: start latents [B, Z]; h0: the MDN-RNN carry for them (leaves [B, H]) or
-    None for the zero state; temperature: tau (default: the MDN-RNN config's);
-    reward_fn: a pure (z_t [Z], a_t [A], z_next [Z]) -> scalar for one example, a_t
-    being the action vector the MDN-RNN sees (one-hot if discrete); it is vmapped.
-    None uses the learned reward head. done_mode: "sample" (a dream ends with
-    probability sigmoid(done_logit) at each step) or "threshold" (when that is
-    above 0.5). ``horizon``, ``reward_fn`` and ``done_mode`` must be static under
-    jit; start state i uses key split(key, B)[i], so its dream does not depend on
-    the rest of the batch.
-    """
+def _check(params: WorldModelParams, z0, horizon, reward_fn, done_mode) -> None:
     m_config = params.mdn_rnn.config
     if not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"horizon={horizon!r} is invalid: must be an integer >= 1")
@@ -174,37 +178,117 @@ def imagine(
         raise ValueError(
             f"done_mode={done_mode!r} is invalid: must be one of {DONE_MODES}"
         )
-    if temperature is None:
-        temperature = m_config.temperature
+
+
+def imagine(
+    key: jax.Array,
+    params: WorldModelParams,
+    z0: jax.Array,
+    carry0: tuple | None = None,
+    horizon: int | None = None,
+    temperature: float | jax.Array | None = None,
+    reward_fn: RewardFn | None = None,
+    done_mode: str = "sample",
+    *,
+    policy: DreamPolicy | None = None,
+    actions: jax.Array | None = None,
+) -> Transition:
+    """Returns the dreamed Transition [T=horizon, B, ...] from B start states.
+
+    z0: start latents [B, Z]; carry0: M's carry for them (leaves [B, H]) or None
+    for the zero state; temperature: tau (default: the MDN-RNN config's).
+    policy: a pure ``(key, features [Z + H]) -> PolicyOut`` for one start state
+    (default: C in ``params.controller``, sampling); or ``actions`` [T, B] /
+    [T, B, A]: a fixed action sequence (the horizon is its length).
+    reward_fn: a pure (z_t [Z], a_t [A], z_next [Z]) -> scalar for one example,
+    a_t being the action vector M sees (one-hot if discrete); None uses the
+    learned reward head. done_mode: "sample" (a dream ends with probability
+    sigmoid(done_logit) at each step) or "threshold" (when that is above 0.5).
+    ``horizon``, ``reward_fn``, ``policy`` and ``done_mode`` must be static
+    under jit; start state i uses key split(key, B)[i].
+    """
+    if actions is not None:
+        if policy is not None:
+            raise ValueError("pass policy= or actions= to imagine, not both")
+        if horizon is not None and horizon != actions.shape[0]:
+            raise ValueError(
+                f"horizon={horizon!r} differs from the {actions.shape[0]} steps of "
+                "actions: leave horizon unset with actions="
+            )
+        horizon = int(actions.shape[0])
+    _check(params, z0, horizon, reward_fn, done_mode)
+    m_config = params.mdn_rnn.config
+    tau = jnp.asarray(
+        m_config.temperature if temperature is None else temperature, jnp.float32
+    )
     batch = z0.shape[0]
-    if h0 is None:
-        h0 = mdn_rnn.initial_carry(m_config, (batch,))
-    tau = jnp.asarray(temperature, jnp.float32)
+    if carry0 is None:
+        carry0 = mdn_rnn.initial_carry(m_config, (batch,))
+    if policy is None:
+        c_params = params.controller
+        policy = lambda k, f: controller_act(c_params, k, f)  # noqa: E731
+    # Per start state: the actions of that dream, time-major [T, ...].
+    per_start = None if actions is None else jnp.swapaxes(actions, 0, 1)
 
-    def one(k, z, h):
-        return _imagine_one(k, params, z, h, horizon, tau, reward_fn, done_mode)
+    def one(key, latent, carry, own_actions):
+        def body(state, inputs):
+            step_key, action = inputs
+            act = policy if action is None else fixed_action(action)
+            return dream_step(params, act, state, step_key, tau, reward_fn, done_mode)
 
-    traj = jax.vmap(one)(jax.random.split(key, batch), z0, h0)
-    time_major = jax.tree.map(
-        lambda x: jnp.swapaxes(x, 0, 1), traj._replace(last_value=None)
+        init = DreamState(carry, latent, jnp.ones((), jnp.float32))
+        _, traj = jax.lax.scan(
+            body, init, (jax.random.split(key, horizon), own_actions)
+        )
+        return traj
+
+    traj = jax.vmap(one)(jax.random.split(key, batch), z0, carry0, per_start)
+    traj = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), traj)
+    return traj._replace(truncated=jnp.zeros_like(traj.reward).at[-1].set(1.0))
+
+
+def to_latents(vae_params: vae.VAEParams, real: Transition) -> Transition:
+    """Returns a real rollout [T, E] in the dream's terms: observations replaced
+    by their latents (z_t as C saw it, and V's z of every next observation)."""
+    next_obs = real.next_obs
+    flat = next_obs.reshape((-1,) + next_obs.shape[2:])
+    next_latent = vae.get_latent(vae_params, flat)
+    return real._replace(
+        obs=real.info.latent,
+        next_obs=next_latent.reshape(next_obs.shape[:2] + next_latent.shape[1:]),
     )
-    return time_major._replace(last_value=traj.last_value)
 
 
-def to_ppo_batch(traj: Trajectory, gamma: float, gae_lambda: float) -> ppo.Batch:
-    """Returns the PPO batch [T, B] of a dream: termination where a done was predicted,
-    truncation (bootstrapping from the value of the state reached) at the horizon."""
-    next_values = jnp.concatenate([traj.values[1:], traj.last_value[None]], axis=0)
-    truncated = jnp.zeros_like(traj.dones).at[-1].set(1.0)
+def to_ppo_batch(
+    c_params: controller.ControllerParams,
+    transition: Transition,
+    gamma: float,
+    gae_lambda: float,
+) -> ppo.Batch:
+    """Returns the PPO batch [T, B] of a Transition in latents (a dream, or a real
+    rollout through ``to_latents``): GAE stops at ``terminated`` (no future) and
+    bootstraps at ``truncated`` from V([z_{t+1}, h_{t+1}]); masked steps count
+    for nothing."""
+    info = transition.info
+    _, next_values = controller.apply(
+        c_params, features(transition.next_obs, info.next_hidden)
+    )
     advantages, returns = ppo.gae(
-        traj.rewards, traj.values, next_values, traj.dones, truncated, gamma, gae_lambda
+        transition.reward,
+        info.value,
+        next_values,
+        transition.terminated,
+        transition.truncated,
+        gamma,
+        gae_lambda,
     )
+    mask = transition.mask
     return ppo.Batch(
-        features=features(traj.latents, traj.hiddens),
-        raw_actions=traj.raw_actions,
-        log_probs=traj.log_probs,
-        values=traj.values,
+        features=features(info.latent, mdn_rnn.hidden(info.carry)),
+        raw_actions=info.raw_action,
+        log_probs=info.log_prob,
+        values=info.value,
         advantages=advantages,
         returns=returns,
-        mask=traj.mask,
+        mask=jnp.ones_like(info.value) if mask is None else mask,
     )

@@ -74,8 +74,8 @@ def devices(out: Path) -> None:
         pipeline.run(_config(), out / name, progress=False, parallel=par)
     # The controller's state after a short run on 4 devices: envs split, C whole.
     trainer = _more_controller(out / "four", four)
-    placement["env_obs_spec"] = str(trainer.state.obs.sharding.spec)
-    placement["env_obs_devices"] = len(trainer.state.obs.sharding.device_set)
+    placement["env_obs_spec"] = str(trainer.state.rollout.obs.sharding.spec)
+    placement["env_obs_devices"] = len(trainer.state.rollout.obs.sharding.device_set)
     placement["controller_replicated"] = all(
         x.sharding.is_fully_replicated for x in jax.tree.leaves(trainer.state.train)
     )

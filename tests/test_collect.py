@@ -53,6 +53,38 @@ def test_gymnax_episodes_are_whole_and_follow_the_physics(tmp_path):
     assert stats.return_max == max(lengths)
 
 
+@pytest.mark.parametrize("family", ["gymnax", "gymnasium"])
+def test_a_given_policy_acts_and_episodes_follow_the_physics(tmp_path, family):
+    # Push the cart towards the side the pole leans to: the stored actions must
+    # be the policy's, each transition CartPole's own, in both env families.
+    def lean_policy(key, obs):
+        return (obs[:, 2] > 0).astype(jnp.int32)
+
+    if family == "gymnax":
+        env_kwargs = {"env_params": {"max_steps_in_episode": 30}}
+    else:
+        env_kwargs = {"family": "gymnasium", "max_episode_steps": 30}
+    stats = collect(
+        "CartPole-v1",
+        tmp_path,
+        4,
+        num_envs=2,
+        chunk_steps=8,
+        progress=False,
+        policy=lean_policy,
+        env_kwargs=env_kwargs,
+    )
+    assert stats.episodes == 4
+    for obs, actions, rewards, terminated, truncated in _episodes(
+        RolloutDataset(tmp_path)
+    ):
+        np.testing.assert_array_equal(actions, obs[:-1, 2] > 0)
+        np.testing.assert_allclose(
+            _cartpole_next_obs(obs[:-1], actions), obs[1:], rtol=1e-5, atol=1e-6
+        )
+        assert np.logical_or(terminated, truncated)[-1] and len(rewards) <= 30
+
+
 def test_same_seed_same_dataset(tmp_path):
     a = collect("CartPole-v1", tmp_path / "a", 6, num_envs=2, progress=False)
     b = collect("CartPole-v1", tmp_path / "b", 6, num_envs=2, progress=False)

@@ -1,5 +1,7 @@
 """Tests of janus_jax.envs: specs, auto-reset semantics, preprocessing, errors."""
 
+import dataclasses
+
 import chex
 import gymnasium
 import jax
@@ -14,12 +16,16 @@ from janus_jax.envs import (
     EnvSpec,
     GymnasiumEnv,
     GymnaxEnv,
+    PolicyStep,
+    RandomPolicy,
+    RolloutState,
+    StatelessPolicy,
+    as_env,
     check_observation,
-    collect,
+    compiled,
     make,
     make_single_env,
     preprocess_frames,
-    rollout,
 )
 from janus_jax.envs.gymnasium_env import GymStep
 
@@ -51,51 +57,106 @@ if PROBE_ID not in gymnasium.registry:
     gymnasium.register(id=PROBE_ID, entry_point=ProbeEnv)
 
 
+ENV_FIELDS = ("obs", "action", "reward", "terminated", "truncated", "next_obs")
+
+
+@dataclasses.dataclass(frozen=True)
+class CountingPolicy:
+    """Takes the action ``params`` in every env; its state counts the steps of
+    each env's episode so far, and it records the count it acted on."""
+
+    def __call__(self, params, key, obs, state):
+        action = jnp.full(obs.shape[:1], params, jnp.int32)
+        return PolicyStep(action, state + 1, info=state)
+
+
+def _cartpole(family: str, num_envs: int, max_steps: int = SHORT):
+    if family == "gymnax":
+        limit = {"max_steps_in_episode": max_steps}
+        return make("CartPole-v1", num_envs=num_envs, env_params=limit)
+    return make(
+        "CartPole-v1",
+        family="gymnasium",
+        num_envs=num_envs,
+        max_episode_steps=max_steps,
+    )
+
+
+def _episode_bookkeeping(rewards, ended):
+    """Returns (steps of its episode before each step [T, E], the return of the
+    episode ending at each step, else 0 [T, E], the running returns after the last
+    step [E]), by a NumPy loop over the steps."""
+    count = np.zeros(ended.shape[1], int)
+    running = np.zeros(ended.shape[1])
+    counts, finished = [], []
+    for reward, end in zip(np.asarray(rewards), np.asarray(ended), strict=True):
+        counts.append(count)
+        running = running + reward
+        finished.append(np.where(end, running, 0.0))
+        running = np.where(end, 0.0, running)
+        count = np.where(end, 0, count + 1)
+    return np.stack(counts), np.stack(finished), running
+
+
 # --- gymnax -------------------------------------------------------------------
-
-
-def _short_cartpole() -> GymnaxEnv:
-    return make("CartPole-v1", env_params={"max_steps_in_episode": SHORT})
 
 
 class GymnaxRolloutTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_rollout_equals_stepping_by_hand(self):
-        env, num_envs, num_steps = _short_cartpole(), 3, 12
-        key = jax.random.key(7)
-        run = self.variant(rollout, static_argnums=(0, 2, 3))
-        got = run(env, key, num_envs, num_steps)
+        num_envs, num_steps = 3, 12
+        env = _cartpole("gymnax", num_envs)
+        policy = RandomPolicy(env.spec.action)
+        key_start, key_run = jax.random.split(jax.random.key(7))
+
+        @self.variant
+        def run(key_start, key_run):
+            state = env.start(key_start)
+            return env.rollout(policy, None, state, key_run, num_steps)
+
+        state, got = run(key_start, key_run)
 
         # The documented key schedule, replayed with a Python loop.
-        key_reset, key_scan = jax.random.split(key)
-        keys = jax.random.split(key_reset, num_envs)
-        obs, state = jax.vmap(env.reset)(keys)
-        want = {f: [] for f in got._fields}
-        for key_t in jax.random.split(key_scan, num_steps):
+        obs, env_state = jax.vmap(env.reset)(jax.random.split(key_start, num_envs))
+        want = {f: [] for f in ENV_FIELDS}
+        for key_t in jax.random.split(key_run, num_steps):
             key_act, key_env = jax.random.split(key_t)
             action = jax.random.randint(key_act, (num_envs,), 0, 2)
-            out = jax.vmap(env.step)(jax.random.split(key_env, num_envs), state, action)
+            keys = jax.random.split(key_env, num_envs)
+            out = jax.vmap(env.step)(keys, env_state, action)
             for field, value in zip(
-                got._fields,
+                ENV_FIELDS,
                 (obs, action, out.reward, out.terminated, out.truncated, out.final_obs),
                 strict=True,
             ):
                 want[field].append(value)
-            obs, state = out.obs, out.state
-        for field in got._fields:
-            chex.assert_trees_all_close(
-                getattr(got, field), jnp.stack(want[field]), atol=1e-6
-            )
+            obs, env_state = out.obs, out.state
+        want = {f: np.stack(v) for f, v in want.items()}
+        for field in ENV_FIELDS:
+            chex.assert_trees_all_close(getattr(got, field), want[field], atol=1e-6)
+        assert got.info is None and got.mask is None
+        ended = want["terminated"] | want["truncated"]
+        assert ended.any()
+        _, finished, running = _episode_bookkeeping(want["reward"], ended)
+        np.testing.assert_allclose(got.episode_return, finished)
+        # The state is where the last step left the envs: the next rollout goes on.
+        assert isinstance(state, RolloutState) and state.policy_state is None
+        chex.assert_trees_all_close((state.obs, state.env_state), (obs, env_state))
+        np.testing.assert_allclose(state.episode_return, running)
 
     def test_final_obs_continues_and_next_obs_restarts(self):
-        env = _short_cartpole()
-        tr = jax.jit(rollout, static_argnums=(0, 2, 3))(env, jax.random.key(0), 2, 16)
+        env = _cartpole("gymnax", 2)
+        run = compiled(env, RandomPolicy(env.spec.action), 16)
+        key_start, key_run = jax.random.split(jax.random.key(0))
+        _, tr = run(None, env.start(key_start), key_run)
         chex.assert_shape(tr.obs, (16, 2, 4))
         chex.assert_shape(tr.next_obs, (16, 2, 4))
         # Random play cannot topple the pole in 5 steps: every end is a time limit.
         done = np.asarray(tr.truncated)
         assert not np.asarray(tr.terminated).any()
         assert done[SHORT - 1 :: SHORT].all() and done.sum() == 3 * 2
+        # A reward of 1 a step: an episode's return, at its last step, is SHORT.
+        np.testing.assert_array_equal(tr.episode_return, np.where(done, SHORT, 0))
         obs, next_obs = np.asarray(tr.obs), np.asarray(tr.next_obs)
         # next_obs always follows obs by the dynamics, reset or not.
         np.testing.assert_allclose(
@@ -110,11 +171,15 @@ class GymnaxRolloutTest(chex.TestCase):
 
 
 def test_gymnax_specs_and_random_actions():
-    pendulum = make("Pendulum-v1")
+    assert make("CartPole-v1").num_envs == 1
+    with pytest.raises(ValueError, match="num_envs=0"):
+        make("CartPole-v1", num_envs=0)
+    pendulum = make("Pendulum-v1", num_envs=4)
     assert isinstance(pendulum, GymnaxEnv) and pendulum.spec.on_device
-    assert pendulum.spec.action.continuous
+    assert pendulum.num_envs == 4 and pendulum.spec.action.continuous
     assert (pendulum.spec.action.low, pendulum.spec.action.high) == ((-2.0,), (2.0,))
-    tr = jax.jit(rollout, static_argnums=(0, 2, 3))(pendulum, jax.random.key(1), 4, 6)
+    run = compiled(pendulum, RandomPolicy(pendulum.spec.action), 6)
+    _, tr = run(None, pendulum.start(jax.random.key(1)), jax.random.key(2))
     chex.assert_shape(tr.action, (6, 4, 1))
     assert np.all(np.abs(np.asarray(tr.action)) <= 2.0)
     chex.assert_tree_all_finite(tr)
@@ -130,13 +195,103 @@ def test_gymnax_specs_and_random_actions():
     assert make("Catch-bsuite").spec.observation_shape == (50,)  # flattened
 
 
-def test_rollout_rejects_a_policy_of_the_wrong_shape():
-    env = make("CartPole-v1")
-    with pytest.raises(ValueError, match=r"expected \(3,\)"):
-        rollout(env, jax.random.key(0), 3, 2, lambda key, obs: jnp.zeros((3, 2)))
+# --- both families ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["gymnax", "gymnasium"])
+def test_rollout_rejects_a_policy_of_the_wrong_shape(family):
+    with _cartpole(family, 3) as env:
+        policy = StatelessPolicy(lambda key, obs: jnp.zeros((3, 2)))
+        with pytest.raises(ValueError, match=r"expected \(3,\)"):
+            env.rollout(
+                policy, None, env.start(jax.random.key(0)), jax.random.key(1), 2
+            )
+
+
+@pytest.mark.parametrize("family", ["gymnax", "gymnasium"])
+def test_rollout_carries_the_policy_state_and_zeroes_it_where_an_episode_ends(
+    family,
+):
+    # Pushing right every step topples the pole in about ten steps, before the
+    # time limit of 12 on some starts: episodes end terminated and truncated.
+    num_envs = 4
+    with _cartpole(family, num_envs, max_steps=12) as env:
+        start = env.start(jax.random.key(3), jnp.zeros(num_envs, jnp.int32))
+        run = compiled(env, CountingPolicy(), 15)
+        middle, first = run(1, start, jax.random.key(4))
+        final, second = run(1, middle, jax.random.key(5))
+    tr = jax.tree.map(lambda a, b: np.concatenate([a, b]), first, second)
+    np.testing.assert_array_equal(tr.action, 1)  # the params reach the policy
+    ended = np.asarray(tr.terminated | tr.truncated)
+    assert np.asarray(tr.terminated).any() and ended.sum() >= 2 * num_envs
+    counts, finished, running = _episode_bookkeeping(tr.reward, ended)
+    # The count goes on across the two rollouts and restarts at 0 with each episode.
+    np.testing.assert_array_equal(tr.info, counts)
+    np.testing.assert_allclose(tr.episode_return, finished)
+    np.testing.assert_array_equal(
+        final.policy_state, np.where(ended[-1], 0, counts[-1] + 1)
+    )
+    np.testing.assert_allclose(final.episode_return, running)
 
 
 # --- gymnasium ----------------------------------------------------------------
+
+
+def test_gymnasium_rollout_equals_stepping_by_hand():
+    num_envs, num_steps = 2, 12
+    key_start, key_run = jax.random.split(jax.random.key(11))
+    with _cartpole("gymnasium", num_envs) as env:
+        policy = RandomPolicy(env.spec.action)
+        state, got = env.rollout(policy, None, env.start(key_start), key_run, num_steps)
+    # The documented schedule: envs seeded from the start key, step t acting with
+    # split(split(key, T)[t])[0], replayed on fresh envs.
+    with _cartpole("gymnasium", num_envs) as env:
+        obs = env.reset(seed=int(jax.random.randint(key_start, (), 0, 2**31 - 1)))
+        want = {f: [] for f in ENV_FIELDS}
+        for key_t in jax.random.split(key_run, num_steps):
+            key_act = jax.random.split(key_t)[0]
+            action = np.asarray(jax.random.randint(key_act, (num_envs,), 0, 2))
+            out = env.step(action)
+            for field, value in zip(
+                ENV_FIELDS,
+                (obs, action, out.reward, out.terminated, out.truncated, out.final_obs),
+                strict=True,
+            ):
+                want[field].append(value)
+            obs = out.obs
+    want = {f: np.stack(v) for f, v in want.items()}
+    for field in ENV_FIELDS:
+        np.testing.assert_allclose(getattr(got, field), want[field], atol=1e-6)
+    ended = want["terminated"] | want["truncated"]
+    assert ended.any()
+    _, finished, running = _episode_bookkeeping(want["reward"], ended)
+    np.testing.assert_allclose(got.episode_return, finished)
+    assert state.env_state is None and state.policy_state is None
+    np.testing.assert_array_equal(state.obs, obs)
+    np.testing.assert_allclose(state.episode_return, running)
+
+
+def test_from_envs_steps_the_given_envs_and_refuses_mixed_specs():
+    made = [gymnasium.make("CartPole-v1", max_episode_steps=SHORT) for _ in range(2)]
+    with GymnasiumEnv.from_envs(made) as env:
+        assert env.num_envs == 2 and env.spec.max_episode_steps == SHORT
+        assert env.spec.env_id == "CartPole-v1" and not env.spec.on_device
+        state = env.start(jax.random.key(0))
+        _, tr = env.rollout(
+            RandomPolicy(env.spec.action), None, state, jax.random.key(1), 2 * SHORT
+        )
+    # The given envs' own time limit ends every episode (random play cannot
+    # topple the pole in 5 steps).
+    done = np.asarray(tr.truncated)
+    assert done[SHORT - 1 :: SHORT].all() and done.sum() == 2 * 2
+    mixed = [
+        gymnasium.make("CartPole-v1"),
+        gymnasium.make("CartPole-v1", max_episode_steps=3),
+    ]
+    with pytest.raises(ValueError, match=r"envs\[1\] has spec"):
+        GymnasiumEnv.from_envs(mixed)
+    for env in mixed:
+        env.close()
 
 
 @pytest.mark.parametrize(
@@ -173,14 +328,17 @@ def test_gymnasium_same_step_autoreset_reports_final_obs():
             obs = out.obs
 
 
-def test_carracing_collects_64x64_frames_and_bounded_actions():
+def test_carracing_rolls_out_64x64_frames_and_bounded_actions():
     with make("CarRacing-v3", num_envs=2) as env:
         spec = env.spec
         assert (
             spec.observation_shape == (64, 64, 3) and spec.observation_dtype == "uint8"
         )
         check_observation(spec, VAEConfig())
-        tr = collect(env, jax.random.key(0), 3)
+        state = env.start(jax.random.key(0))
+        _, tr = env.rollout(
+            RandomPolicy(spec.action), None, state, jax.random.key(1), 3
+        )
     chex.assert_shape([tr.obs, tr.next_obs], (3, 2, 64, 64, 3))
     assert tr.obs.dtype == tr.next_obs.dtype == np.uint8
     chex.assert_shape(tr.action, (3, 2, 3))
@@ -213,6 +371,16 @@ def test_discrete_start_is_added_and_actions_are_validated():
             env.step(np.array([3]))
         with pytest.raises(ValueError, match="integers"):
             env.step(np.array([0.5]))
+
+
+def test_as_env_keeps_a_gymnasium_env_in_its_family():
+    made = gymnasium.make("CartPole-v1", max_episode_steps=SHORT)
+    try:
+        with as_env(made, 2) as env:
+            assert env.spec.family == "gymnasium" and env.num_envs == 2
+            assert env.spec.max_episode_steps == SHORT
+    finally:
+        made.close()
 
 
 # --- preprocessing --------------------------------------------------------------
@@ -308,3 +476,12 @@ def test_observation_shape_mismatch_names_both_shapes():
     )
     with pytest.raises(ValueError, match=r"\(96, 96, 3\).*\(64, 64, 3\)"):
         check_observation(carracing_like, VAEConfig())
+
+
+def test_a_gymnasium_rollout_of_no_steps_is_refused():
+    with make("CartPole-v1", family="gymnasium", num_envs=2) as env:
+        state = env.start(jax.random.key(0))
+        with pytest.raises(ValueError, match="num_steps=0"):
+            env.rollout(
+                RandomPolicy(env.spec.action), None, state, jax.random.key(1), 0
+            )

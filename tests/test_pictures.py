@@ -1,12 +1,29 @@
-"""Pictures read back from disk and compared with positions computed here."""
+"""Pictures read back from disk and compared with positions computed here, and the
+episodes and dreams they show checked against CartPole's physics and M replayed."""
 
 import json
 
+import chex
+import gymnax
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from gymnax.environments.classic_control.cartpole import EnvState
 from PIL import Image, ImageSequence
 
-from janus_jax.train.pictures import dream_gif, learning_curves, reconstruction_grid
+from janus_jax import MDNRNNConfig, NetworkConfig, VAEConfig, WorldModelAgent
+from janus_jax.envs import make
+from janus_jax.models import mdn_rnn, vae
+from janus_jax.pictures import (
+    dream_gif,
+    learning_curves,
+    open_loop_dream,
+    reconstruction_grid,
+    record_episode,
+)
+from janus_jax.pictures.drawing import _PALETTE
+from janus_jax.train.metrics_log import read_metrics
 
 GAP, GRAY = 2, 128
 
@@ -216,7 +233,7 @@ def run_rows(with_ppo):
 def test_learning_curves_writes_one_png_per_kind_of_data(tmp_path, with_ppo, expected):
     metrics = write_metrics(tmp_path / "metrics.jsonl", run_rows(with_ppo))
     out_dir = tmp_path / "plots" / "nested"
-    paths = learning_curves(metrics, out_dir)
+    paths = learning_curves(read_metrics(metrics), out_dir, str(metrics))
     assert sorted(p.name for p in paths) == expected
     assert sorted(p.name for p in out_dir.iterdir()) == expected
     for path in paths:
@@ -229,28 +246,36 @@ def test_learning_curves_skips_plots_without_data(tmp_path):
         {"phase": "vae", "step": 0, "vae/loss": 1.0, "ppo/entropy": "not a number"},
         {"phase": "random", "step": 0, "random/return_mean": 5.0},
     ]
-    paths = learning_curves(write_metrics(tmp_path / "m.jsonl", rows), tmp_path)
+    paths = learning_curves(rows, tmp_path)
     assert [p.name for p in paths] == ["world_model_losses.png"]
 
 
-def test_learning_curves_reports_missing_file_and_bad_line(tmp_path):
+def test_read_metrics_reports_missing_file_and_bad_line(tmp_path):
     missing = tmp_path / "nope.jsonl"
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
-        learning_curves(missing, tmp_path / "out")
+        read_metrics(missing)
     metrics = tmp_path / "m.jsonl"
     metrics.write_text('{"phase": "vae", "step": 0}\n\n{"phase": oops}\n')
     with pytest.raises(ValueError, match=r"m\.jsonl:? line 3"):
-        learning_curves(metrics, tmp_path / "out")
+        read_metrics(metrics)
     metrics.write_text('{"phase": "vae", "step": 0}\n[1, 2]\n')
     with pytest.raises(ValueError, match=r"m\.jsonl:? line 2"):
-        learning_curves(metrics, tmp_path / "out")
+        read_metrics(metrics)
+
+
+@pytest.mark.parametrize(
+    "row", [{"step": 0, "vae/loss": 1.0}, {"phase": "vae", "step": "0"}, {"phase": 1}]
+)
+def test_learning_curves_names_the_source_and_row_without_phase_and_step(tmp_path, row):
+    rows = [{"phase": "vae", "step": 0, "vae/loss": 1.0}, row]
+    with pytest.raises(ValueError, match=r"m\.jsonl row 2 .*'phase'.*'step'"):
+        learning_curves(rows, tmp_path / "out", source="m.jsonl")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_layered_frames_get_one_colour_per_channel(tmp_path):
     # MinAtar-style frames: 4 binary layers. A pixel lit in layer c alone must
     # show palette colour c; an unlit pixel stays black.
-    from janus_jax.train.pictures import _PALETTE
-
     frames = np.zeros((1, 2, 2, 4), np.float32)
     frames[0, 0, 0, 0] = 1.0
     frames[0, 0, 1, 2] = 1.0
@@ -260,3 +285,82 @@ def test_layered_frames_get_one_colour_per_channel(tmp_path):
     np.testing.assert_array_equal(pixels[0, 0], _PALETTE[0].astype(np.uint8))
     np.testing.assert_array_equal(pixels[0, 1], _PALETTE[2].astype(np.uint8))
     np.testing.assert_array_equal(pixels[1, 0], [0, 0, 0])
+
+
+# --- what the pictures show: an episode of C and M's open-loop dream of it -------
+
+
+def _agent_params(predict_reward=True):
+    agent = WorldModelAgent(
+        (4,),
+        2,
+        vae_config=VAEConfig(observation_size=4, latent_dim=3),
+        mdn_rnn_config=MDNRNNConfig(
+            latent_dim=3,
+            action_dim=2,
+            hidden_dim=8,
+            num_mixtures=2,
+            predict_reward=predict_reward,
+        ),
+        controller_config=NetworkConfig(layer_sizes=(8,)),
+    )
+    return agent.params
+
+
+def _cartpole_next_obs(obs, action):
+    """Returns gymnax CartPole's next observation, by its own physics, per row."""
+    env, params = gymnax.make("CartPole-v1")
+
+    def step(o, a):
+        state = EnvState(time=0, x=o[0], x_dot=o[1], theta=o[2], theta_dot=o[3])
+        return env.step_env(jax.random.key(0), state, a, params)[0]
+
+    return np.asarray(jax.vmap(step)(jnp.asarray(obs), jnp.asarray(action)))
+
+
+@pytest.mark.parametrize("family", ["gymnax", "gymnasium"])
+def test_record_episode_is_the_first_episode_cut_at_its_end(family):
+    params, limit = _agent_params(), 5
+    if family == "gymnax":
+        kwargs = {"env_params": {"max_steps_in_episode": limit}}
+    else:
+        kwargs = {"family": "gymnasium", "max_episode_steps": limit}
+    with make("CartPole-v1", **kwargs) as env:
+        assert env.num_envs == 1 and env.spec.family == family
+        frames, actions = record_episode(jax.random.key(0), env, params, 12)
+        first, first_actions = record_episode(jax.random.key(0), env, params, 3)
+    # The pole cannot fall in 5 steps: the episode is cut by its time limit, with
+    # its last (pre-reset) frame, not the next episode's first.
+    chex.assert_shape(frames, (limit + 1, 4))
+    chex.assert_shape(actions, (limit,))
+    assert np.abs(frames[0]).max() <= 0.05  # a fresh reset
+    np.testing.assert_allclose(
+        _cartpole_next_obs(frames[:-1], actions), frames[1:], rtol=1e-5, atol=1e-6
+    )
+    # Fewer steps than the episode: the same start, cut at num_steps.
+    np.testing.assert_array_equal(first, frames[:4])
+    np.testing.assert_array_equal(first_actions, actions[:3])
+
+
+@pytest.mark.parametrize("predict_reward", [True, False])
+def test_open_loop_dream_decodes_m_fed_the_real_actions(predict_reward):
+    # At tau = 0, z_{t+1} is the mean of M's most likely component given (z_t, a_t):
+    # computed here step by step, then decoded.
+    params = _agent_params(predict_reward)
+    first = jnp.array([0.01, -0.02, 0.03, 0.0])
+    actions = jnp.array([1, 0, 0, 1, 1], jnp.int32)
+    dreamed = open_loop_dream(
+        jax.random.key(0), params, first, actions, jnp.float32(0.0)
+    )
+    latent = vae.get_latent(params.vae, first[None])
+    latents = [latent]
+    carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (1,))
+    for action in actions:
+        action_vector = jax.nn.one_hot(action[None], 2)
+        carry, out = mdn_rnn.step(params.mdn_rnn, carry, latent, action_vector)
+        best = np.argmax(np.asarray(out.mixture_logits), -1)[..., None]
+        latent = np.take_along_axis(np.asarray(out.means), best, -1)[..., 0]
+        latents.append(latent)
+    want = vae.decode(params.vae, jnp.concatenate(latents))
+    chex.assert_shape(dreamed, (6, 4))
+    np.testing.assert_allclose(dreamed, want, rtol=1e-5, atol=1e-5)

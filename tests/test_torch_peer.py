@@ -151,7 +151,7 @@ def test_dream_step_has_the_same_law():
     model = from_jax(params)
     torch_traj = imagine_torch(model, _t(z0), 1, tau, torch.Generator().manual_seed(0))
     # Every copy took the same action, so M saw the same inputs.
-    action = np.asarray(jax_traj.actions[0, :1])
+    action = np.asarray(jax_traj.action[0, :1])
     _close(torch_traj["actions"][0, :1], action)
     _, out = _mdn_rnn_step(
         params.mdn_rnn,
@@ -162,7 +162,7 @@ def test_dream_step_has_the_same_law():
     mean, var = _mixture_moments(out, tau)
     p_done = float(jax.nn.sigmoid(out.done_logit[0]))
     for name, next_latents, dones in (
-        ("jax", np.asarray(jax_traj.next_latents[0]), np.asarray(jax_traj.dones[0])),
+        ("jax", np.asarray(jax_traj.next_obs[0]), np.asarray(jax_traj.terminated[0])),
         (
             "torch",
             torch_traj["next_latents"][0].numpy(),
@@ -187,11 +187,12 @@ def test_imagine_torch_records_and_masking():
     model = from_jax(params)
     z0 = _t(_randn(6, (64, 4)))
     traj = imagine_torch(model, z0, 6, 1.0, torch.Generator().manual_seed(1))
-    assert traj["hiddens"].shape == (6, 64, 16)
+    assert traj["hiddens"].shape == traj["next_hiddens"].shape == (6, 64, 16)
     assert traj["raw_actions"].shape == (6, 64, 3)
-    assert traj["last_value"].shape == (64,)
     np.testing.assert_array_equal(traj["latents"][0], z0)
     np.testing.assert_array_equal(traj["latents"][1:], traj["next_latents"][:-1])
+    np.testing.assert_array_equal(traj["hiddens"][0], np.zeros((64, 16)))
+    np.testing.assert_array_equal(traj["hiddens"][1:], traj["next_hiddens"][:-1])
     mask, dones = traj["mask"].numpy(), traj["dones"].numpy()
     np.testing.assert_array_equal(mask[1:], mask[:-1] - dones[:-1])
     assert 0 < mask[-1].sum() < 64

@@ -1,10 +1,10 @@
 """Collection: run a policy (uniform random by default) in any supported env and
 write whole episodes to a rollout dataset on disk, with progress and statistics.
 
-gymnax envs run on-device in compiled chunks (vmap over envs, scan over steps);
-gymnasium envs step through the thin vector adapter on the CPU. Each chunk
-continues where the last one stopped, and only complete episodes are written,
-so a dataset never holds a cut-off episode.
+Every env family runs through its one rollout interface (gymnax: compiled
+chunks on device; gymnasium: the host adapter). Each chunk continues where the
+last one stopped, and only complete episodes are written, so a dataset never
+holds a cut-off episode.
 """
 
 from __future__ import annotations
@@ -21,15 +21,7 @@ from tqdm.auto import tqdm
 from janus_jax.data.dataset import check_count
 from janus_jax.data.manifest import read_manifest
 from janus_jax.data.writer import DatasetWriter, existing_dataset
-from janus_jax.envs import (
-    GymnasiumEnv,
-    GymnaxEnv,
-    Transition,
-    collect_from,
-    make,
-    rollout_from,
-)
-from janus_jax.envs.ids import gymnax_ids
+from janus_jax.envs import RandomPolicy, StatelessPolicy, Transition, compiled, make
 
 Policy = Callable[[jax.Array, jax.Array], jax.Array]
 Episode = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -86,35 +78,32 @@ class EpisodeCutter:
                 self.parts[e].append(_slice(chunk, e, start, ended.shape[0]))
 
 
+ENV_FIELDS = ("obs", "action", "reward", "terminated", "truncated", "next_obs")
+
+
 def _slice(chunk: Transition, env: int, start: int, end: int) -> Transition:
-    return Transition(*(field[start:end, env] for field in chunk))
+    return Transition(*(getattr(chunk, f)[start:end, env] for f in ENV_FIELDS))
 
 
 def _join(parts: list[Transition]) -> Episode:
-    steps = Transition(*(np.concatenate(f) for f in zip(*parts, strict=True)))
+    fields = zip(*(p[: len(ENV_FIELDS)] for p in parts), strict=True)
+    steps = Transition(*(np.concatenate(f) for f in fields))
     obs = np.concatenate([steps.obs, steps.next_obs[-1:]])
     return obs, steps.action, steps.reward, steps.terminated, steps.truncated
 
 
-def _episodes(env, policy, seed: int, num_envs: int, chunk_steps: int, budget: int):
+def _episodes(env, policy, seed: int, chunk_steps: int, budget: int):
     """Yields the first ``budget`` episodes to start, whole, from chunks of
-    ``chunk_steps`` steps of ``num_envs`` envs, each chunk continuing where the
+    ``chunk_steps`` steps of the env's envs, each chunk continuing where the
     last one stopped."""
-    cutter = EpisodeCutter(num_envs, budget)
-    key, reset_key = jax.random.split(jax.random.key(seed))
-    if isinstance(env, GymnaxEnv):
-        run = jax.jit(rollout_from, static_argnums=(0, 4, 5))
-        obs, state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
-        while True:
-            key, chunk_key = jax.random.split(key)
-            (obs, state), chunk = run(env, chunk_key, obs, state, chunk_steps, policy)
-            yield from cutter.cut(jax.device_get(chunk))
-    else:
-        obs = env.reset(seed=seed)
-        while True:
-            key, chunk_key = jax.random.split(key)
-            obs, chunk = collect_from(env, chunk_key, obs, chunk_steps, policy)
-            yield from cutter.cut(chunk)
+    cutter = EpisodeCutter(env.num_envs, budget)
+    key, start_key = jax.random.split(jax.random.key(seed))
+    run = compiled(env, policy, chunk_steps)
+    state = env.start(start_key)
+    while True:
+        key, chunk_key = jax.random.split(key)
+        state, chunk = run(None, state, chunk_key)
+        yield from cutter.cut(jax.device_get(chunk))
 
 
 def _existing_episodes(path: str | Path, resume: bool) -> int:
@@ -178,9 +167,10 @@ def collect(
     if "num_envs" in env_kwargs:
         raise ValueError("env_kwargs holds 'num_envs': pass collect(num_envs=...)")
     existing = _existing_episodes(path, resume)
-    on_device = env_kwargs.get("family") != "gymnasium" and env_id in gymnax_ids()
-    env = make(env_id, **env_kwargs, **({} if on_device else {"num_envs": num_envs}))
-    chunk_steps = chunk_steps or (256 if on_device else 16)
+    env = make(env_id, num_envs=num_envs, **env_kwargs)
+    # Host-stepped envs come back to write episodes more often.
+    chunk_steps = chunk_steps or (256 if env.spec.on_device else 16)
+    act = RandomPolicy(env.spec.action) if policy is None else StatelessPolicy(policy)
     # A resumed run draws new episodes: its seed is derived from both numbers.
     run_seed = int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
     metadata = {
@@ -196,7 +186,7 @@ def collect(
     steps = 0
     target = max(num_episodes - existing, 0)
     try:
-        episodes = _episodes(env, policy, run_seed, num_envs, chunk_steps, target)
+        episodes = _episodes(env, act, run_seed, chunk_steps, target)
         # The first episode comes before the dataset is created: a policy or env
         # that fails leaves no empty dataset in the way of the corrected rerun.
         first = next(episodes) if target else None
@@ -218,8 +208,7 @@ def collect(
                     bar.update(1)
             total = writer.num_episodes
     finally:
-        if isinstance(env, GymnasiumEnv):
-            env.close()
+        env.close()
     r = np.asarray(returns) if returns else np.zeros(1)
     return CollectStats(
         path=str(path),

@@ -1,35 +1,55 @@
 """Environments: pure gymnax envs on device, gymnasium envs behind a thin adapter.
 
-Both describe themselves with an ``EnvSpec`` and collect time-major
-``Transition`` records; ``make`` picks the family from the id.
+Both describe themselves with an ``EnvSpec`` and implement one rollout
+interface (``start``, ``rollout``; see ``janus_jax.envs.rollout``) returning
+time-major ``Transition`` records; ``make`` picks the family from the id.
 """
 
-from janus_jax.envs.factory import make
-from janus_jax.envs.gymnasium_env import (
-    GymnasiumEnv,
-    GymStep,
-    collect,
-    collect_from,
-    make_single_env,
+from janus_jax.envs.factory import (
+    as_env,
+    env_id_of,
+    family_of,
+    made_with,
+    make,
+    spec_of,
 )
-from janus_jax.envs.gymnax_env import GymnaxEnv, StepOut, rollout, rollout_from
+from janus_jax.envs.gymnasium_env import GymnasiumEnv, GymStep
+from janus_jax.envs.gymnasium_setup import make_single_env
+from janus_jax.envs.gymnax_env import GymnaxEnv, StepOut
 from janus_jax.envs.preprocess import preprocess_frames
-from janus_jax.envs.spec import EnvSpec, Transition, check_observation, random_actions
+from janus_jax.envs.rollout import (
+    Policy,
+    RandomPolicy,
+    RolloutState,
+    StatelessPolicy,
+    compiled,
+    reset_where,
+)
+from janus_jax.envs.spec import EnvSpec, check_observation, random_actions
+from janus_jax.records import PolicyStep, Transition
 
 __all__ = [
     "EnvSpec",
     "GymStep",
     "GymnasiumEnv",
     "GymnaxEnv",
+    "Policy",
+    "PolicyStep",
+    "RandomPolicy",
+    "RolloutState",
+    "StatelessPolicy",
     "StepOut",
     "Transition",
+    "as_env",
     "check_observation",
-    "collect",
-    "collect_from",
+    "compiled",
+    "env_id_of",
+    "family_of",
+    "made_with",
     "make",
     "make_single_env",
     "preprocess_frames",
     "random_actions",
-    "rollout",
-    "rollout_from",
+    "reset_where",
+    "spec_of",
 ]

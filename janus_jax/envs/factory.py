@@ -1,6 +1,10 @@
-"""``make``: one entry point for gymnax and gymnasium ids."""
+"""``make``: one entry point for gymnax and gymnasium ids, and ``as_env`` for
+everything the seed's API accepts as an env (an id, a janus-jax env, one or
+several ``gymnasium.make`` envs)."""
 
 from __future__ import annotations
+
+import gymnasium
 
 from janus_jax.envs import ids
 from janus_jax.envs.gymnasium_env import GymnasiumEnv
@@ -8,26 +12,37 @@ from janus_jax.envs.gymnax_env import GymnaxEnv
 
 FAMILIES = (None, "gymnax", "gymnasium")
 # Options only the gymnasium adapter understands.
-GYMNASIUM_ONLY = {"num_envs", "observation", "image_size", "crop", "vectorization_mode"}
+GYMNASIUM_ONLY = {"observation", "image_size", "crop", "vectorization_mode"}
+Env = GymnaxEnv | GymnasiumEnv
 
 
-def make(
-    env_id: str, *, family: str | None = None, **kwargs
-) -> GymnaxEnv | GymnasiumEnv:
-    """Returns a GymnaxEnv for gymnax ids, else a GymnasiumEnv for gymnasium ids.
+def family_of(env_id: str, family: str | None = None) -> str:
+    """Returns "gymnax" or "gymnasium": the family ``make`` builds ``env_id`` from.
 
-    family: None prefers gymnax where both know the id (CartPole-v1,
-        Pendulum-v1...): it runs on device; "gymnasium" forces the CPU env.
-    kwargs: passed to ``GymnaxEnv`` (``env_params``, constructor kwargs) or
-        ``GymnasiumEnv`` (``num_envs``, ``observation``, ``image_size``...).
-    Old ids ("CarRacing-v2", "MinAtar-Breakout") and unknown ones raise
-    ValueError naming the id to use.
+    family: None prefers gymnax where both know the id (it runs on device);
+    a family name forces it. Unknown ids raise ValueError naming the id to use.
     """
     if not isinstance(env_id, str):
         raise ValueError(f"env_id={env_id!r} is invalid: must be a string id")
     if family not in FAMILIES:
         raise ValueError(f"family={family!r} is invalid: must be one of {FAMILIES}")
     if family != "gymnasium" and env_id in ids.gymnax_ids():
+        return "gymnax"
+    if family != "gymnax" and ids.is_gymnasium_id(env_id):
+        return "gymnasium"
+    raise ValueError(ids.unknown_id_message(env_id, family))
+
+
+def make(env_id: str, *, family: str | None = None, **kwargs) -> Env:
+    """Returns a GymnaxEnv for gymnax ids, else a GymnasiumEnv for gymnasium ids.
+
+    kwargs: ``num_envs`` (both families: how many envs a rollout steps), then
+    ``GymnaxEnv``'s (``env_params``, constructor kwargs) or ``GymnasiumEnv``'s
+    (``observation``, ``image_size``, ``crop``, ``vectorization_mode``, and
+    ``gymnasium.make`` kwargs). Old ids ("CarRacing-v2", "MinAtar-Breakout")
+    and unknown ones raise ValueError naming the id to use.
+    """
+    if family_of(env_id, family) == "gymnax":
         cpu_only = sorted(set(kwargs) & GYMNASIUM_ONLY)
         if cpu_only:
             raise ValueError(
@@ -35,6 +50,66 @@ def make(
                 f"pass family='gymnasium' for the CPU env that does"
             )
         return GymnaxEnv(env_id, **kwargs)
-    if family != "gymnax" and ids.is_gymnasium_id(env_id):
-        return GymnasiumEnv(env_id, **kwargs)
-    raise ValueError(ids.unknown_id_message(env_id, family))
+    return GymnasiumEnv(env_id, **kwargs)
+
+
+def spec_of(env_id: str, **kwargs):
+    """Returns the EnvSpec of ``make(env_id, **kwargs)`` (the env is closed)."""
+    with make(env_id, **kwargs) as env:
+        return env.spec
+
+
+def env_id_of(env) -> str:
+    """Returns the id of an env given as an id, a janus-jax env, or a (list of)
+    ``gymnasium.make`` env (which records its id)."""
+    if isinstance(env, (list, tuple)) and env:
+        env = env[0]
+    if isinstance(env, str):
+        return env
+    if isinstance(env, Env):
+        return env.spec.env_id
+    if isinstance(env, gymnasium.Env) and env.spec is not None:
+        return env.spec.id
+    raise ValueError(
+        f"env={env!r} is invalid: pass an env id ('CartPole-v1'), "
+        "janus_jax.envs.make(...), or envs made by gymnasium.make"
+    )
+
+
+def as_env(envs, num_envs: int | None, **kwargs) -> Env:
+    """Returns one janus-jax env of ``num_envs`` envs from what the seed's API
+    allows for ``envs``: an id; a janus-jax env (as it is when ``num_envs`` is
+    None or its own; a gymnax one is widened, a gymnasium one refused
+    otherwise); or a list of ``gymnasium.make`` envs of one spec, stepped
+    together as given (a list of one, or a single gymnasium env, is made anew
+    as ``num_envs`` copies, default 1)."""
+    if isinstance(envs, Env):
+        if num_envs is None or envs.num_envs == num_envs:
+            return envs
+        if envs.spec.on_device:  # a gymnax env is a description: make it wider
+            return GymnaxEnv(envs.spec.env_id, num_envs=num_envs, **envs.made_with)
+        raise ValueError(
+            f"envs holds {envs.num_envs} envs but num_envs={num_envs}: make the "
+            f"gymnasium env with num_envs={num_envs}, or leave num_envs unset"
+        )
+    if isinstance(envs, gymnasium.Env):
+        envs = [envs]
+    if isinstance(envs, (list, tuple)) and len(envs) > 1:
+        cpu = {k: v for k, v in kwargs.items() if k in ("image_size", "crop")}
+        return GymnasiumEnv.from_envs(envs, **cpu)
+    if isinstance(envs, (list, tuple)) and envs and isinstance(envs[0], gymnasium.Env):
+        # made anew as it was made: the gymnasium env, with its kwargs
+        kwargs = {"family": "gymnasium", **made_with(envs[0]), **kwargs}
+    return make(env_id_of(envs), num_envs=num_envs or 1, **kwargs)
+
+
+def made_with(env) -> dict:
+    """Returns the ``gymnasium.make`` kwargs a gymnasium env was made with (its
+    spec's kwargs and time limit), so copies of it can be made; {} otherwise."""
+    spec = env.spec if isinstance(env, gymnasium.Env) else None
+    if spec is None:
+        return {}
+    kwargs = dict(spec.kwargs)
+    if spec.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = spec.max_episode_steps
+    return kwargs

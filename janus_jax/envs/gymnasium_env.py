@@ -10,27 +10,33 @@ main process and for all envs at once, so async workers never run JAX.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple, NoReturn
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import gymnasium
 import jax
+import jax.numpy as jnp
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
-from gymnasium.wrappers import AddRenderObservation
 
-from janus_jax.configs import ActionSpec
 from janus_jax.envs import ids
+from janus_jax.envs.gymnasium_setup import (
+    action_spec,
+    is_image,
+    sub_env_setup,
+    unsupported,
+)
 from janus_jax.envs.preprocess import (
     as_crop,
     as_size,
     cropped_shape,
     preprocess_frames,
 )
-from janus_jax.envs.spec import EnvSpec, Transition, action_shape, random_actions
+from janus_jax.envs.rollout import Policy, RolloutState, check_actions, record
+from janus_jax.envs.spec import EnvSpec, action_shape
+from janus_jax.records import Transition
 
-OBSERVATIONS = ("state", "pixels")
 VECTORIZATION_MODES = ("sync", "async")
 
 
@@ -42,95 +48,6 @@ class GymStep(NamedTuple):
     terminated: np.ndarray  # [E] bool
     truncated: np.ndarray  # [E] bool
     final_obs: np.ndarray  # [E, *observation_shape]: the true last observation
-
-
-def _is_image(space: spaces.Space) -> bool:
-    return (
-        isinstance(space, spaces.Box)
-        and len(space.shape) == 3
-        and space.dtype == np.uint8
-    )
-
-
-class RenderObservation(AddRenderObservation):
-    """``AddRenderObservation`` whose env can be rebuilt from its spec.
-
-    gymnasium <= 1.3.0 records its arguments under their pre-1.0 names
-    (``pixels_only``), so ``gymnasium.make(env.spec)`` and ``check_env`` fail
-    with a TypeError (fixed upstream in Farama-Foundation/Gymnasium#1658).
-    """
-
-    def __init__(
-        self,
-        env: gymnasium.Env,
-        render_only: bool = True,
-        render_key: str = "pixels",
-        obs_key: str = "state",
-    ):
-        # Recorded first: RecordConstructorArgs keeps the first record it gets.
-        gymnasium.utils.RecordConstructorArgs.__init__(
-            self, render_only=render_only, render_key=render_key, obs_key=obs_key
-        )
-        super().__init__(env, render_only, render_key, obs_key)
-
-
-def _observe_render(env: gymnasium.Env) -> gymnasium.Env:
-    # Envs that already observe pixels (CarRacing) keep their own frames.
-    if _is_image(env.observation_space):
-        return env
-    return RenderObservation(env, render_only=True)
-
-
-def _sub_env_setup(
-    observation: str, env_kwargs: dict[str, Any]
-) -> tuple[dict[str, Any], list[Callable[[gymnasium.Env], gymnasium.Env]]]:
-    if observation not in OBSERVATIONS:
-        raise ValueError(
-            f"observation={observation!r} is invalid: must be one of {OBSERVATIONS}"
-        )
-    if observation == "state":
-        return dict(env_kwargs), []
-    render_mode = env_kwargs.get("render_mode", "rgb_array")
-    if render_mode != "rgb_array":
-        raise ValueError(
-            f"render_mode={render_mode!r} is invalid with observation='pixels': "
-            "the frames come from render_mode='rgb_array'"
-        )
-    return {**env_kwargs, "render_mode": "rgb_array"}, [_observe_render]
-
-
-def make_single_env(
-    env_id: str, observation: str = "state", **env_kwargs
-) -> gymnasium.Env:
-    """Returns one sub-env built as ``GymnasiumEnv`` builds each of its envs.
-
-    The frames are not yet cropped or resized: that happens batched in the
-    vector adapter. Useful for gymnasium's ``check_env`` and for rendering.
-    """
-    kwargs, wrappers = _sub_env_setup(observation, env_kwargs)
-    env = gymnasium.make(env_id, **kwargs)
-    for wrapper in wrappers:
-        env = wrapper(env)
-    return env
-
-
-def _unsupported(env_id: str, what: str, space: spaces.Space, allowed: str) -> NoReturn:
-    raise ValueError(
-        f"{env_id}: {what} space {space} is not supported: janus-jax handles {allowed}"
-    )
-
-
-def _action_spec(env_id: str, space: spaces.Space) -> tuple[ActionSpec, int]:
-    """Returns the ActionSpec and the offset added to actions (Discrete start)."""
-    if isinstance(space, spaces.Discrete):
-        # The agent always emits 0..n-1; Discrete(n, start=s) gets action + s.
-        return ActionSpec(continuous=False, dim=int(space.n)), int(space.start)
-    if isinstance(space, spaces.Box) and len(space.shape) == 1:
-        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-            _unsupported(env_id, "action", space, "Box actions with finite bounds")
-        low, high = (tuple(float(v) for v in b) for b in (space.low, space.high))
-        return ActionSpec(continuous=True, dim=len(low), low=low, high=high), 0
-    _unsupported(env_id, "action", space, "Discrete(n) and 1-D Box actions")
 
 
 class GymnasiumEnv:
@@ -166,7 +83,7 @@ class GymnasiumEnv:
             )
         if not ids.is_gymnasium_id(env_id):
             raise ValueError(ids.unknown_id_message(env_id, "gymnasium"))
-        kwargs, wrappers = _sub_env_setup(observation, env_kwargs)
+        kwargs, wrappers = sub_env_setup(observation, env_kwargs)
         self._vec = gymnasium.make_vec(
             env_id,
             num_envs,
@@ -175,6 +92,45 @@ class GymnasiumEnv:
             wrappers=wrappers,
             **kwargs,
         )
+        self._finish_init(env_id, env_kwargs, image_size, crop)
+
+    @classmethod
+    def from_envs(
+        cls,
+        envs: Sequence[gymnasium.Env],
+        *,
+        image_size: tuple[int, int] | None = (64, 64),
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> GymnasiumEnv:
+        """Returns the given ``gymnasium.make`` envs stepped together as one vector
+        env (synchronously, in this process). They must share one spec (id and
+        kwargs): a ValueError names the first that differs."""
+        envs = list(envs)
+        if not envs or not all(isinstance(e, gymnasium.Env) for e in envs):
+            raise ValueError(
+                f"envs={envs!r} is invalid: pass a non-empty list of gymnasium envs"
+            )
+        first = envs[0].spec
+        for i, env in enumerate(envs[1:], 1):
+            if env.spec != first:
+                raise ValueError(
+                    f"envs[{i}] has spec {env.spec} but envs[0] has {first}: envs "
+                    "stepped together must be made alike (one id, the same kwargs)"
+                )
+        self = cls.__new__(cls)
+        self._vec = gymnasium.vector.SyncVectorEnv(
+            [lambda env=env: env for env in envs],
+            autoreset_mode=AutoresetMode.SAME_STEP,
+        )
+        env_id = first.id if first is not None else type(envs[0].unwrapped).__name__
+        kwargs = dict(first.kwargs) if first is not None else {}
+        if first is not None and first.max_episode_steps is not None:
+            kwargs.setdefault("max_episode_steps", first.max_episode_steps)
+        self._finish_init(env_id, kwargs, image_size, crop)
+        return self
+
+    def _finish_init(self, env_id, env_kwargs, image_size, crop) -> None:
+        self._policies: dict = {}
         try:
             self._init_spec(env_id, env_kwargs, image_size, crop)
         except Exception:
@@ -184,7 +140,7 @@ class GymnasiumEnv:
     def _init_spec(self, env_id, env_kwargs, image_size, crop) -> None:
         obs_space = self._vec.single_observation_space
         self._image_size = self._crop = None
-        if _is_image(obs_space):
+        if is_image(obs_space):
             self._crop = as_crop(crop)
             cropped = cropped_shape(obs_space.shape, self._crop)
             self._image_size = cropped if image_size is None else as_size(image_size)
@@ -192,14 +148,14 @@ class GymnasiumEnv:
         elif isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 1:
             shape, dtype = obs_space.shape, "float32"
         else:
-            _unsupported(
+            unsupported(
                 env_id,
                 "observation",
                 obs_space,
                 "1-D Box vectors and uint8 (H, W, C) images; observation='pixels' "
                 "observes the env's rgb_array render instead",
             )
-        action, self._action_start = _action_spec(env_id, self._vec.single_action_space)
+        action, self._action_start = action_spec(env_id, self._vec.single_action_space)
         max_steps = env_kwargs.get("max_episode_steps")
         if max_steps is None and self._vec.spec is not None:
             max_steps = self._vec.spec.max_episode_steps
@@ -280,6 +236,48 @@ class GymnasiumEnv:
             final_obs=final_obs,
         )
 
+    def start(self, key: jax.Array, policy_state: Any = None) -> RolloutState:
+        """Returns the RolloutState of the envs reset now, env i seeded with
+        ``seed + i`` for a seed drawn from ``key`` (so the same key, the same
+        episodes)."""
+        seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+        obs = self.reset(seed=seed)
+        return RolloutState(
+            obs, None, policy_state, np.zeros(self.num_envs, np.float32)
+        )
+
+    def rollout(
+        self, policy: Policy, params: Any, state: RolloutState, key, num_steps: int
+    ) -> tuple[RolloutState, Transition]:
+        """Returns (state after the last step, Transition [T, E, ...]) by stepping
+        the envs on the host; the policy runs jitted (compiled once per policy).
+        Keys as in the gymnax rollout: step t acts with
+        ``split(split(key, T)[t])[0]``. The record comes back as device arrays."""
+        if (
+            isinstance(num_steps, bool)
+            or not isinstance(num_steps, int)
+            or num_steps < 1
+        ):
+            raise ValueError(f"num_steps={num_steps!r} is invalid: must be an int >= 1")
+        if policy not in self._policies:
+            self._policies[policy] = jax.jit(policy)
+        act = self._policies[policy]
+        records = []
+        obs, policy_state, ret = state.obs, state.policy_state, state.episode_return
+        for key_t in jax.random.split(key, num_steps):
+            step = act(
+                params, jax.random.split(key_t)[0], jnp.asarray(obs), policy_state
+            )
+            check_actions(
+                self.spec.env_id, self.spec.action, step.action, self.num_envs
+            )
+            out = self.step(np.asarray(step.action))
+            transition, policy_state, ret = record(obs, step, out, ret)
+            records.append(transition)
+            obs = out.obs
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *records)
+        return RolloutState(obs, None, policy_state, np.asarray(ret)), stacked
+
     def close(self) -> None:
         """Closes the sub-envs (and the worker processes in async mode)."""
         self._vec.close()
@@ -289,43 +287,3 @@ class GymnasiumEnv:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def collect(
-    env: GymnasiumEnv,
-    key: jax.Array,
-    num_steps: int,
-    policy: Callable[[jax.Array, np.ndarray], Any] | None = None,
-) -> Transition:
-    """Returns T steps of the env's E envs as numpy ``Transition [T, E, ...]``.
-
-    The envs are reset first, seeded from ``key``, so the same key gives the
-    same data. policy: ``(key, obs [E, ...]) -> action [E] or [E, A]``; None
-    samples uniform random actions. A Python loop: gymnasium envs live on CPU.
-    """
-    key_seed, key_steps = jax.random.split(key)
-    obs = env.reset(seed=int(jax.random.randint(key_seed, (), 0, 2**31 - 1)))
-    return collect_from(env, key_steps, obs, num_steps, policy)[1]
-
-
-def collect_from(
-    env: GymnasiumEnv,
-    key: jax.Array,
-    obs: np.ndarray,
-    num_steps: int,
-    policy: Callable[[jax.Array, np.ndarray], Any] | None = None,
-) -> tuple[np.ndarray, Transition]:
-    """Returns (obs after the last step, numpy ``Transition [T, E, ...]``),
-    continuing the envs from ``obs [E, ...]`` (what reset or the last step gave),
-    so that collection can go on in chunks across episodes."""
-    records = []
-    for key_t in jax.random.split(key, num_steps):
-        if policy is None:
-            action = random_actions(key_t, env.spec.action, env.num_envs)
-        else:
-            action = policy(key_t, obs)
-        action = np.asarray(action)
-        out = env.step(action)
-        records.append(Transition.of_step(obs, action, out))
-        obs = out.obs
-    return obs, jax.tree.map(lambda *steps: np.stack(steps), *records)

@@ -15,7 +15,7 @@ pixels); a convolutional VAE for them needs at most two 4x4 stride-2 layers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import gymnax
@@ -25,15 +25,9 @@ from gymnax.environments import spaces
 
 from janus_jax.configs import ActionSpec
 from janus_jax.envs import ids
-from janus_jax.envs.spec import (
-    EnvSpec,
-    Transition,
-    action_shape,
-    random_actions,
-)
-
-Policy = Callable[[jax.Array, jax.Array], jax.Array]
-"""A pure ``(key, obs [E, ...]) -> action [E, ...]``."""
+from janus_jax.envs.rollout import Policy, RolloutState, check_actions, record
+from janus_jax.envs.spec import EnvSpec
+from janus_jax.records import Transition
 
 
 class StepOut(NamedTuple):
@@ -78,8 +72,10 @@ def _action_spec(env_id: str, space) -> ActionSpec:
 
 
 class GymnaxEnv:
-    """One gymnax environment with its params; pure methods, vmap for many.
+    """A gymnax environment with its params: pure ``reset``/``step`` for one env,
+    and ``start``/``rollout`` for ``num_envs`` of them at once (vmapped).
 
+    num_envs: how many envs ``start`` resets (the batch of every rollout).
     env_params: overrides of the env's default params, e.g.
         ``{"max_steps_in_episode": 200}``.
     env_kwargs: passed to ``gymnax.make`` (the env's constructor).
@@ -89,11 +85,16 @@ class GymnaxEnv:
         self,
         env_id: str,
         *,
+        num_envs: int = 1,
         env_params: Mapping[str, Any] | None = None,
         **env_kwargs,
     ):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs={num_envs!r} is invalid: must be an int >= 1")
+        self.num_envs = num_envs
         if env_id not in gymnax.registered_envs:
             raise ValueError(ids.unknown_id_message(env_id, "gymnax"))
+        self.made_with = {"env_params": env_params, **env_kwargs}
         self.env, params = gymnax.make(env_id, **env_kwargs)
         if env_params:
             params = params.replace(**dict(env_params))
@@ -116,7 +117,7 @@ class GymnaxEnv:
         )
 
     def __repr__(self) -> str:
-        return f"GymnaxEnv({self.spec.env_id!r})"
+        return f"GymnaxEnv({self.spec.env_id!r}, num_envs={self.num_envs})"
 
     def _observe(self, obs: jax.Array) -> jax.Array:
         return jnp.asarray(obs, jnp.float32).reshape(self.spec.observation_shape)
@@ -144,67 +145,41 @@ class GymnaxEnv:
             final_obs=self._observe(info["final_observation"]),
         )
 
+    def start(self, key: jax.Array, policy_state: Any = None) -> RolloutState:
+        """Returns the RolloutState of ``num_envs`` freshly reset envs (env i
+        reset with ``split(key, num_envs)[i]``)."""
+        obs, env_state = jax.vmap(self.reset)(jax.random.split(key, self.num_envs))
+        return RolloutState(obs, env_state, policy_state, jnp.zeros(self.num_envs))
 
-def _act(
-    env: GymnaxEnv, key: jax.Array, obs: jax.Array, policy: Policy | None
-) -> jax.Array:
-    num_envs = obs.shape[0]
-    if policy is None:
-        return random_actions(key, env.spec.action, num_envs)
-    action = policy(key, obs)
-    want = action_shape(env.spec.action, num_envs)
-    if action.shape != want:
-        raise ValueError(
-            f"{env.spec.env_id}: the policy returned actions of shape "
-            f"{action.shape}; expected {want} for {num_envs} envs and {env.spec.action}"
-        )
-    return action
+    def rollout(
+        self, policy: Policy, params: Any, state: RolloutState, key, num_steps: int
+    ) -> tuple[RolloutState, Transition]:
+        """Returns (state after the last step, Transition [T, E, ...]): pure, one
+        ``lax.scan`` over the steps of the vmapped envs. Step t uses
+        ``split(key, T)[t]``, split into (policy key, env key); the env key into
+        one key per env."""
+        num_envs = state.episode_return.shape[0]
+        step_envs = jax.vmap(self.step)
 
+        def one_step(state: RolloutState, key_t):
+            key_act, key_env = jax.random.split(key_t)
+            step = policy(params, key_act, state.obs, state.policy_state)
+            check_actions(self.spec.env_id, self.spec.action, step.action, num_envs)
+            out = step_envs(
+                jax.random.split(key_env, num_envs), state.env_state, step.action
+            )
+            transition, policy_state, ret = record(
+                state.obs, step, out, state.episode_return
+            )
+            return RolloutState(out.obs, out.state, policy_state, ret), transition
 
-def rollout_from(
-    env: GymnaxEnv,
-    key: jax.Array,
-    obs: jax.Array,
-    state: Any,
-    num_steps: int,
-    policy: Policy | None = None,
-) -> tuple[tuple[jax.Array, Any], Transition]:
-    """Returns ((obs, state) after the last step, Transition [T, E, ...]).
+        return jax.lax.scan(one_step, state, jax.random.split(key, num_steps))
 
-    Continues E envs from ``obs [E, ...]`` and a batched ``state``. Keys: step t
-    uses ``split(key, T)[t]``, split into (policy key, env key); the env key is
-    split into one key per env.
-    """
-    num_envs = obs.shape[0]
-    vmapped_step = jax.vmap(env.step)
+    def close(self) -> None:
+        """Does nothing: a gymnax env holds no resources (here for symmetry)."""
 
-    def one_step(carry, key_t):
-        obs_t, state_t = carry
-        key_act, key_env = jax.random.split(key_t)
-        action = _act(env, key_act, obs_t, policy)
-        out = vmapped_step(jax.random.split(key_env, num_envs), state_t, action)
-        return (out.obs, out.state), Transition.of_step(obs_t, action, out)
+    def __enter__(self) -> GymnaxEnv:
+        return self
 
-    return jax.lax.scan(one_step, (obs, state), jax.random.split(key, num_steps))
-
-
-def rollout(
-    env: GymnaxEnv,
-    key: jax.Array,
-    num_envs: int,
-    num_steps: int,
-    policy: Policy | None = None,
-) -> Transition:
-    """Returns T steps of E freshly reset envs, time-major ``[T, E, ...]``.
-
-    One program: the envs are vmapped and the steps run in a ``lax.scan``.
-    policy: pure ``(key, obs [E, ...]) -> action [E] or [E, A]``; None samples
-    uniform random actions. The caller compiles, e.g.
-    ``jax.jit(rollout, static_argnums=(0, 2, 3, 4))``. Keys: ``key`` is split
-    into (reset key, scan key); the reset key into one key per env; the scan key
-    is used as in ``rollout_from``.
-    """
-    key_reset, key_scan = jax.random.split(key)
-    obs, state = jax.vmap(env.reset)(jax.random.split(key_reset, num_envs))
-    _, transitions = rollout_from(env, key_scan, obs, state, num_steps, policy)
-    return transitions
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -2,13 +2,11 @@
 
 ``EnvSpec`` is shared by the on-device gymnax envs and the gymnasium adapter, so
 the code above ``envs/`` never asks which family it is talking to.
-``Transition`` is the time-major record both families' collectors return.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -82,30 +80,6 @@ def check_observation(spec: EnvSpec, vae_config: VAEConfig) -> None:
         f"VAEConfig expects {kind} of shape {want}: use {fix}"
         + (", or change the env's image_size" if spec.is_image else "")
     )
-
-
-class Transition(NamedTuple):
-    """One step of a time-major rollout ``[T, E, ...]`` (T steps of E envs).
-
-    ``next_obs[t]`` is the observation the action led to, also when the episode
-    ended there (the pre-reset observation); ``obs[t + 1]`` is then the first
-    observation of the next episode.
-    """
-
-    obs: jax.Array  # [T, E, *observation_shape]
-    action: jax.Array  # [T, E] int32 or [T, E, A] float32
-    reward: jax.Array  # [T, E] float32
-    terminated: jax.Array  # [T, E] bool: the MDP ended (no bootstrapping)
-    truncated: jax.Array  # [T, E] bool: the time limit cut the episode
-    next_obs: jax.Array  # [T, E, *observation_shape]
-
-    @classmethod
-    def of_step(cls, obs, action, out) -> Transition:
-        """Returns the record of acting ``action`` on ``obs``, given the step's
-        output ``out`` (any record with reward, terminated, truncated, final_obs)."""
-        return cls(
-            obs, action, out.reward, out.terminated, out.truncated, out.final_obs
-        )
 
 
 def action_shape(action: ActionSpec, num_envs: int) -> tuple[int, ...]:

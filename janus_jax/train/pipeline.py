@@ -17,14 +17,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from janus_jax import pictures
 from janus_jax.data import RolloutDataset
-from janus_jax.envs import GymnasiumEnv, make
+from janus_jax.envs import make, spec_of
 from janus_jax.parallel import DataParallel
-from janus_jax.train import dreams, pictures, sequences
+from janus_jax.train import sequences
 from janus_jax.train.checkpoint import read_json, write_json_atomic
 from janus_jax.train.evaluate import episode_returns
 from janus_jax.train.loop import RunIO
-from janus_jax.train.metrics_log import MetricsLogger
+from janus_jax.train.metrics_log import MetricsLogger, read_metrics
 from janus_jax.train.ppo_trainer import (
     WorldModelPPOTrainer,
     check_multi_process_env,
@@ -36,22 +37,14 @@ from janus_jax.train.run_dir import (
     env_kwargs,
     load_agent,
     new_agent,
-    on_device,
     prepare_run_dir,
     save_agent,
 )
 from janus_jax.train.world_model import WorldModelTrainer, default_configs
 
 STAGES = ("collect", "world_model", "controller", "evaluate")
-
-
-def _with_seed(config: RunConfig) -> RunConfig:
-    """Returns the config with the run seed copied into each phase's config."""
-    return dataclasses.replace(
-        config,
-        world_model=dataclasses.replace(config.world_model, seed=config.seed),
-        controller=dataclasses.replace(config.controller, seed=config.seed),
-    )
+# Evaluation steps this many envs at once at most (more episodes run in rounds).
+MAX_EVAL_ENVS = 64
 
 
 def run(
@@ -74,7 +67,7 @@ def run(
     start = time.perf_counter()
     out = Path(out)
     par = parallel or DataParallel.create()
-    config = _resolved(_with_seed(config))
+    config = _resolved(config)
     _check_inputs(config, out, stages, dataset)
     _check_layout(config, stages, par)
     fresh = stages[0] == "collect" or stages == STAGES
@@ -111,11 +104,9 @@ def _resolved(config: RunConfig) -> RunConfig:
     """Returns the config with V's and M's architectures sized from the env where
     they are unset (so config.json is complete); an unknown env id or an
     observation V cannot take raises here, before anything is written."""
-    env = make(config.env_id, **config.env_kwargs)
-    if isinstance(env, GymnasiumEnv):
-        env.close()
+    spec = spec_of(config.env_id, **config.env_kwargs)
     wm = config.world_model
-    vae_config, mdn_config = default_configs(env.spec, wm.vae, wm.mdn_rnn)
+    vae_config, mdn_config = default_configs(spec, wm.vae, wm.mdn_rnn)
     world_model = dataclasses.replace(wm, vae=vae_config, mdn_rnn=mdn_config)
     return dataclasses.replace(config, world_model=world_model)
 
@@ -125,7 +116,8 @@ def _check_layout(config: RunConfig, stages, par: DataParallel) -> None:
     batches split evenly over the devices, and its env can be stepped by them."""
     wm, c = config.world_model, config.controller
     if "controller" in stages:
-        check_multi_process_env(config.env_id, on_device(config))
+        spec = spec_of(config.env_id, **config.env_kwargs)
+        check_multi_process_env(config.env_id, spec.on_device)
     sizes = {}
     if "world_model" in stages:
         sizes["world_model.vae_batch_size"] = wm.vae_batch_size
@@ -134,13 +126,13 @@ def _check_layout(config: RunConfig, stages, par: DataParallel) -> None:
         sizes["controller.num_envs"] = c.num_envs
         real = c.num_envs * c.rollout_length
         starts = dream_starts(
-            real, c.imagination_ratio, c.imagination_horizon, config.ppo.batch_size
+            real, c.imagination_ratio, c.imagination_horizon, config.ppo.minibatch_size
         )
         if starts:
             # Derived, so say where it comes from.
             sizes[
                 "the dreams per update (set by controller.num_envs, rollout_length, "
-                "imagination_ratio, imagination_horizon and ppo.batch_size)"
+                "imagination_ratio, imagination_horizon and ppo.minibatch_size)"
             ] = starts
     for name, size in sizes.items():
         par.check_divisible(name, size)
@@ -172,6 +164,7 @@ def _run_stages(config, out, stages, io, dataset, start, par) -> dict:
         io=io,
         dataset=dataset,
         env_kwargs=config.env_kwargs,
+        seed=config.seed,
         parallel=par,
     )
     summary_path = out / "summary.json"
@@ -226,33 +219,19 @@ def _finish(config, out, stages, io, start, wm, agent, summary, data) -> dict:
 
 def _train_controller(config: RunConfig, agent, io: RunIO, par) -> dict:
     c = config.controller
+    env = make(config.env_id, **env_kwargs(config, c.num_envs))
     trainer = WorldModelPPOTrainer(
-        agent,
-        make(config.env_id, **env_kwargs(config, c.num_envs)),
-        config.ppo,
-        c.imagination_ratio,
-        c.imagination_horizon,
-        c.use_tensorboard,
-        num_envs=c.num_envs,
-        world_model_updates=c.world_model_updates,
-        mdn_learning_rate=config.world_model.mdn_learning_rate,
-        sequence_length=c.sequence_length,
-        temperature=c.temperature,
-        updates_per_chunk=c.updates_per_chunk,
-        checkpoint_every=c.checkpoint_every,
-        seed=c.seed,
-        io=io,
-        parallel=par,
+        agent, env, config.ppo, training=c, seed=config.seed, io=io, parallel=par
     )
     try:
-        metrics = trainer.train(c.total_timesteps, c.rollout_length)
+        metrics = trainer.train()
     finally:
-        if isinstance(trainer.env, GymnasiumEnv):
-            trainer.env.close()
+        trainer.close()
     return {
         "controller_env_steps": trainer.real_env_steps,
         "imagined_steps": trainer.imagined_steps,
         "imagination_ratio": c.imagination_ratio,
+        "learn_from_real": c.learn_from_real,
         "controller_final_metrics": metrics,
     }
 
@@ -261,18 +240,16 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
     """Returns the evaluation fields of the summary: the controller's return
     (argmax actions) and a random policy's, over the same number of episodes."""
     c = config.controller
-    env = make(config.env_id, **env_kwargs(config, min(c.eval_episodes, 8)))
     key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
-    try:
+    with make(
+        config.env_id, **env_kwargs(config, min(c.eval_episodes, MAX_EVAL_ENVS))
+    ) as env:
         ours = episode_returns(
             key_agent, env, agent.params, c.eval_episodes, progress=io.progress
         )
         rand = episode_returns(
             key_random, env, None, c.eval_episodes, progress=io.progress
         )
-    finally:
-        if isinstance(env, GymnasiumEnv):
-            env.close()
     result = {
         "eval_return_mean": float(np.mean(ours)),
         "eval_return_std": float(np.std(ours)),
@@ -302,31 +279,28 @@ def write_pictures(
     dream GIF and the learning curves."""
     plots = out / "plots"
     real = next(dataset.frames(frames, config.seed))
-    recon = np.asarray(dreams.reconstruct(agent.vae.params, real))
+    recon = np.asarray(pictures.reconstruct(agent.vae.params, real))
     if real.ndim == 4:
         k = _upscale(real)
         real, recon = (np.repeat(np.repeat(x, k, 1), k, 2) for x in (real, recon))
     written = [pictures.reconstruction_grid(real, recon, plots / "reconstructions.png")]
     written.append(dream_gif(config, agent, plots / "dream.gif"))
-    written += pictures.learning_curves(out / "metrics.jsonl", plots)
+    metrics = out / "metrics.jsonl"
+    written += pictures.learning_curves(read_metrics(metrics), plots, str(metrics))
     return written
 
 
 def dream_gif(config: RunConfig, agent, path, *, temperature=None, steps=100):
     """Returns the path of a GIF: a real episode of C, V's reconstruction and M's
     open-loop dream of it, side by side."""
-    env = make(config.env_id, **env_kwargs(config, 1))
     key_episode, key_dream = jax.random.split(jax.random.key(config.seed + 2))
-    try:
-        frames, actions = dreams.record_episode(key_episode, env, agent.params, steps)
-    finally:
-        if isinstance(env, GymnasiumEnv):
-            env.close()
+    with make(config.env_id, **env_kwargs(config, 1)) as env:
+        frames, actions = pictures.record_episode(key_episode, env, agent.params, steps)
     tau = agent.mdn_rnn.config.temperature if temperature is None else temperature
-    dreamed = dreams.open_loop_dream(
+    dreamed = pictures.open_loop_dream(
         key_dream, agent.params, frames[0], actions, np.float32(tau)
     )
-    recon = dreams.reconstruct(agent.vae.params, frames)
+    recon = pictures.reconstruct(agent.vae.params, frames)
     return pictures.dream_gif(
         frames,
         np.asarray(recon),

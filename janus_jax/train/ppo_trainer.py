@@ -1,46 +1,46 @@
 """``WorldModelPPOTrainer``: C learns by PPO on [z, h] from real rollouts mixed
 with dreams started from them, while M keeps learning from the real data.
 
-gymnax envs: a chunk of updates (rollout, M refresh, dreams, PPO) is one compiled
-``lax.scan``. gymnasium envs: the host steps the envs with a jitted policy, then
-one compiled ``learn`` per update. Logs, progress and checkpoints happen between
+Every update is ``control.update`` (the env's rollout of C, then ``learn``).
+Envs whose rollout is pure JAX (gymnax) run a chunk of updates as one compiled
+``lax.scan``; the others (gymnasium) step on the host with C jitted, then one
+compiled ``learn`` per update. Logs, progress and checkpoints happen between
 chunks (``run_chunks``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from pathlib import Path
 
-import gymnasium
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from janus_jax import agent as agent_lib
 from janus_jax import ppo
 from janus_jax.agent import WorldModelAgent
 from janus_jax.configs import PPOConfig
-from janus_jax.envs import GymnasiumEnv, GymnaxEnv, check_observation, make
-from janus_jax.envs.ids import gymnax_ids
-from janus_jax.imagination import WorldModelParams
+from janus_jax.envs import as_env, check_observation
 from janus_jax.models import mdn_rnn
 from janus_jax.parallel import DataParallel
 from janus_jax.train import control
+from janus_jax.train.config import ControllerTrainingConfig
 from janus_jax.train.fit import init_fit_state, make_optimizer
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 from janus_jax.train.metrics_log import MetricsLogger
 
 
-def dream_starts(real: int, ratio: float, horizon: int, batch_size: int) -> int:
-    """Returns the dreams per update that make dreamed / all transitions about
-    ``ratio`` (at ratio 1, as many as the real rollout's), in multiples that
-    keep the PPO batch divisible into minibatches of ``batch_size``."""
+def dream_starts(real: int, ratio: float, horizon: int, minibatch_size: int) -> int:
+    """Returns the dreams per update that make dreamed / (dreamed + real)
+    transitions about ``ratio`` (in [0, 1)), in multiples that keep the PPO
+    batch divisible into minibatches of ``minibatch_size``."""
+    if not 0 <= ratio < 1:
+        raise ValueError(f"imagination_ratio={ratio!r} is invalid: must lie in [0, 1)")
     if ratio == 0:
         return 0
-    wanted = real if ratio == 1 else ratio / (1 - ratio) * real
-    step = batch_size // math.gcd(horizon, batch_size)
+    wanted = ratio / (1 - ratio) * real
+    step = minibatch_size // math.gcd(horizon, minibatch_size)
     return step * max(1, round(wanted / (horizon * step)))
 
 
@@ -54,38 +54,34 @@ def check_multi_process_env(env_id: str, on_device: bool) -> None:
         )
 
 
-def _make_env(envs, num_envs: int):
-    """Returns one janus-jax env from what the seed's API allows for ``envs``."""
-    if isinstance(envs, (list, tuple)):
-        if len(envs) != 1:
-            raise ValueError(
-                f"envs holds {len(envs)} envs: pass one env (or id) and num_envs; "
-                "janus-jax vectorises it"
-            )
-        envs = envs[0]
-    if isinstance(envs, gymnasium.Env) and envs.spec is not None:
-        envs = envs.spec.id
-    if isinstance(envs, str):
-        # A gymnax env is one env (vmapped here); a gymnasium one is vectorised.
-        envs = make(envs) if envs in gymnax_ids() else make(envs, num_envs=num_envs)
-    if not isinstance(envs, (GymnaxEnv, GymnasiumEnv)):
+def _training_config(training, overrides: dict) -> ControllerTrainingConfig:
+    """Returns ``training`` (default: ControllerTrainingConfig()) with the
+    keyword form's values set; an unknown keyword raises ValueError."""
+    training = training or ControllerTrainingConfig()
+    fields = {f.name for f in dataclasses.fields(training)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
         raise ValueError(
-            f"envs={envs!r} is invalid: pass an env id, janus_jax.envs.make(...), "
-            "or a gymnasium.make env"
+            f"WorldModelPPOTrainer got unknown keywords {unknown}: the keyword form "
+            f"takes ControllerTrainingConfig's fields ({', '.join(sorted(fields))})"
         )
-    return envs
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(training, **given) if given else training
 
 
 class WorldModelPPOTrainer:
     """Trains ``world_model_agent``'s controller (and keeps its M learning) by PPO
     on real and imagined experience; the agent's params are updated in place.
 
-    imagination_ratio: share of dreamed transitions per PPO batch (0: plain PPO
-    on [z, h]; 1: C learns only in the dream). imagination_horizon: dream length.
-    config.batch_size is the PPO minibatch; it must divide num_envs x
-    rollout_length. world_model_updates: M gradient steps per real rollout (0
-    freezes M). run_dir: metrics, TensorBoard files and checkpoints
-    (run_dir/checkpoints/controller); None keeps nothing on disk.
+    config: PPO's hyperparameters. training: the phase's ControllerTrainingConfig
+    (steps, envs, imagination, M's refresh, chunks); the seed's keywords
+    (``imagination_ratio``, ``imagination_horizon``, ``use_tensorboard``) and
+    any other of its fields (``num_envs=8``) given here replace its values.
+    envs: an env id (``training.num_envs`` copies), a ``janus_jax.envs.make``
+    env (with its own ``num_envs`` unless one is given), or a list of
+    ``gymnasium.make`` envs of one spec (stepped together). run_dir: metrics,
+    TensorBoard files and checkpoints (run_dir/checkpoints/controller); None
+    keeps nothing on disk.
     """
 
     def __init__(
@@ -93,61 +89,40 @@ class WorldModelPPOTrainer:
         world_model_agent: WorldModelAgent,
         envs,
         config: PPOConfig | None = None,
-        imagination_ratio: float = 0.5,
-        imagination_horizon: int = 50,
-        use_tensorboard: bool = False,
+        imagination_ratio: float | None = None,
+        imagination_horizon: int | None = None,
+        use_tensorboard: bool | None = None,
         *,
-        num_envs: int = 8,
-        world_model_updates: int = 4,
-        mdn_learning_rate: float = 1e-3,
-        sequence_length: int = 32,
-        temperature: float | None = None,
-        updates_per_chunk: int = 10,
-        checkpoint_every: int = 5,
+        training: ControllerTrainingConfig | None = None,
         seed: int = 0,
         run_dir: str | Path | None = None,
         io: RunIO | None = None,
         parallel: DataParallel | None = None,
+        **training_fields,
     ):
-        if not 0 <= imagination_ratio <= 1:
-            raise ValueError(
-                f"imagination_ratio={imagination_ratio!r} is invalid: must lie in "
-                "[0, 1]"
-            )
-        for name, value in (
-            ("imagination_horizon", imagination_horizon),
-            ("num_envs", num_envs),
-            ("updates_per_chunk", updates_per_chunk),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} is invalid: must be an int >= 1")
+        self.training = _training_config(
+            training,
+            dict(
+                training_fields,
+                imagination_ratio=imagination_ratio,
+                imagination_horizon=imagination_horizon,
+                use_tensorboard=use_tensorboard,
+            ),
+        )
+        t = self.training
         self.agent = world_model_agent
         self.config = config or PPOConfig()
-        self.env = _make_env(envs, num_envs)
-        check_observation(self.env.spec, self.agent.vae.config)
-        if self.env.spec.action != self.agent.action_spec:
-            raise ValueError(
-                f"the env's actions {self.env.spec.action} differ from the agent's "
-                f"{self.agent.action_spec}"
-            )
-        self.num_envs = (
-            num_envs if isinstance(self.env, GymnaxEnv) else self.env.num_envs
-        )
-        self.imagination_ratio = float(imagination_ratio)
-        self.imagination_horizon = imagination_horizon
-        self.world_model_updates = int(world_model_updates)
-        self.mdn_optimizer = make_optimizer(mdn_learning_rate, 1.0)
-        self.sequence_length = sequence_length
-        self.temperature = (
-            self.agent.mdn_rnn.config.temperature
-            if temperature is None
-            else float(temperature)
-        )
-        self.updates_per_chunk = updates_per_chunk
-        self.checkpoint_every = checkpoint_every
         self.seed = seed
+        # An env object brings its own count unless one was asked for.
+        asked = training is not None or "num_envs" in training_fields
+        self.env = as_env(envs, t.num_envs if asked or isinstance(envs, str) else None)
+        self.num_envs = self.env.num_envs
+        if self.num_envs != t.num_envs:
+            self.training = t = dataclasses.replace(t, num_envs=self.num_envs)
+        check_observation(self.env.spec, self.agent.vae.config)
+        self.agent.match_actions(self.env.spec.action, self.env.spec.env_id)
         self.parallel = parallel or DataParallel.create()
-        check_multi_process_env(self.env.spec.env_id, isinstance(self.env, GymnaxEnv))
+        check_multi_process_env(self.env.spec.env_id, self.env.spec.on_device)
         self.parallel.check_divisible("num_envs", self.num_envs)
         primary = self.parallel.is_primary
         self.io = io or RunIO(
@@ -155,42 +130,47 @@ class WorldModelPPOTrainer:
         )
         if self.io.logger is None and self.io.run_dir is not None and primary:
             self.io.logger = MetricsLogger(
-                self.io.run_dir, use_tensorboard=use_tensorboard, resume=self.io.resume
+                self.io.run_dir,
+                use_tensorboard=t.use_tensorboard,
+                resume=self.io.resume,
             )
         self.real_env_steps = 0
         self.imagined_steps = 0
 
+    def close(self) -> None:
+        """Closes the env (gymnasium envs hold worker processes)."""
+        self.env.close()
+
     def _setup(self, total_timesteps: int, rollout_length: int):
         """Returns (ControlSetup, number of updates rounded up to whole chunks)."""
+        t = self.training
         real = self.num_envs * rollout_length
-        minibatch = self.config.batch_size
-        use_real = self.imagination_ratio < 1
-        if use_real and real % minibatch:
+        minibatch = self.config.minibatch_size
+        if t.learn_from_real and real % minibatch:
             raise ValueError(
-                f"PPOConfig.batch_size={minibatch} must divide num_envs x "
+                f"PPOConfig.minibatch_size={minibatch} must divide num_envs x "
                 f"rollout_length = {self.num_envs} x {rollout_length} = {real}"
             )
-        starts = dream_starts(
-            real, self.imagination_ratio, self.imagination_horizon, minibatch
-        )
+        horizon = t.imagination_horizon
+        starts = dream_starts(real, t.imagination_ratio, horizon, minibatch)
         if starts:
             self.parallel.check_divisible("the dreams per update", starts)
         updates = math.ceil(total_timesteps / real)
-        _, updates = whole_chunks(updates, self.updates_per_chunk)
-        batch = real * use_real + starts * self.imagination_horizon
+        _, updates = whole_chunks(updates, t.updates_per_chunk)
+        batch = real * t.learn_from_real + starts * horizon
         grad_steps = updates * self.config.n_epochs * (batch // minibatch)
-        window = min(self.sequence_length, rollout_length)
+        window = min(t.sequence_length, rollout_length)
         setup = control.ControlSetup(
             num_envs=self.num_envs,
             rollout_length=rollout_length,
             dream_starts=starts,
-            horizon=self.imagination_horizon,
-            temperature=self.temperature,
-            use_real=use_real,
+            horizon=horizon,
+            temperature=self.agent.mdn_rnn.config.temperature,
+            learn_from_real=t.learn_from_real,
             window=window,
             num_windows=self.num_envs * (-(-rollout_length // window) + 1),
-            world_model_updates=self.world_model_updates,
-            mdn_optimizer=self.mdn_optimizer,
+            world_model_updates=t.world_model_updates,
+            mdn_optimizer=make_optimizer(t.world_model_learning_rate, 1.0),
             ppo=self.config,
             optimizer=ppo.make_optimizer(self.config, grad_steps),
             start_sharding=None
@@ -200,22 +180,14 @@ class WorldModelPPOTrainer:
         return setup, updates
 
     def _initial_state(self, setup: control.ControlSetup) -> control.ControlState:
-        key = jax.random.key(self.seed)
-        reset_key, state_key = jax.random.split(key)
+        reset_key, state_key = jax.random.split(jax.random.key(self.seed))
         params = self.agent.params
-        if isinstance(self.env, GymnaxEnv):
-            obs, env_state = jax.vmap(self.env.reset)(
-                jax.random.split(reset_key, self.num_envs)
-            )
-        else:
-            obs, env_state = jnp.asarray(self.env.reset(seed=self.seed)), None
+        carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (self.num_envs,))
+        rollout = self.env.start(reset_key, carry)
         state = control.ControlState(
             train=ppo.init_train_state(params.controller, setup.optimizer),
             mdn=init_fit_state(params.mdn_rnn, setup.mdn_optimizer, state_key),
-            env_state=env_state,
-            obs=obs,
-            carry=mdn_rnn.initial_carry(params.mdn_rnn.config, (self.num_envs,)),
-            episode_return=jnp.zeros(self.num_envs),
+            rollout=jax.tree.map(jnp.asarray, rollout),
             key=jax.random.key_data(state_key),
             updates=jnp.zeros((), jnp.int32),
             imagined_steps=jnp.zeros((), jnp.int32),
@@ -223,68 +195,33 @@ class WorldModelPPOTrainer:
         # The chunk donates its state: no two leaves may share a buffer (the env's
         # reset can return one array twice, and the agent keeps its own params).
         state = jax.tree.map(jnp.copy, state)
-        # Envs (and what each one carries) split over the devices; the rest is
-        # replicated.
+        # The envs (and what each one carries) split over the devices; the rest
+        # is replicated.
         par = self.parallel
-        return par.replicate(state).replace(
-            **{f: par.shard(getattr(state, f)) for f in control.PER_ENV_FIELDS}
-        )
-
-    def _gymnasium_update(self, setup, compiled, vae_params, state):
-        """Returns (state, metrics) of one host rollout and a compiled ``learn``;
-        compiled holds the jitted (learn, act, observe)."""
-        learn, act, observe = compiled
-        rollout_key, learn_key = jax.random.split(control.update_key(state))
-        params = WorldModelParams(vae_params, state.mdn.params, state.train.params)
-        records, carry, ret, obs = [], state.carry, state.episode_return, state.obs
-        for t in range(setup.rollout_length):
-            step = act(params, carry, obs, jax.random.fold_in(rollout_key, t))
-            out = self.env.step(np.asarray(step.action))
-            nxt = observe(params, step, jnp.asarray(out.final_obs))
-            real, carry, ret = control.record(
-                step,
-                carry,
-                jnp.asarray(out.reward),
-                jnp.asarray(out.terminated),
-                jnp.asarray(out.truncated),
-                nxt,
-                ret,
-            )
-            records.append(real)
-            obs = jnp.asarray(out.obs)
-        real = self.parallel.shard(
-            jax.tree.map(lambda *xs: jnp.stack(xs), *records), axis=1
-        )
-        state = state.replace(obs=obs, carry=carry, episode_return=ret)
-        return learn(params, state, real, learn_key)
+        return par.replicate(state).replace(rollout=par.shard(state.rollout))
 
     def _chunk_fn(self, setup):
         """Returns run_chunk(state, done, count) for ``run_chunks``."""
         vae_params = self.parallel.replicate(self.agent.vae.params)
         real_per_update = setup.num_envs * setup.rollout_length
-        if isinstance(self.env, GymnaxEnv):
+        count = self.training.updates_per_chunk
+        if self.env.spec.on_device:  # the one place the env families differ
             compiled = jax.jit(
                 functools.partial(
-                    control.gymnax_chunk,
-                    env=self.env,
-                    setup=setup,
-                    num_updates=self.updates_per_chunk,
+                    control.chunk, env=self.env, setup=setup, num_updates=count
                 ),
                 donate_argnums=0,
             )
             chunk = lambda state: compiled(state, vae_params)  # noqa: E731
         else:
-            compiled = (
-                jax.jit(functools.partial(control.learn, setup)),
-                jax.jit(agent_lib.act),
-                jax.jit(control.observe),
-            )
+            learn = jax.jit(control.learn, static_argnums=0)
+            place = lambda tree, axis: self.parallel.shard(tree, axis=axis)  # noqa: E731
 
             def chunk(state):
                 metrics = []
-                for _ in range(self.updates_per_chunk):
-                    state, m = self._gymnasium_update(
-                        setup, compiled, vae_params, state
+                for _ in range(count):
+                    state, m = control.update(
+                        self.env, setup, vae_params, state, learn, place
                     )
                     metrics.append(m)
                 stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
@@ -300,14 +237,22 @@ class WorldModelPPOTrainer:
 
         return run_chunk
 
-    def train(self, total_timesteps: int, rollout_length: int = 128) -> dict:
+    def train(
+        self, total_timesteps: int | None = None, rollout_length: int | None = None
+    ) -> dict:
         """Returns the last chunk's metrics after at least ``total_timesteps`` real
-        env steps of ``rollout_length`` steps per env per update."""
+        env steps (default: the training config's) of ``rollout_length`` steps per
+        env per update."""
+        t = self.training
+        total_timesteps = (
+            t.total_timesteps if total_timesteps is None else total_timesteps
+        )
+        rollout_length = t.rollout_length if rollout_length is None else rollout_length
         for name, value in (
             ("total_timesteps", total_timesteps),
             ("rollout_length", rollout_length),
         ):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} is invalid: must be an int >= 1")
         setup, updates = self._setup(total_timesteps, rollout_length)
         state = self._initial_state(setup)
@@ -316,9 +261,9 @@ class WorldModelPPOTrainer:
             "controller",
             state,
             total=updates,
-            chunk=self.updates_per_chunk,
+            chunk=t.updates_per_chunk,
             run_chunk=self._chunk_fn(setup),
-            checkpoint_every=self.checkpoint_every,
+            checkpoint_every=t.checkpoint_every,
             unit="updates",
             shown=("real/episode_return", "ppo/value_loss", "mdn/loss"),
         )

@@ -9,8 +9,7 @@ from pathlib import Path
 import jax
 
 from janus_jax.agent import WorldModelAgent
-from janus_jax.envs import GymnasiumEnv, make
-from janus_jax.envs.ids import gymnax_ids
+from janus_jax.envs import spec_of
 from janus_jax.parallel import DataParallel
 from janus_jax.train.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
 from janus_jax.train.run_config import RunConfig, from_dict, to_dict
@@ -123,11 +122,7 @@ def load_agent(
     parallel = parallel or DataParallel.create(jax.local_devices()[:1])
     run_dir = Path(path)
     config = load_config(run_dir)
-    env = make(config.env_id, **env_kwargs(config))
-    spec = env.spec
-    if isinstance(env, GymnasiumEnv):
-        env.close()
-    agent = new_agent(config, spec)
+    agent = new_agent(config, spec_of(config.env_id, **env_kwargs(config)))
     with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
         params, _ = checkpoints.restore(parallel.replicate(agent.params))
     params = parallel.local(params)
@@ -136,16 +131,9 @@ def load_agent(
     return agent
 
 
-def on_device(config: RunConfig) -> bool:
-    """Returns whether the run's env is a gymnax one (stepped on the devices)."""
-    family = config.env_kwargs.get("family")
-    return family != "gymnasium" and config.env_id in gymnax_ids()
-
-
 def env_kwargs(config: RunConfig, num_envs: int | None = None) -> dict:
-    """Returns make's kwargs; ``num_envs`` only for gymnasium envs (a gymnax env
-    is one env, vmapped by its caller)."""
+    """Returns make's kwargs for the run's env, with ``num_envs`` envs."""
     kwargs = dict(config.env_kwargs)
-    if num_envs is not None and not on_device(config):
+    if num_envs is not None:
         kwargs["num_envs"] = num_envs
     return kwargs

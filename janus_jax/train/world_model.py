@@ -12,19 +12,18 @@ import math
 import tempfile
 from pathlib import Path
 
-import gymnasium
 import jax
 
 from janus_jax.agent import MDNRNN, VariationalAutoencoder, observation_config
 from janus_jax.configs import MDNRNNConfig, VAEConfig, check_compatible
 from janus_jax.data import RolloutDataset
 from janus_jax.data.collect import collect
-from janus_jax.envs import GymnasiumEnv, GymnaxEnv, check_observation, make
+from janus_jax.envs import check_observation, env_id_of, made_with, spec_of
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.models import mdn_rnn, vae
 from janus_jax.parallel import DataParallel
 from janus_jax.train import sequences
-from janus_jax.train.config import WorldModelTrainingConfig, check_device
+from janus_jax.train.config import WorldModelTrainingConfig
 from janus_jax.train.fit import (
     epoch_batches,
     fit_chunk,
@@ -33,21 +32,6 @@ from janus_jax.train.fit import (
     steps_per_epoch,
 )
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
-
-
-def env_id_of(env) -> str:
-    """Returns the id of an env given as an id, a janus-jax env or a gymnasium.Env
-    made by ``gymnasium.make`` (which records its id)."""
-    if isinstance(env, str):
-        return env
-    if isinstance(env, (GymnaxEnv, GymnasiumEnv)):
-        return env.spec.env_id
-    if isinstance(env, gymnasium.Env) and env.spec is not None:
-        return env.spec.id
-    raise ValueError(
-        f"env={env!r} is invalid: pass an env id ('CartPole-v1'), "
-        "janus_jax.envs.make(...) or an env made by gymnasium.make"
-    )
 
 
 def default_configs(
@@ -92,18 +76,17 @@ class WorldModelTrainer:
         dataset: str | Path | None = None,
         io: RunIO | None = None,
         env_kwargs: dict | None = None,
+        seed: int = 0,
         parallel: DataParallel | None = None,
     ):
         self.config = config or WorldModelTrainingConfig()
-        check_device(self.config.device)
+        self.seed = seed
         self.parallel = parallel or DataParallel.create()
         self.env_id = env_id_of(env)
-        self.env_kwargs = dict(env_kwargs or {})
-        spec_env = env if isinstance(env, (GymnaxEnv, GymnasiumEnv)) else None
-        spec_env = spec_env or make(self.env_id, **self.env_kwargs)
-        self.spec = spec_env.spec
-        if spec_env is not env and isinstance(spec_env, GymnasiumEnv):
-            spec_env.close()
+        self.env_kwargs = {**made_with(env), **(env_kwargs or {})}
+        self.spec = getattr(env, "spec", None)  # a janus-jax env's EnvSpec
+        if not hasattr(self.spec, "observation_shape"):
+            self.spec = spec_of(self.env_id, **self.env_kwargs)
         self.vae_config, self.mdn_config = default_configs(
             self.spec, self.config.vae, self.config.mdn_rnn
         )
@@ -123,7 +106,7 @@ class WorldModelTrainer:
             data_dir = self.io.run_dir / "data"
         self.dataset_path = Path(dataset) if dataset is not None else data_dir
         self._collect_needed = dataset is None
-        keys = jax.random.split(jax.random.key(self.config.seed), 4)
+        keys = jax.random.split(jax.random.key(seed), 4)
         self._keys = dict(
             zip(("vae_init", "vae", "mdn_init", "mdn"), keys, strict=True)
         )
@@ -164,7 +147,7 @@ class WorldModelTrainer:
             self.env_id,
             self.dataset_path,
             c.num_episodes,
-            seed=c.seed,
+            seed=self.seed,
             num_envs=c.collect_envs,
             resume=True,
             progress=self.io.progress,
@@ -199,7 +182,7 @@ class WorldModelTrainer:
         compiled = jax.jit(functools.partial(fit_chunk, **kwargs), donate_argnums=0)
 
         def run_chunk(state, done, count):
-            rows = epoch_batches(num_items, batch_size, c.seed, done, count)
+            rows = epoch_batches(num_items, batch_size, self.seed, done, count)
             state, metrics = compiled(state, self.parallel.gather_rows(data, rows))
             return state, metrics, {"epoch": (done + count) / per_epoch}
 

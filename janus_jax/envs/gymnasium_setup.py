@@ -1,0 +1,105 @@
+"""The sub-envs of the gymnasium adapter: what each env observes, its action
+space in janus-jax terms, and the errors for spaces janus-jax does not handle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from gymnasium.wrappers import AddRenderObservation
+
+from janus_jax.configs import ActionSpec
+
+OBSERVATIONS = ("state", "pixels")
+
+
+def is_image(space: spaces.Space) -> bool:
+    return (
+        isinstance(space, spaces.Box)
+        and len(space.shape) == 3
+        and space.dtype == np.uint8
+    )
+
+
+class RenderObservation(AddRenderObservation):
+    """``AddRenderObservation`` whose env can be rebuilt from its spec.
+
+    gymnasium <= 1.3.0 records its arguments under their pre-1.0 names
+    (``pixels_only``), so ``gymnasium.make(env.spec)`` and ``check_env`` fail
+    with a TypeError (fixed upstream in Farama-Foundation/Gymnasium#1658).
+    """
+
+    def __init__(
+        self,
+        env: gymnasium.Env,
+        render_only: bool = True,
+        render_key: str = "pixels",
+        obs_key: str = "state",
+    ):
+        # Recorded first: RecordConstructorArgs keeps the first record it gets.
+        gymnasium.utils.RecordConstructorArgs.__init__(
+            self, render_only=render_only, render_key=render_key, obs_key=obs_key
+        )
+        super().__init__(env, render_only, render_key, obs_key)
+
+
+def _observe_render(env: gymnasium.Env) -> gymnasium.Env:
+    # Envs that already observe pixels (CarRacing) keep their own frames.
+    if is_image(env.observation_space):
+        return env
+    return RenderObservation(env, render_only=True)
+
+
+def sub_env_setup(
+    observation: str, env_kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], list[Callable[[gymnasium.Env], gymnasium.Env]]]:
+    if observation not in OBSERVATIONS:
+        raise ValueError(
+            f"observation={observation!r} is invalid: must be one of {OBSERVATIONS}"
+        )
+    if observation == "state":
+        return dict(env_kwargs), []
+    render_mode = env_kwargs.get("render_mode", "rgb_array")
+    if render_mode != "rgb_array":
+        raise ValueError(
+            f"render_mode={render_mode!r} is invalid with observation='pixels': "
+            "the frames come from render_mode='rgb_array'"
+        )
+    return {**env_kwargs, "render_mode": "rgb_array"}, [_observe_render]
+
+
+def make_single_env(
+    env_id: str, observation: str = "state", **env_kwargs
+) -> gymnasium.Env:
+    """Returns one sub-env built as ``GymnasiumEnv`` builds each of its envs.
+
+    The frames are not yet cropped or resized: that happens batched in the
+    vector adapter. Useful for gymnasium's ``check_env`` and for rendering.
+    """
+    kwargs, wrappers = sub_env_setup(observation, env_kwargs)
+    env = gymnasium.make(env_id, **kwargs)
+    for wrapper in wrappers:
+        env = wrapper(env)
+    return env
+
+
+def unsupported(env_id: str, what: str, space: spaces.Space, allowed: str) -> NoReturn:
+    raise ValueError(
+        f"{env_id}: {what} space {space} is not supported: janus-jax handles {allowed}"
+    )
+
+
+def action_spec(env_id: str, space: spaces.Space) -> tuple[ActionSpec, int]:
+    """Returns the ActionSpec and the offset added to actions (Discrete start)."""
+    if isinstance(space, spaces.Discrete):
+        # The agent always emits 0..n-1; Discrete(n, start=s) gets action + s.
+        return ActionSpec(continuous=False, dim=int(space.n)), int(space.start)
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            unsupported(env_id, "action", space, "Box actions with finite bounds")
+        low, high = (tuple(float(v) for v in b) for b in (space.low, space.high))
+        return ActionSpec(continuous=True, dim=len(low), low=low, high=high), 0
+    unsupported(env_id, "action", space, "Discrete(n) and 1-D Box actions")
