@@ -9,6 +9,7 @@ has a direct equivalent.
 
 from __future__ import annotations
 
+import math
 import warnings
 from functools import partial
 from typing import Any
@@ -26,10 +27,12 @@ from janus_jax.configs import (
 )
 from janus_jax.devices import check_device
 from janus_jax.imagination import (
+    ActInfo,
     RewardFn,
     WorldModelParams,
     controller_act,
     imagine,
+    observation_features,
     world_step,
 )
 from janus_jax.models import controller, mdn_rnn, vae
@@ -48,9 +51,18 @@ def act(
     carry advanced by (z_t, a_t) as the state; ``info`` is the ActInfo.
 
     A ``janus_jax.envs`` Policy (params, key, obs, state), so every env rollout
-    can run the agent: ``env.rollout(act, params, state, key, T)``."""
-    latent = vae.get_latent(params.vae, obs)
+    can run the agent: ``env.rollout(act, params, state, key, T)``. Without V
+    (``params.vae`` None: model-free PPO) C acts on the observations' features
+    and the state (None) passes through."""
     c_params = params.controller
+    if params.vae is None:  # model-free: C acts on the observations, no M
+        feats = observation_features(obs)
+        choice = controller_act(c_params, key, feats, deterministic)
+        info = ActInfo(
+            feats, None, choice.raw_action, choice.log_prob, choice.value, None
+        )
+        return PolicyStep(choice.action, carry, info)
+    latent = vae.get_latent(params.vae, obs)
     policy = lambda k, f: controller_act(c_params, k, f, deterministic)  # noqa: E731
     next_carry, _, info, action = world_step(params, policy, carry, latent, key)
     return PolicyStep(action, next_carry, info)
@@ -178,6 +190,8 @@ class WorldModelAgent:
     action_dim: the number of discrete actions, or the size of a continuous action.
     device: accepted for the PyTorch README's calls; JAX places arrays on its
         default backend, and a kind it does not have ("cuda" on a CPU) warns.
+    features: "world_model" (C on [z, h]) or "observation": no V and no M, C
+        acting on the raw observations (model-free PPO, the baseline).
     """
 
     def __init__(
@@ -193,10 +207,18 @@ class WorldModelAgent:
         action_high: tuple[float, ...] | None = None,
         seed: int = 0,
         device: str | None = None,
+        features: str = "world_model",
     ):
         if device is not None:
             check_device(device)
+        if features not in ("world_model", "observation"):
+            raise ValueError(
+                f"features={features!r} is invalid: must be 'world_model' or "
+                "'observation'"
+            )
+        self.features = features
         observation_shape = channels_last(observation_shape)
+        self._observation_shape = tuple(observation_shape)
         if vae_config is None:
             vae_config = observation_config(observation_shape)
         elif vae_config.observation_shape != tuple(observation_shape):
@@ -221,13 +243,17 @@ class WorldModelAgent:
         vae_key, mdn_key, controller_key, self._key = jax.random.split(
             jax.random.key(seed), 4
         )
-        self.vae = VariationalAutoencoder(
-            vae_config, params=vae.init(vae_key, vae_config)
-        )
-        self.mdn_rnn = MDNRNN(
-            mdn_rnn_config, params=mdn_rnn.init(mdn_key, mdn_rnn_config)
-        )
-        feature_dim = vae_config.latent_dim + mdn_rnn_config.hidden_dim
+        if features == "observation":
+            self.vae = self.mdn_rnn = None
+            feature_dim = math.prod(observation_shape)
+        else:
+            self.vae = VariationalAutoencoder(
+                vae_config, params=vae.init(vae_key, vae_config)
+            )
+            self.mdn_rnn = MDNRNN(
+                mdn_rnn_config, params=mdn_rnn.init(mdn_key, mdn_rnn_config)
+            )
+            feature_dim = vae_config.latent_dim + mdn_rnn_config.hidden_dim
         self.controller = Component(
             controller.init(
                 controller_key, self.controller_config, self.action_spec, feature_dim
@@ -261,11 +287,13 @@ class WorldModelAgent:
 
     @property
     def observation_shape(self) -> tuple[int, ...]:
-        return self.vae.config.observation_shape
+        return self._observation_shape
 
     @property
     def params(self) -> WorldModelParams:
         """All parameters as one pytree, for the pure functions and for jit."""
+        if self.vae is None:
+            return WorldModelParams(None, None, self.controller.params)
         return WorldModelParams(
             self.vae.params, self.mdn_rnn.params, self.controller.params
         )
@@ -294,6 +322,11 @@ class WorldModelAgent:
         but a fresh agent with the same seed repeats them. ``temperature`` defaults to
         the MDN-RNN config's; ``reward_fn`` and ``done_mode`` are as in ``imagine``;
         ``carry`` is the MDN-RNN state to start from (leaves [B, H]; None: zeros)."""
+        if self.mdn_rnn is None:
+            raise ValueError(
+                "this agent has no world model (features='observation'): it cannot "
+                "dream; make one with features='world_model'"
+            )
         obs = jnp.asarray(np.asarray(initial_obs))
         single = obs.shape == self.observation_shape
         if not single and obs.shape[1:] != self.observation_shape:

@@ -259,8 +259,7 @@ def _evaluate(args) -> int:
 
     from janus_jax.envs import make
     from janus_jax.train import run_dir
-    from janus_jax.train.evaluate import episode_returns
-    from janus_jax.train.pipeline import MAX_EVAL_ENVS
+    from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes} is invalid: must be >= 1")

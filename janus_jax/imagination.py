@@ -60,9 +60,23 @@ DreamPolicy = Callable[[jax.Array, jax.Array], PolicyOut]
 """A pure ``policy(key, features [..., Z + H]) -> PolicyOut``."""
 
 
-def features(latent: jax.Array, hidden: jax.Array) -> jax.Array:
-    """Returns the controller's input [z, h] [..., Z + H]."""
-    return jnp.concatenate([latent, hidden], axis=-1)
+def features(latent: jax.Array, hidden: jax.Array | None) -> jax.Array:
+    """Returns the controller's input [z, h] [..., Z + H] (z alone without M)."""
+    return latent if hidden is None else jnp.concatenate([latent, hidden], axis=-1)
+
+
+def observation_features(obs: jax.Array, batch_dims: int = 1) -> jax.Array:
+    """Returns what model-free C sees of raw observations [*B, ...]: float32,
+    pixels (uint8) / 255, flattened to [*B, D]."""
+    x = obs.astype(jnp.float32)
+    if obs.dtype == jnp.uint8:
+        x = x / 255.0
+    return x.reshape(obs.shape[:batch_dims] + (-1,))
+
+
+def hidden_of(carry) -> jax.Array | None:
+    """Returns M's output h of a carry (None without M)."""
+    return None if carry is None else mdn_rnn.hidden(carry)
 
 
 def controller_act(
@@ -249,8 +263,12 @@ def imagine(
 
 def to_latents(vae_params: vae.VAEParams, real: Transition) -> Transition:
     """Returns a real rollout [T, E] in the dream's terms: observations replaced
-    by their latents (z_t as C saw it, and V's z of every next observation)."""
+    by their latents (z_t as C saw it, and V's z of every next observation);
+    without V (``vae_params`` None), by C's observation features."""
     next_obs = real.next_obs
+    if vae_params is None:  # model-free: C saw the observations themselves
+        next_latent = observation_features(next_obs, batch_dims=2)
+        return real._replace(obs=real.info.latent, next_obs=next_latent)
     flat = next_obs.reshape((-1,) + next_obs.shape[2:])
     next_latent = vae.get_latent(vae_params, flat)
     return real._replace(
@@ -284,7 +302,7 @@ def to_ppo_batch(
     )
     mask = transition.mask
     return ppo.Batch(
-        features=features(info.latent, mdn_rnn.hidden(info.carry)),
+        features=features(info.latent, hidden_of(info.carry)),
         raw_actions=info.raw_action,
         log_probs=info.log_prob,
         values=info.value,

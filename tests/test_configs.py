@@ -152,6 +152,8 @@ CLASSES = (
 # The int fields that may be 0; every other one must be >= 1.
 MAY_BE_ZERO = {
     ("ControllerTrainingConfig", "world_model_updates"),
+    ("ControllerTrainingConfig", "dream_updates"),
+    ("ControllerTrainingConfig", "eval_every"),
     ("RunConfig", "seed"),
 }
 

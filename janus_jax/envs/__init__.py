@@ -11,6 +11,7 @@ from janus_jax.envs.factory import (
     family_of,
     made_with,
     make,
+    remake,
     spec_of,
 )
 from janus_jax.envs.gymnasium_env import GymnasiumEnv, GymStep
@@ -50,6 +51,7 @@ __all__ = [
     "make_single_env",
     "preprocess_frames",
     "random_actions",
+    "remake",
     "reset_where",
     "spec_of",
 ]

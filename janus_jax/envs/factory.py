@@ -53,6 +53,20 @@ def make(env_id: str, *, family: str | None = None, **kwargs) -> Env:
     return GymnasiumEnv(env_id, **kwargs)
 
 
+def remake(env: Env, num_envs: int) -> Env:
+    """Returns a new env of ``num_envs`` envs made as ``env`` was (a fresh copy:
+    stepping it leaves ``env``'s episodes alone). Envs built from instances of
+    an unregistered class cannot be remade: register the class first."""
+    if env.spec.family == "gymnasium" and not ids.is_gymnasium_id(env.spec.env_id):
+        raise ValueError(
+            f"cannot make another {env.spec.env_id!r}: it is not a registered id; "
+            "register it (gymnasium.register) and build the envs with gymnasium.make"
+        )
+    return make(
+        env.spec.env_id, family=env.spec.family, num_envs=num_envs, **env.made_with
+    )
+
+
 def spec_of(env_id: str, **kwargs):
     """Returns the EnvSpec of ``make(env_id, **kwargs)`` (the env is closed)."""
     with make(env_id, **kwargs) as env:

@@ -83,6 +83,13 @@ class GymnasiumEnv:
             )
         if not ids.is_gymnasium_id(env_id):
             raise ValueError(ids.unknown_id_message(env_id, "gymnasium"))
+        self.made_with = dict(
+            observation=observation,
+            image_size=image_size,
+            crop=crop,
+            vectorization_mode=vectorization_mode,
+            **env_kwargs,
+        )
         kwargs, wrappers = sub_env_setup(observation, env_kwargs)
         self._vec = gymnasium.make_vec(
             env_id,
@@ -126,6 +133,7 @@ class GymnasiumEnv:
         kwargs = dict(first.kwargs) if first is not None else {}
         if first is not None and first.max_episode_steps is not None:
             kwargs.setdefault("max_episode_steps", first.max_episode_steps)
+        self.made_with = dict(image_size=image_size, crop=crop, **kwargs)
         self._finish_init(env_id, kwargs, image_size, crop)
         return self
 

@@ -95,6 +95,7 @@ class GymnaxEnv:
         if env_id not in gymnax.registered_envs:
             raise ValueError(ids.unknown_id_message(env_id, "gymnax"))
         self.made_with = {"env_params": env_params, **env_kwargs}
+        """What ``make`` needs to build this env again (``envs.remake``)."""
         self.env, params = gymnax.make(env_id, **env_kwargs)
         if env_params:
             params = params.replace(**dict(env_params))

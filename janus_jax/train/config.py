@@ -19,6 +19,8 @@ from janus_jax.configs import (
 )
 from janus_jax.devices import check_device
 
+FEATURES = ("world_model", "observation")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WorldModelTrainingConfig:
@@ -102,6 +104,10 @@ class ControllerTrainingConfig:
     """Steps per dream (each dream starts from a real [z, h] of the rollout)."""
     world_model_updates: int = 4
     """M gradient steps on each fresh real rollout (0 freezes the world model)."""
+    dream_updates: int = 0
+    """Extra PPO updates per real rollout, each on fresh dreams of the current C
+    only (as many dreams as the ratio sets; needs imagination_ratio > 0): C
+    takes several clipped steps per real rollout, all in the dream."""
     world_model_learning_rate: float = 1e-3
     """Adam step size of M's refresh on the real rollouts."""
     sequence_length: int = 32
@@ -110,8 +116,17 @@ class ControllerTrainingConfig:
     """PPO updates per compiled chunk."""
     checkpoint_every: int = 5
     """Chunks between checkpoints."""
+    features: str = "world_model"
+    """What C acts on: "world_model" ([z, h] from V and M) or "observation"
+    (model-free PPO on the raw observations, flattened, pixels / 255: no data
+    collection, no V, no M, no dreams; the baseline the world model is measured
+    against, run by the same trainer, evaluation and logs)."""
     eval_episodes: int = 32
     """Episodes of the final evaluation (and of the random baseline)."""
+    eval_every: int = 0
+    """Real env steps between evaluations during training (eval/return_mean in
+    the metrics log, at the first chunk past each multiple; 0: only the final
+    evaluation). Same episodes count and policy as the final one."""
     use_tensorboard: bool = False
     """Also write TensorBoard event files (run_dir/tensorboard)."""
 
@@ -132,6 +147,20 @@ class ControllerTrainingConfig:
         _in_range(self, "world_model_learning_rate", 1e-12, 10.0)
         _bool(self, "use_tensorboard")
         _bool(self, "learn_from_real")
+        _non_negative_int(self, "eval_every")
+        _non_negative_int(self, "dream_updates")
+        if self.features not in FEATURES:
+            _fail(name, "features", self.features, f"must be one of {FEATURES}")
+        if self.features == "observation" and (
+            self.imagination_ratio or not self.learn_from_real
+        ):
+            _fail(
+                name,
+                "features",
+                self.features,
+                "model-free PPO dreams nothing: set imagination_ratio=0 (and "
+                "learn_from_real=True), or features='world_model'",
+            )
         ratio = self.imagination_ratio
         if not _is_number(ratio) or not 0 <= ratio < 1:
             _fail(

@@ -40,6 +40,7 @@ class ControlSetup:
     window: int  # M's refresh windows, in steps
     num_windows: int
     world_model_updates: int  # M gradient steps per update (0: M frozen)
+    dream_updates: int  # extra PPO updates on fresh dreams only, per real rollout
     mdn_optimizer: optax.GradientTransformation
     ppo: PPOConfig
     optimizer: optax.GradientTransformation
@@ -53,7 +54,7 @@ class ControlState:
     """What one controller update carries to the next."""
 
     train: ppo.TrainState
-    mdn: FitState
+    mdn: FitState | None  # None: no world model (model-free PPO)
     rollout: RolloutState  # the envs, M's carry per env (the policy state), returns
     key: jax.Array  # uint32 key data; update u uses fold_in(key, u)
     updates: jax.Array  # int32 updates done
@@ -173,15 +174,42 @@ def learn(
         state = state.replace(
             imagined_steps=state.imagined_steps + steps.astype(jnp.int32)
         )
-    flat = lambda *xs: jnp.concatenate([x.reshape((-1,) + x.shape[2:]) for x in xs])  # noqa: E731
     train, ppo_metrics = ppo.update(
-        state.train, jax.tree.map(flat, *parts), ppo_key, config, setup.optimizer
+        state.train, jax.tree.map(_flat, *parts), ppo_key, config, setup.optimizer
     )
     metrics.update(ppo_metrics)
+    if setup.dream_updates:
+        train = _dream_updates(setup, params, train, real, dream_key)
     ended = jnp.logical_or(real.terminated, real.truncated)
     metrics["real/return_sum"] = jnp.sum(real.episode_return)
     metrics["real/episodes"] = jnp.sum(ended).astype(jnp.float32)
     return state.replace(train=train, updates=state.updates + 1), metrics
+
+
+def _flat(*parts):
+    return jnp.concatenate([x.reshape((-1,) + x.shape[2:]) for x in parts])
+
+
+def _dream_updates(setup: ControlSetup, params, train, real: Transition, key):
+    """Returns C's train state after ``dream_updates`` more PPO updates, each on
+    fresh dreams of the current C from the rollout's start states: C moves
+    several clipped steps per real rollout, all of them in the dream."""
+    config = setup.ppo
+
+    def one(train, update_key):
+        dream_key, ppo_key = jax.random.split(update_key)
+        now = params.replace(controller=train.params)
+        dreamed = dream(setup, now, real, dream_key)
+        batch = imagination.to_ppo_batch(
+            train.params, dreamed, config.gamma, config.gae_lambda
+        )
+        train, _ = ppo.update(
+            train, jax.tree.map(_flat, batch), ppo_key, config, setup.optimizer
+        )
+        return train, None
+
+    keys = jax.random.split(jax.random.fold_in(key, 1), setup.dream_updates)
+    return jax.lax.scan(one, train, keys)[0]
 
 
 def update_key(state: ControlState) -> jax.Array:
@@ -201,7 +229,8 @@ def update(
     ``learn_fn`` on it. ``place(tree, axis)`` lays host-stepped data out over
     the devices (the identity under jit)."""
     rollout_key, learn_key = jax.random.split(update_key(state))
-    params = WorldModelParams(vae_params, state.mdn.params, state.train.params)
+    m_params = None if state.mdn is None else state.mdn.params
+    params = WorldModelParams(vae_params, m_params, state.train.params)
     rollout, real = env.rollout(
         agent.act, params, state.rollout, rollout_key, setup.rollout_length
     )

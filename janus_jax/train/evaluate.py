@@ -17,6 +17,8 @@ from janus_jax.train.metrics_log import Progress
 # Episodes of envs without a time limit are cut here (MinAtar's is 100,000 steps).
 DEFAULT_MAX_STEPS = 10_000
 CHUNK_STEPS = 256
+# At most this many envs are stepped at once (more episodes run in rounds).
+MAX_EVAL_ENVS = 64
 
 
 def first_returns(chunk, done: np.ndarray, returns: np.ndarray) -> None:
@@ -34,8 +36,8 @@ def _one_round(run, env, params, key, max_steps: int, length: int) -> np.ndarray
     chunks of ``length`` steps; episodes still running after ``max_steps``
     (rounded up to whole chunks) count what they earned so far."""
     start_key, key = jax.random.split(key)
-    carry = None
-    if params is not None:
+    carry = None  # a random policy, or C without M, carries nothing
+    if params is not None and params.mdn_rnn is not None:
         carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (env.num_envs,))
     state = env.start(start_key, carry)
     done = np.zeros(env.num_envs, bool)

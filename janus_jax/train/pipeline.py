@@ -23,7 +23,7 @@ from janus_jax.envs import make, spec_of
 from janus_jax.parallel import DataParallel
 from janus_jax.train import sequences
 from janus_jax.train.checkpoint import read_json, write_json_atomic
-from janus_jax.train.evaluate import episode_returns
+from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.train.loop import RunIO
 from janus_jax.train.metrics_log import MetricsLogger, read_metrics
 from janus_jax.train.ppo_trainer import (
@@ -43,8 +43,6 @@ from janus_jax.train.run_dir import (
 from janus_jax.train.world_model import WorldModelTrainer, default_configs
 
 STAGES = ("collect", "world_model", "controller", "evaluate")
-# Evaluation steps this many envs at once at most (more episodes run in rounds).
-MAX_EVAL_ENVS = 64
 
 
 def run(
@@ -68,9 +66,12 @@ def run(
     out = Path(out)
     par = parallel or DataParallel.create()
     config = _resolved(config)
+    fresh = stages[0] == "collect" or stages == STAGES
+    if config.controller.features == "observation":
+        # Model-free PPO: nothing to collect, no world model to train.
+        stages = tuple(s for s in stages if s in ("controller", "evaluate"))
     _check_inputs(config, out, stages, dataset)
     _check_layout(config, stages, par)
-    fresh = stages[0] == "collect" or stages == STAGES
     existed = (out / "config.json").exists()
     par.barrier("janus-jax run dir checked")
     continuing = par.on_primary(
@@ -147,8 +148,8 @@ def _check_inputs(config: RunConfig, out: Path, stages, dataset) -> None:
                 f"the dataset at {dataset} holds {found!r} episodes, but this run "
                 f"trains on {config.env_id!r}"
             )
-    needs_world_model = "world_model" not in stages and (
-        "controller" in stages or "evaluate" in stages
+    needs_world_model = config.controller.features == "world_model" and (
+        "world_model" not in stages and ("controller" in stages or "evaluate" in stages)
     )
     if needs_world_model and not (out / "checkpoints" / "agent").is_dir():
         raise RunDirError(
@@ -179,14 +180,16 @@ def _run_stages(config, out, stages, io, dataset, start, par) -> dict:
         agent.vae.params, agent.mdn_rnn.params = wm.vae_params, wm.mdn_params
         save_agent(out, agent, "world_model", par)
         summary["final_losses"] = wm.metrics
-    if "controller" in stages or "evaluate" in stages:
+    model_free = config.controller.features == "observation"
+    fresh_controller = model_free and "controller" in stages  # nothing to load
+    if ("controller" in stages or "evaluate" in stages) and not fresh_controller:
         agent = load_agent(out, par)
     if "controller" in stages:
         summary.update(_train_controller(config, agent, io, par))
         save_agent(out, agent, "controller", par)
     # Every process opens the dataset (collect() syncs them); only process 0
     # evaluates and writes, and the others wait for it to succeed or fail.
-    data = wm.collect() if "evaluate" in stages else None
+    data = wm.collect() if "evaluate" in stages and not model_free else None
     finished = par.on_primary(
         lambda: _finish(config, out, stages, io, start, wm, agent, summary, data),
         "evaluate the run and write its summary",
@@ -278,6 +281,10 @@ def write_pictures(
     ``frames`` random dataset frames (streamed, not the whole dataset loaded), a
     dream GIF and the learning curves."""
     plots = out / "plots"
+    metrics = out / "metrics.jsonl"
+    curves = pictures.learning_curves(read_metrics(metrics), plots, str(metrics))
+    if agent.vae is None:  # model-free: no V to reconstruct with, no M to dream
+        return curves
     real = next(dataset.frames(frames, config.seed))
     recon = np.asarray(pictures.reconstruct(agent.vae.params, real))
     if real.ndim == 4:
@@ -285,9 +292,7 @@ def write_pictures(
         real, recon = (np.repeat(np.repeat(x, k, 1), k, 2) for x in (real, recon))
     written = [pictures.reconstruction_grid(real, recon, plots / "reconstructions.png")]
     written.append(dream_gif(config, agent, plots / "dream.gif"))
-    metrics = out / "metrics.jsonl"
-    written += pictures.learning_curves(read_metrics(metrics), plots, str(metrics))
-    return written
+    return written + curves
 
 
 def dream_gif(config: RunConfig, agent, path, *, temperature=None, steps=100):

@@ -17,15 +17,18 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from janus_jax import ppo
 from janus_jax.agent import WorldModelAgent
 from janus_jax.configs import PPOConfig
-from janus_jax.envs import as_env, check_observation
+from janus_jax.envs import as_env, check_observation, remake
+from janus_jax.imagination import WorldModelParams
 from janus_jax.models import mdn_rnn
 from janus_jax.parallel import DataParallel
 from janus_jax.train import control
 from janus_jax.train.config import ControllerTrainingConfig
+from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.train.fit import init_fit_state, make_optimizer
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 from janus_jax.train.metrics_log import MetricsLogger
@@ -119,7 +122,14 @@ class WorldModelPPOTrainer:
         self.num_envs = self.env.num_envs
         if self.num_envs != t.num_envs:
             self.training = t = dataclasses.replace(t, num_envs=self.num_envs)
-        check_observation(self.env.spec, self.agent.vae.config)
+        if self.agent.vae is not None:
+            check_observation(self.env.spec, self.agent.vae.config)
+        elif self.env.spec.observation_shape != self.agent.observation_shape:
+            raise ValueError(
+                f"{self.env.spec.env_id} observes shape "
+                f"{self.env.spec.observation_shape}; the agent was made for "
+                f"{self.agent.observation_shape}"
+            )
         self.agent.match_actions(self.env.spec.action, self.env.spec.env_id)
         self.parallel = parallel or DataParallel.create()
         check_multi_process_env(self.env.spec.env_id, self.env.spec.on_device)
@@ -138,12 +148,20 @@ class WorldModelPPOTrainer:
         self.imagined_steps = 0
 
     def close(self) -> None:
-        """Closes the env (gymnasium envs hold worker processes)."""
+        """Closes the envs (gymnasium envs hold worker processes)."""
         self.env.close()
+        if getattr(self, "_eval_env", None) is not None:
+            self._eval_env.close()
 
     def _setup(self, total_timesteps: int, rollout_length: int):
         """Returns (ControlSetup, number of updates rounded up to whole chunks)."""
         t = self.training
+        model_free = self.agent.mdn_rnn is None
+        if model_free and t.imagination_ratio:
+            raise ValueError(
+                f"imagination_ratio={t.imagination_ratio}: an agent without a world "
+                "model (features='observation') cannot dream; use 0"
+            )
         real = self.num_envs * rollout_length
         minibatch = self.config.minibatch_size
         if t.learn_from_real and real % minibatch:
@@ -157,7 +175,13 @@ class WorldModelPPOTrainer:
             self.parallel.check_divisible("the dreams per update", starts)
         updates = math.ceil(total_timesteps / real)
         _, updates = whole_chunks(updates, t.updates_per_chunk)
+        if t.dream_updates and not starts:
+            raise ValueError(
+                f"dream_updates={t.dream_updates} needs dreams: set "
+                "imagination_ratio above 0"
+            )
         batch = real * t.learn_from_real + starts * horizon
+        batch += t.dream_updates * starts * horizon
         grad_steps = updates * self.config.n_epochs * (batch // minibatch)
         window = min(t.sequence_length, rollout_length)
         setup = control.ControlSetup(
@@ -165,11 +189,12 @@ class WorldModelPPOTrainer:
             rollout_length=rollout_length,
             dream_starts=starts,
             horizon=horizon,
-            temperature=self.agent.mdn_rnn.config.temperature,
+            temperature=1.0 if model_free else self.agent.mdn_rnn.config.temperature,
             learn_from_real=t.learn_from_real,
             window=window,
             num_windows=self.num_envs * (-(-rollout_length // window) + 1),
-            world_model_updates=t.world_model_updates,
+            world_model_updates=0 if model_free else t.world_model_updates,
+            dream_updates=t.dream_updates,
             mdn_optimizer=make_optimizer(t.world_model_learning_rate, 1.0),
             ppo=self.config,
             optimizer=ppo.make_optimizer(self.config, grad_steps),
@@ -182,11 +207,14 @@ class WorldModelPPOTrainer:
     def _initial_state(self, setup: control.ControlSetup) -> control.ControlState:
         reset_key, state_key = jax.random.split(jax.random.key(self.seed))
         params = self.agent.params
-        carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (self.num_envs,))
+        carry = mdn = None  # model-free: no M, no carry
+        if params.mdn_rnn is not None:
+            carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (self.num_envs,))
+            mdn = init_fit_state(params.mdn_rnn, setup.mdn_optimizer, state_key)
         rollout = self.env.start(reset_key, carry)
         state = control.ControlState(
             train=ppo.init_train_state(params.controller, setup.optimizer),
-            mdn=init_fit_state(params.mdn_rnn, setup.mdn_optimizer, state_key),
+            mdn=mdn,
             rollout=jax.tree.map(jnp.asarray, rollout),
             key=jax.random.key_data(state_key),
             updates=jnp.zeros((), jnp.int32),
@@ -202,7 +230,8 @@ class WorldModelPPOTrainer:
 
     def _chunk_fn(self, setup):
         """Returns run_chunk(state, done, count) for ``run_chunks``."""
-        vae_params = self.parallel.replicate(self.agent.vae.params)
+        vae = self.agent.vae
+        vae_params = None if vae is None else self.parallel.replicate(vae.params)
         real_per_update = setup.num_envs * setup.rollout_length
         count = self.training.updates_per_chunk
         if self.env.spec.on_device:  # the one place the env families differ
@@ -227,15 +256,42 @@ class WorldModelPPOTrainer:
                 stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
                 return state, control.summarize(stacked)
 
+        every = self.training.eval_every
+
         def run_chunk(state, done, count):
+            before = int(state.updates) * real_per_update
             state, metrics = chunk(state)
+            steps = int(state.updates) * real_per_update
+            if every and steps // every > before // every:
+                metrics = {**metrics, **self.evaluate(state, steps)}
             extra = {
-                "real_env_steps": int(state.updates) * real_per_update,
+                "real_env_steps": steps,
                 "imagined_steps": int(state.imagined_steps),
             }
             return state, metrics, extra
 
         return run_chunk
+
+    def evaluate(self, state: control.ControlState, steps: int) -> dict:
+        """Returns eval/return_mean and eval/return_std of the state's C (and M)
+        over ``eval_episodes`` episodes of a copy of the env (argmax / mean
+        actions; the key derives from the seed and ``steps``)."""
+        t = self.training
+        m_params = None if state.mdn is None else self.parallel.local(state.mdn.params)
+        vae = self.agent.vae
+        params = WorldModelParams(
+            None if vae is None else vae.params,
+            m_params,
+            self.parallel.local(state.train.params),
+        )
+        if getattr(self, "_eval_env", None) is None:
+            self._eval_env = remake(self.env, min(t.eval_episodes, MAX_EVAL_ENVS))
+        key = jax.random.fold_in(jax.random.key(self.seed + 1), steps)
+        returns = episode_returns(key, self._eval_env, params, t.eval_episodes)
+        return {
+            "eval/return_mean": float(np.mean(returns)),
+            "eval/return_std": float(np.std(returns)),
+        }
 
     def train(
         self, total_timesteps: int | None = None, rollout_length: int | None = None
@@ -270,6 +326,7 @@ class WorldModelPPOTrainer:
         self.real_env_steps = int(state.updates) * setup.num_envs * rollout_length
         self.imagined_steps = int(state.imagined_steps)
         self.agent.controller.params = self.parallel.local(state.train.params)
-        self.agent.mdn_rnn.params = self.parallel.local(state.mdn.params)
+        if self.agent.mdn_rnn is not None:
+            self.agent.mdn_rnn.params = self.parallel.local(state.mdn.params)
         self.state = state
         return metrics

@@ -98,6 +98,7 @@ def new_agent(config: RunConfig, env_spec) -> WorldModelAgent:
         action_low=env_spec.action.low,
         action_high=env_spec.action.high,
         seed=config.seed,
+        features=config.controller.features,
     )
 
 
