@@ -1,23 +1,13 @@
 """The Python-API CartPole experiment learns: the world-model pipeline gives a
 controller far above a random policy (about 22 on CartPole)."""
 
-import pathlib
-import sys
-
 import pytest
-
-EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+from conftest import import_experiment
 
 
 @pytest.fixture(scope="module")
 def experiment():
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        import cartpole_world_model
-
-        yield cartpole_world_model
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
+    return import_experiment("cartpole_world_model")
 
 
 def test_the_api_walkthrough_learns_cartpole(experiment, tmp_path):

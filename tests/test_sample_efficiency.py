@@ -3,24 +3,15 @@ return within a budget, steps to a threshold (each seed, or the mean), the
 table and the plot."""
 
 import math
-import pathlib
-import sys
 
 import numpy as np
 import pytest
-
-EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+from conftest import import_experiment
 
 
 @pytest.fixture(scope="module")
 def se():
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        import sample_efficiency
-
-        yield sample_efficiency
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
+    return import_experiment("sample_efficiency")
 
 
 STEPS = np.array([1000, 2000, 4000])
