@@ -1,7 +1,8 @@
-"""The user-facing agent: V, M and C bundled, with thin stateful shells.
+"""The user-facing agent: V, M and C bundled, and ``act``, the agent as a policy
+of any env's rollout.
 
 The pure functions live in ``janus_jax.models`` and ``janus_jax.imagination``;
-the classes here only hold parameters and a PRNG key for convenience (like
+the agent only holds parameters (``janus_jax.components``) and a PRNG key (like
 gymnax's gymnasium wrapper), so code written against the PyTorch World Model
 README (``agent.vae.load_state_dict(...)``, ``agent.imagine_trajectory(...)``)
 has a direct equivalent.
@@ -18,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from janus_jax.components import MDNRNN, Component, VariationalAutoencoder
 from janus_jax.configs import (
     ActionSpec,
     MDNRNNConfig,
@@ -70,78 +72,6 @@ def act(
 
 act_greedy = partial(act, deterministic=True)
 """``act`` with argmax (discrete) or mean (continuous) actions: for evaluation."""
-
-
-class Component:
-    """A parameter holder with the PyTorch-style ``state_dict``/``load_state_dict``."""
-
-    def __init__(self, params):
-        self.params = params
-
-    def state_dict(self):
-        """Returns the parameter pytree (arrays are immutable: sharing is safe)."""
-        return self.params
-
-    def load_state_dict(self, params) -> None:
-        """Replaces the parameters after checking that config and shapes agree."""
-        mine, theirs = self.params, params
-        if type(mine) is not type(theirs) or mine.config != theirs.config:
-            raise ValueError(
-                f"cannot load {type(theirs).__name__} with config "
-                f"{getattr(theirs, 'config', None)} into {type(mine).__name__} "
-                f"with config {mine.config}"
-            )
-        shapes = lambda p: jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), p)  # noqa: E731
-        if shapes(mine) != shapes(theirs):
-            raise ValueError(f"parameter shapes differ for {type(mine).__name__}")
-        self.params = theirs
-
-
-class VariationalAutoencoder(Component):
-    """V with its parameters.
-
-    ``VariationalAutoencoder(VAEConfig(...)).get_latent(obs)``
-    """
-
-    def __init__(
-        self, config: VAEConfig, seed: int = 0, params: vae.VAEParams | None = None
-    ):
-        super().__init__(
-            params if params is not None else vae.init(jax.random.key(seed), config)
-        )
-        self.config = config
-
-    def encode(self, obs):
-        return vae.encode(self.params, jnp.asarray(obs))
-
-    def decode(self, latent):
-        return vae.decode(self.params, jnp.asarray(latent))
-
-    def get_latent(self, obs, key: jax.Array | None = None):
-        return vae.get_latent(self.params, jnp.asarray(obs), key)
-
-
-class MDNRNN(Component):
-    """M with its parameters."""
-
-    def __init__(
-        self,
-        config: MDNRNNConfig,
-        seed: int = 0,
-        params: mdn_rnn.MDNRNNParams | None = None,
-    ):
-        p = params if params is not None else mdn_rnn.init(jax.random.key(seed), config)
-        super().__init__(p)
-        self.config = config
-
-    def initial_carry(self, batch_shape: tuple[int, ...] = ()):
-        return mdn_rnn.initial_carry(self.config, batch_shape)
-
-    def step(self, carry, latent, action):
-        return mdn_rnn.step(self.params, carry, latent, action)
-
-    def unroll(self, carry, latents, actions):
-        return mdn_rnn.unroll(self.params, carry, latents, actions)
 
 
 def channels_last(observation_shape: tuple[int, ...]) -> tuple[int, ...]:
