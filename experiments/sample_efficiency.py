@@ -255,6 +255,7 @@ def plot(results: dict, summaries: dict, path: Path) -> Path:
     steps (log scale), mean and min-max band over seeds for both agents."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     figure = Figure(figsize=(5 * len(results), 4), layout="constrained")
     FigureCanvasAgg(figure)
@@ -286,6 +287,7 @@ def plot(results: dict, summaries: dict, path: Path) -> Path:
         if threshold is not None:
             ax.axhline(threshold, color="gray", linestyle="--", linewidth=1)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
         ax.set_title(ROWS[key].name)
         ax.set_xlabel("real env steps (random data included)")
         ax.set_ylabel("evaluation return (32 episodes)")
