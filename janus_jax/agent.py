@@ -21,6 +21,7 @@ import numpy as np
 
 from janus_jax.components import MDNRNN, Component, VariationalAutoencoder
 from janus_jax.configs import (
+    FEATURES,
     ActionSpec,
     MDNRNNConfig,
     NetworkConfig,
@@ -141,10 +142,9 @@ class WorldModelAgent:
     ):
         if device is not None:
             check_device(device)
-        if features not in ("world_model", "observation"):
+        if features not in FEATURES:
             raise ValueError(
-                f"features={features!r} is invalid: must be 'world_model' or "
-                "'observation'"
+                f"features={features!r} is invalid: must be one of {FEATURES}"
             )
         self.features = features
         observation_shape = channels_last(observation_shape)

@@ -14,6 +14,8 @@ from typing import Literal
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
 RNN_TYPES = ("lstm", "gru")
+# What the controller acts on: [z, h] of the world model, or the raw observation.
+FEATURES = ("world_model", "observation")
 # The VAE encoder is the paper's: 4x4 convolutions with stride 2 and no padding.
 CONV_KERNEL = 4
 CONV_STRIDE = 2

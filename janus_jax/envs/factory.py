@@ -8,6 +8,7 @@ import gymnasium
 
 from janus_jax.envs import ids
 from janus_jax.envs.gymnasium_env import GymnasiumEnv
+from janus_jax.envs.gymnasium_setup import made_with
 from janus_jax.envs.gymnax_env import GymnaxEnv
 
 FAMILIES = (None, "gymnax", "gymnasium")
@@ -101,7 +102,7 @@ def as_env(envs, num_envs: int | None, **kwargs) -> Env:
         if num_envs is None or envs.num_envs == num_envs:
             return envs
         if envs.spec.on_device:  # a gymnax env is a description: make it wider
-            return GymnaxEnv(envs.spec.env_id, num_envs=num_envs, **envs.made_with)
+            return remake(envs, num_envs)
         raise ValueError(
             f"envs holds {envs.num_envs} envs but num_envs={num_envs}: make the "
             f"gymnasium env with num_envs={num_envs}, or leave num_envs unset"
@@ -115,15 +116,3 @@ def as_env(envs, num_envs: int | None, **kwargs) -> Env:
         # made anew as it was made: the gymnasium env, with its kwargs
         kwargs = {"family": "gymnasium", **made_with(envs[0]), **kwargs}
     return make(env_id_of(envs), num_envs=num_envs or 1, **kwargs)
-
-
-def made_with(env) -> dict:
-    """Returns the ``gymnasium.make`` kwargs a gymnasium env was made with (its
-    spec's kwargs and time limit), so copies of it can be made; {} otherwise."""
-    spec = env.spec if isinstance(env, gymnasium.Env) else None
-    if spec is None:
-        return {}
-    kwargs = dict(spec.kwargs)
-    if spec.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = spec.max_episode_steps
-    return kwargs

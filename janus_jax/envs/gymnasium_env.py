@@ -24,6 +24,7 @@ from janus_jax.envs import ids
 from janus_jax.envs.gymnasium_setup import (
     action_spec,
     is_image,
+    made_with,
     sub_env_setup,
     unsupported,
 )
@@ -130,9 +131,7 @@ class GymnasiumEnv:
             autoreset_mode=AutoresetMode.SAME_STEP,
         )
         env_id = first.id if first is not None else type(envs[0].unwrapped).__name__
-        kwargs = dict(first.kwargs) if first is not None else {}
-        if first is not None and first.max_episode_steps is not None:
-            kwargs.setdefault("max_episode_steps", first.max_episode_steps)
+        kwargs = made_with(envs[0])
         self.made_with = dict(image_size=image_size, crop=crop, **kwargs)
         self._finish_init(env_id, kwargs, image_size, crop)
         return self

@@ -103,3 +103,15 @@ def action_spec(env_id: str, space: spaces.Space) -> tuple[ActionSpec, int]:
         low, high = (tuple(float(v) for v in b) for b in (space.low, space.high))
         return ActionSpec(continuous=True, dim=len(low), low=low, high=high), 0
     unsupported(env_id, "action", space, "Discrete(n) and 1-D Box actions")
+
+
+def made_with(env) -> dict:
+    """Returns the ``gymnasium.make`` kwargs a gymnasium env was made with (its
+    spec's kwargs and time limit), so copies of it can be made; {} otherwise."""
+    spec = env.spec if isinstance(env, gymnasium.Env) else None
+    if spec is None:
+        return {}
+    kwargs = dict(spec.kwargs)
+    if spec.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = spec.max_episode_steps
+    return kwargs

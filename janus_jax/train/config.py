@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from janus_jax.configs import (
+    FEATURES,
     MDNRNNConfig,
     VAEConfig,
     _bool,
@@ -18,8 +19,6 @@ from janus_jax.configs import (
     _positive_int,
 )
 from janus_jax.devices import check_device
-
-FEATURES = ("world_model", "observation")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

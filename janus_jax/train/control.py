@@ -203,13 +203,18 @@ def _dream_updates(setup: ControlSetup, params, train, real: Transition, key):
         batch = imagination.to_ppo_batch(
             train.params, dreamed, config.gamma, config.gae_lambda
         )
-        train, _ = ppo.update(
-            train, jax.tree.map(_flat, batch), ppo_key, config, setup.optimizer
-        )
+        train, _ = ppo.update(train, batch, ppo_key, config, setup.optimizer)
         return train, None
 
     keys = jax.random.split(jax.random.fold_in(key, 1), setup.dream_updates)
     return jax.lax.scan(one, train, keys)[0]
+
+
+def params_of(state: ControlState, vae_params) -> WorldModelParams:
+    """Returns the V, M and C parameters the state's next update acts with (M is
+    None for model-free PPO)."""
+    m_params = None if state.mdn is None else state.mdn.params
+    return WorldModelParams(vae_params, m_params, state.train.params)
 
 
 def update_key(state: ControlState) -> jax.Array:
@@ -229,8 +234,7 @@ def update(
     ``learn_fn`` on it. ``place(tree, axis)`` lays host-stepped data out over
     the devices (the identity under jit)."""
     rollout_key, learn_key = jax.random.split(update_key(state))
-    m_params = None if state.mdn is None else state.mdn.params
-    params = WorldModelParams(vae_params, m_params, state.train.params)
+    params = params_of(state, vae_params)
     rollout, real = env.rollout(
         agent.act, params, state.rollout, rollout_key, setup.rollout_length
     )

@@ -19,7 +19,7 @@ import numpy as np
 
 from janus_jax import pictures
 from janus_jax.data import RolloutDataset
-from janus_jax.envs import make, spec_of
+from janus_jax.envs import EnvSpec, make, spec_of
 from janus_jax.parallel import DataParallel
 from janus_jax.train import sequences
 from janus_jax.train.checkpoint import read_json, write_json_atomic
@@ -65,13 +65,13 @@ def run(
     start = time.perf_counter()
     out = Path(out)
     par = parallel or DataParallel.create()
-    config = _resolved(config)
+    config, spec = _resolved(config)
     fresh = stages[0] == "collect" or stages == STAGES
     if config.controller.features == "observation":
         # Model-free PPO: nothing to collect, no world model to train.
         stages = tuple(s for s in stages if s in ("controller", "evaluate"))
     _check_inputs(config, out, stages, dataset)
-    _check_layout(config, stages, par)
+    _check_layout(config, spec, stages, par)
     existed = (out / "config.json").exists()
     par.barrier("janus-jax run dir checked")
     continuing = par.on_primary(
@@ -101,23 +101,22 @@ def run(
             logger.close()
 
 
-def _resolved(config: RunConfig) -> RunConfig:
-    """Returns the config with V's and M's architectures sized from the env where
-    they are unset (so config.json is complete); an unknown env id or an
-    observation V cannot take raises here, before anything is written."""
+def _resolved(config: RunConfig) -> tuple[RunConfig, EnvSpec]:
+    """Returns (the config with V's and M's architectures sized from the env where
+    they are unset, so config.json is complete; the env's spec); an unknown env
+    id or an observation V cannot take raises here, before anything is written."""
     spec = spec_of(config.env_id, **config.env_kwargs)
     wm = config.world_model
     vae_config, mdn_config = default_configs(spec, wm.vae, wm.mdn_rnn)
     world_model = dataclasses.replace(wm, vae=vae_config, mdn_rnn=mdn_config)
-    return dataclasses.replace(config, world_model=world_model)
+    return dataclasses.replace(config, world_model=world_model), spec
 
 
-def _check_layout(config: RunConfig, stages, par: DataParallel) -> None:
+def _check_layout(config: RunConfig, spec: EnvSpec, stages, par: DataParallel) -> None:
     """Raises ValueError (before anything is written) unless the run's global
     batches split evenly over the devices, and its env can be stepped by them."""
     wm, c = config.world_model, config.controller
     if "controller" in stages:
-        spec = spec_of(config.env_id, **config.env_kwargs)
         check_multi_process_env(config.env_id, spec.on_device)
     sizes = {}
     if "world_model" in stages:

@@ -23,7 +23,6 @@ from janus_jax import ppo
 from janus_jax.agent import WorldModelAgent
 from janus_jax.configs import PPOConfig
 from janus_jax.envs import as_env, check_observation, remake
-from janus_jax.imagination import WorldModelParams
 from janus_jax.models import mdn_rnn
 from janus_jax.parallel import DataParallel
 from janus_jax.train import control
@@ -277,13 +276,9 @@ class WorldModelPPOTrainer:
         over ``eval_episodes`` episodes of a copy of the env (argmax / mean
         actions; the key derives from the seed and ``steps``)."""
         t = self.training
-        m_params = None if state.mdn is None else self.parallel.local(state.mdn.params)
         vae = self.agent.vae
-        params = WorldModelParams(
-            None if vae is None else vae.params,
-            m_params,
-            self.parallel.local(state.train.params),
-        )
+        local = self.parallel.local(control.params_of(state, None))
+        params = local.replace(vae=None if vae is None else vae.params)
         if getattr(self, "_eval_env", None) is None:
             self._eval_env = remake(self.env, min(t.eval_episodes, MAX_EVAL_ENVS))
         key = jax.random.fold_in(jax.random.key(self.seed + 1), steps)
