@@ -8,6 +8,7 @@ import pytest
 
 from janus_jax.configs import VAEConfig
 from janus_jax.models import vae
+from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +57,20 @@ def test_bad_stats_are_refused(params):
 def test_tiny_std_is_floored(params):
     scaled = vae.with_obs_stats(params, np.zeros(3), np.zeros(3))
     assert np.all(np.isfinite(vae.encode(scaled, jnp.ones((1, 3)))[0]))
+
+
+def test_training_leaves_the_observation_statistics_alone():
+    # Adam moves any leaf with a gradient by about the step size per step, so
+    # statistics inside the gradient would drift ~lr x steps from the data's.
+    config = VAEConfig(observation_size=3, latent_dim=2, hidden_sizes=(8,))
+    params = vae.with_obs_stats(
+        vae.init(jax.random.key(0), config), [1.0, -2.0, 3.0], [0.5, 2.0, 4.0]
+    )
+    optimizer = make_optimizer(1e-2, None)
+    state = init_fit_state(params, optimizer, jax.random.key(1))
+    obs = jax.random.normal(jax.random.key(2), (50, 64, 3)) * 3.0 + 1.0
+    state, _ = fit_chunk(state, obs, loss_fn=vae.loss, optimizer=optimizer)
+    np.testing.assert_array_equal(state.params.obs_mean, [1.0, -2.0, 3.0])
+    np.testing.assert_array_equal(state.params.obs_std, [0.5, 2.0, 4.0])
+    moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), state.params.net, params.net)
+    assert max(jax.tree.leaves(moved)) > 1e-3  # the weights themselves did learn

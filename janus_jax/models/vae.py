@@ -166,9 +166,16 @@ def preprocess(config: VAEConfig, obs: jax.Array) -> jax.Array:
     return obs.astype(jnp.float32)
 
 
+def _obs_stats(params: VAEParams) -> tuple[jax.Array, jax.Array]:
+    """Returns (obs_mean, obs_std) outside the gradient: they are the dataset's
+    statistics, not weights (an optimiser would otherwise move them)."""
+    return jax.lax.stop_gradient(params.obs_mean), jax.lax.stop_gradient(params.obs_std)
+
+
 def _standardized(params: VAEParams, obs: jax.Array) -> jax.Array:
     """Returns the encoder's input: preprocessed, then standardised."""
-    return (preprocess(params.config, obs) - params.obs_mean) / params.obs_std
+    mean, std = _obs_stats(params)
+    return (preprocess(params.config, obs) - mean) / std
 
 
 def _encode(params: VAEParams, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -187,7 +194,8 @@ def encode(params: VAEParams, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
 def decode(params: VAEParams, latent: jax.Array) -> jax.Array:
     """Returns the reconstruction [..., *obs_shape] of z [..., Z], in observation
     units (images in [0, 1])."""
-    return _decode(params, latent) * params.obs_std + params.obs_mean
+    mean, std = _obs_stats(params)
+    return _decode(params, latent) * std + mean
 
 
 def sample_latent(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
