@@ -24,6 +24,7 @@ from janus_jax.parallel import DataParallel
 from janus_jax.train import sequences
 from janus_jax.train.checkpoint import read_json, write_json_atomic
 from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
+from janus_jax.train.lock import RunDirLock
 from janus_jax.train.loop import RunIO
 from janus_jax.train.metrics_log import MetricsLogger, read_metrics
 from janus_jax.train.ppo_trainer import (
@@ -74,31 +75,35 @@ def run(
     _check_layout(config, spec, stages, par)
     existed = (out / "config.json").exists()
     par.barrier("janus-jax run dir checked")
-    continuing = par.on_primary(
-        lambda: prepare_run_dir(
-            out, config, resume=resume, overwrite=overwrite, fresh=fresh
-        ),
-        "prepare the run directory",
-    )
-    if not par.is_primary:
-        continuing = existed and not overwrite  # what process 0 decided
-    c = config.controller
-    logger = (
-        MetricsLogger(out, use_tensorboard=c.use_tensorboard, resume=continuing)
-        if par.is_primary
-        else None
-    )
-    io = RunIO(
-        run_dir=out,
-        logger=logger,
-        progress=progress and par.is_primary,
-        resume=continuing,
-    )
+    # One lock per run directory, held by process 0 for the whole run.
+    lock = RunDirLock(out)
+    par.on_primary(lock.acquire, "lock the run directory")
+    logger = None
     try:
+        continuing = par.on_primary(
+            lambda: prepare_run_dir(
+                out, config, resume=resume, overwrite=overwrite, fresh=fresh
+            ),
+            "prepare the run directory",
+        )
+        if not par.is_primary:
+            continuing = existed and not overwrite  # what process 0 decided
+        c = config.controller
+        if par.is_primary:
+            logger = MetricsLogger(
+                out, use_tensorboard=c.use_tensorboard, resume=continuing
+            )
+        io = RunIO(
+            run_dir=out,
+            logger=logger,
+            progress=progress and par.is_primary,
+            resume=continuing,
+        )
         return _run_stages(config, out, stages, io, dataset, start, par)
     finally:
         if logger is not None:
             logger.close()
+        lock.release()
 
 
 def _resolved(config: RunConfig) -> tuple[RunConfig, EnvSpec]:
