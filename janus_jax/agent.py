@@ -27,6 +27,7 @@ from janus_jax.configs import (
     NetworkConfig,
     VAEConfig,
     check_compatible,
+    min_image_size,
 )
 from janus_jax.devices import check_device
 from janus_jax.imagination import (
@@ -91,7 +92,9 @@ def channels_last(observation_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
-    """Returns the default VAEConfig for observations of this shape."""
+    """Returns the default VAEConfig for observations of this shape: an MLP V for
+    vectors; for images the paper's convolutions, as many of them as the image
+    takes (64x64: all four; MinAtar's 10x10: the first two, (32, 64))."""
     shape = tuple(int(s) for s in observation_shape)
     if len(shape) == 1:
         return VAEConfig(observation_size=shape[0])
@@ -100,8 +103,21 @@ def observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
             f"observation_shape={shape} is invalid: must be (size,) for vectors or "
             "(height, width, channels) for images"
         )
+    height, width, channels = shape
+    paper = VAEConfig.hidden_channels
+    layers = [
+        n for n in range(1, len(paper) + 1) if min_image_size(n) <= min(shape[:2])
+    ]
+    if not layers:
+        raise ValueError(
+            f"observation_shape={shape} is too small for V's 4x4 convolutions: "
+            f"images need at least {min_image_size(1)} pixels a side"
+        )
     return VAEConfig(
-        input_height=shape[0], input_width=shape[1], input_channels=shape[2]
+        input_height=height,
+        input_width=width,
+        input_channels=channels,
+        hidden_channels=paper[: layers[-1]],
     )
 
 

@@ -190,22 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
 def run_config(args):
     """Returns the RunConfig of the preset with --env, --set and --seed applied
     (--seed and --set seed with different values are refused)."""
+    import jax
+
     from janus_jax.train import presets
-    from janus_jax.train.run_config import apply_overrides
+    from janus_jax.train.run_config import apply_overrides, with_env
 
     config = presets.preset(args.preset)
-    if getattr(args, "env", None) and args.env != config.env_id:
-        config = dataclasses.replace(
-            config,
-            env_id=args.env,
-            preset=f"{args.preset} on {args.env}",
-            world_model=dataclasses.replace(config.world_model, vae=None, mdn_rnn=None),
-        )
     if getattr(args, "tensorboard", False):
         controller = dataclasses.replace(config.controller, use_tensorboard=True)
         config = dataclasses.replace(config, controller=controller)
     overrides = getattr(args, "overrides", [])
-    config = apply_overrides(config, overrides)
+    if getattr(args, "env", None) and args.env != config.env_id:
+        config, rederived = with_env(config, args.env, overrides)
+        if jax.process_index() == 0:
+            print(rederived)
+    else:
+        config = apply_overrides(config, overrides)
     seed = getattr(args, "seed", None)
     if seed is not None:
         set_seed = any(item.partition("=")[0].strip() == "seed" for item in overrides)

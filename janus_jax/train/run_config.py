@@ -160,6 +160,83 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     return config
 
 
+_ARCHITECTURES = ("world_model.vae", "world_model.mdn_rnn")
+
+
+def with_env(
+    config: RunConfig, env_id: str, overrides: list[str]
+) -> tuple[RunConfig, str]:
+    """Returns (``config`` moved to ``env_id`` with ``overrides`` applied, one line
+    saying what was re-derived).
+
+    V's and M's architectures came from the preset and were sized for its env, so
+    they are derived anew from ``env_id``'s observations and actions (as
+    ``vae=None`` would be), and then the user's ``world_model.vae.*`` and
+    ``world_model.mdn_rnn.*`` overrides apply to them; M's latent size follows
+    V's as it ends up."""
+    # Imported here: gymnax computes on import, after the CLI's distributed setup.
+    from janus_jax.agent import observation_config
+    from janus_jax.configs import MDNRNNConfig
+    from janus_jax.envs import spec_of
+
+    old_env = config.env_id
+    wm = dataclasses.replace(config.world_model, vae=None, mdn_rnn=None)
+    config = dataclasses.replace(
+        config, env_id=env_id, preset=f"{config.preset} on {env_id}", world_model=wm
+    )
+    rest = [o for o in overrides if _section(o) is None]
+    config = apply_overrides(config, rest)
+    spec = spec_of(config.env_id, **config.env_kwargs)
+    vae_config = observation_config(spec.observation_shape)
+    config = _with_architecture(config, "vae", vae_config, overrides)
+    vae_config = config.world_model.vae  # with the user's overrides
+    mdn_config = vae_config and MDNRNNConfig(
+        latent_dim=vae_config.latent_dim, action_dim=spec.action.dim
+    )
+    config = _with_architecture(config, "mdn_rnn", mdn_config, overrides)
+    return config, _rederived(config, spec, old_env)
+
+
+def _section(item: str) -> str | None:
+    """Returns the architecture (world_model.vae or .mdn_rnn) an override sets."""
+    key = item.partition("=")[0].strip()
+    return next(
+        (a for a in _ARCHITECTURES if key == a or key.startswith(a + ".")), None
+    )
+
+
+def _with_architecture(config: RunConfig, name: str, derived, overrides) -> RunConfig:
+    """Returns ``config`` with world_model.NAME = ``derived``, then the overrides
+    of that section applied to it."""
+    wm = dataclasses.replace(config.world_model, **{name: derived})
+    config = dataclasses.replace(config, world_model=wm)
+    mine = [o for o in overrides if _section(o) == f"world_model.{name}"]
+    return apply_overrides(config, mine)
+
+
+def _rederived(config: RunConfig, spec, old_env: str) -> str:
+    """Returns the line saying which V and M ``with_env`` gave the run."""
+    v, m = config.world_model.vae, config.world_model.mdn_rnn
+    if v is None:
+        arch = "V and M derived from the env when the run starts"
+    else:
+        net = (
+            f"convolutions {v.hidden_channels}"
+            if v.is_image
+            else f"MLP {v.hidden_sizes}"
+        )
+        arch = f"V: {net}, latent {v.latent_dim}"
+        if m is not None:
+            arch += (
+                f"; M: {m.rnn_type.upper()} {m.hidden_dim}, {m.num_mixtures} "
+                f"mixtures, {m.action_dim}-dim actions"
+            )
+    return (
+        f"--env {config.env_id}: V and M re-derived for observations "
+        f"{spec.observation_shape} (the preset's were sized for {old_env}): {arch}"
+    )
+
+
 def _set(config, path: list[str], value, key: str):
     hints = _hints(type(config))
     name = path[0]
