@@ -153,6 +153,7 @@ CLASSES = (
 MAY_BE_ZERO = {
     ("ControllerTrainingConfig", "world_model_updates"),
     ("ControllerTrainingConfig", "dream_updates"),
+    ("ControllerTrainingConfig", "vae_updates"),
     ("ControllerTrainingConfig", "eval_every"),
     ("RunConfig", "seed"),
 }
@@ -350,3 +351,8 @@ def test_the_run_seed_and_m_temperature_live_in_one_place(cls, field):
     assert field not in {f.name for f in dataclasses.fields(cls)}
     with pytest.raises(TypeError, match=field):
         cls(**{field: 0})
+
+
+def test_dream_from_names_its_choices():
+    with pytest.raises(ValueError, match="dream_from='disk' is invalid.*'replay'"):
+        ControllerTrainingConfig(dream_from="disk")

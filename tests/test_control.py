@@ -1,11 +1,10 @@
-"""control.py's rollout windows, the rollout's bookkeeping (envs.rollout.record)
-and the one Transition -> PPO batch function against hand-written arrays, the
-dream count of ppo_trainer and loop.whole_chunks."""
+"""The rollout's bookkeeping (envs.rollout.record) and the one Transition -> PPO
+batch function against hand-written arrays, the dream count of ppo_trainer and
+loop.whole_chunks (the replay M's refresh draws from: test_replay.py)."""
 
 import math
 from typing import NamedTuple
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +16,6 @@ from janus_jax.envs.rollout import record
 from janus_jax.imagination import ActInfo
 from janus_jax.models import controller
 from janus_jax.records import PolicyStep, Transition
-from janus_jax.train import control
 from janus_jax.train.loop import whole_chunks
 from janus_jax.train.ppo_trainer import dream_starts
 
@@ -59,104 +57,6 @@ def _rollout() -> Transition:
         info=info,
         episode_return=zeros,
     )
-
-
-# Windows of 2 steps, env-major. Episode positions: env 0: 0 1 2 | 0 1 2;
-# env 1: 0 1 2 3 | 0 1. A window starts at every even position.
-WINDOWS = [(0, 0), (0, 2), (0, 3), (0, 5), (1, 0), (1, 2), (1, 4)]  # (env, t0)
-MASK = [[1, 1], [1, 0], [1, 1], [1, 0], [1, 1], [1, 1], [1, 1]]
-DONES = [[0, 0], [1, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0]]
-
-
-# one compile per (length, num_windows), shared by the tests below
-_windows = jax.jit(control.rollout_windows, static_argnums=(1, 2, 3))
-
-
-def _latent(e, t):
-    return 10 * t + e
-
-
-def _next(e, t):
-    return 100 + 10 * t + e
-
-
-class RolloutWindowsTest(chex.TestCase):
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_windows_of_two_steps(self):
-        fn = self.variant(lambda real: control.rollout_windows(real, SPEC, 2, 7))
-        latents, actions, rewards, dones, mask = fn(_rollout())
-        chex.assert_shape(latents, (7, 3, 1))
-        chex.assert_shape(actions, (7, 2, 3))
-        chex.assert_shape((rewards, dones, mask), (7, 2))
-        np.testing.assert_array_equal(mask, np.array(MASK, np.float32))
-        np.testing.assert_array_equal(dones, np.array(DONES, np.float32))
-        want_rewards = [[1 + t + 10 * e for t in (t0, t0 + 1)] for e, t0 in WINDOWS]
-        np.testing.assert_array_equal(rewards, np.array(want_rewards) * np.array(MASK))
-        # z_t0, then z_{t+1} of each step (the true final obs at an episode end)
-        want_latents = [
-            [_latent(e, t0), _next(e, t0), _next(e, t0 + 1)] for e, t0 in WINDOWS
-        ]
-        valid = np.concatenate([np.ones((7, 1)), MASK], 1) == 1
-        np.testing.assert_array_equal(
-            np.asarray(latents)[..., 0][valid], np.array(want_latents)[valid]
-        )
-        # the window that ends env 0's episode carries its final obs, not t=3's z
-        np.testing.assert_array_equal(latents[1, :2, 0], [20, 120])
-        want_actions = [[(t + e) % 3 for t in (t0, t0 + 1)] for e, t0 in WINDOWS]
-        one_hot = np.eye(3)[want_actions]
-        step_valid = np.array(MASK) == 1
-        np.testing.assert_array_equal(
-            np.asarray(actions)[step_valid], one_hot[step_valid]
-        )
-
-    def test_missing_windows_are_masked_and_extra_ones_dropped(self):
-        full = _windows(_rollout(), SPEC, 2, 7)
-        more = _windows(_rollout(), SPEC, 2, 9)
-        fewer = _windows(_rollout(), SPEC, 2, 4)
-        more, full, fewer = (tuple(map(np.asarray, x)) for x in (more, full, fewer))
-        _, _, rewards, dones, mask = more
-        np.testing.assert_array_equal(mask[7:], np.zeros((2, 2)))
-        np.testing.assert_array_equal(rewards[7:], np.zeros((2, 2)))
-        np.testing.assert_array_equal(dones[7:], np.zeros((2, 2)))
-        for got, want in zip(more[1:], full[1:], strict=True):
-            np.testing.assert_array_equal(got[:7], want)
-        np.testing.assert_array_equal(more[0][:7], full[0])
-        # the first 4 windows in env-major order are kept
-        for got, want in zip(fewer, full, strict=True):
-            np.testing.assert_array_equal(got, want[:4])
-
-    def test_windows_of_three_steps(self):
-        # env 0 positions 0 1 2 | 0 1 2 -> starts t=0, 3; env 1: 0 1 2 3 | 0 1 ->
-        # starts t=0, 3 (position 3, truncated there) and t=4.
-        latents, _, rewards, dones, mask = _windows(_rollout(), SPEC, 3, 4)
-        np.testing.assert_array_equal(
-            mask, [[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 0, 0]]
-        )
-        np.testing.assert_array_equal(
-            dones, [[0, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]]
-        )
-        np.testing.assert_array_equal(latents[:, 0, 0], [0, 30, 1, 31])
-        np.testing.assert_array_equal(latents[0, :, 0], [0, 100, 110, 120])
-        np.testing.assert_array_equal(latents[2, :, 0], [1, 101, 111, 121])
-        np.testing.assert_array_equal(rewards[3], [14, 0, 0])
-
-    def test_a_window_never_runs_into_the_next_episode(self):
-        real = _rollout()
-        for length in (1, 2, 3, 4, 5):
-            out = _windows(real, SPEC, length, 12)
-            latents, mask = np.asarray(out[0]), np.asarray(out[4])
-            ended = np.asarray(real.terminated | real.truncated)
-            for w in range(12):
-                if mask[w, 0] == 0:
-                    continue
-                e, t0 = int(latents[w, 0, 0]) % 10, int(latents[w, 0, 0]) // 10
-                steps = int(mask[w].sum())
-                # valid steps are contiguous from the start
-                np.testing.assert_array_equal(mask[w, :steps], 1)
-                # none but the last valid step may end the episode
-                assert not ended[t0 : t0 + steps - 1, e].any()
-            # every step of the rollout is in exactly one window
-            assert mask.sum() == T * E
 
 
 class _EnvStep(NamedTuple):

@@ -20,6 +20,8 @@ from janus_jax.configs import (
 )
 from janus_jax.devices import check_device
 
+DREAM_FROM = ("replay", "rollout")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WorldModelTrainingConfig:
@@ -100,7 +102,11 @@ class ControllerTrainingConfig:
     (the real rollouts still give the dreams their starts and M its data), with
     as many dreams as the ratio sets (0.5: as many dreamed transitions as real)."""
     imagination_horizon: int = 16
-    """Steps per dream (each dream starts from a real [z, h] of the rollout)."""
+    """Steps per dream (each dream starts from a real [z, h])."""
+    dream_from: str = "replay"
+    """Where dreams start: "replay" (stored steps of the recent real data, with
+    the carry M had there: many more, and more varied, starts than one rollout)
+    or "rollout" (the latest real rollout's steps)."""
     world_model_updates: int = 4
     """M gradient steps on each fresh real rollout (0 freezes the world model)."""
     dream_updates: int = 0
@@ -111,6 +117,18 @@ class ControllerTrainingConfig:
     """Adam step size of M's refresh on the real rollouts."""
     sequence_length: int = 32
     """Steps per window of M's refresh."""
+    world_model_batch_size: int = 16
+    """Windows per gradient step of M's refresh, drawn afresh from the replay at
+    every step (each starts from the carry M had when C acted there)."""
+    vae_updates: int = 0
+    """V gradient steps per update on frames drawn from the replay (0: V stays as
+    the world-model phase left it). V then sees the states the current C
+    reaches (later bricks, faster driving); C and M follow V as it moves."""
+    vae_batch_size: int = 64
+    """Frames per gradient step of V's refresh."""
+    replay_steps: int = 50_000
+    """Real steps the replay keeps for M's refresh (the newest, over all envs;
+    at least one rollout): memory is bounded by this, whatever the run's length."""
     updates_per_chunk: int = 10
     """PPO updates per compiled chunk."""
     checkpoint_every: int = 5
@@ -137,17 +155,23 @@ class ControllerTrainingConfig:
             "num_envs",
             "imagination_horizon",
             "sequence_length",
+            "world_model_batch_size",
+            "vae_batch_size",
+            "replay_steps",
             "updates_per_chunk",
             "checkpoint_every",
             "eval_episodes",
         ):
             _positive_int(self, field)
         _non_negative_int(self, "world_model_updates")
+        _non_negative_int(self, "vae_updates")
         _in_range(self, "world_model_learning_rate", 1e-12, 10.0)
         _bool(self, "use_tensorboard")
         _bool(self, "learn_from_real")
         _non_negative_int(self, "eval_every")
         _non_negative_int(self, "dream_updates")
+        if self.dream_from not in DREAM_FROM:
+            _fail(name, "dream_from", self.dream_from, f"must be one of {DREAM_FROM}")
         if self.features not in FEATURES:
             _fail(name, "features", self.features, f"must be one of {FEATURES}")
         if self.features == "observation" and (

@@ -1,5 +1,6 @@
 """The controller's update as pure functions: a real rollout of C, M's refresh on
-it, dreams started from it, and the PPO update on the mix.
+windows of recent real data (the replay, which the rollout joins), dreams
+started from the rollout, and the PPO update on the mix.
 
 ``update`` is one update for both env families: it calls the env's rollout
 and ``learn``. ``chunk`` scans ``update`` (a gymnax run's chunk is one compiled
@@ -22,8 +23,9 @@ from janus_jax import agent, imagination, ppo
 from janus_jax.configs import PPOConfig
 from janus_jax.envs import RolloutState
 from janus_jax.imagination import WorldModelParams
-from janus_jax.models import controller, mdn_rnn
+from janus_jax.models import controller, mdn_rnn, vae
 from janus_jax.records import Transition
+from janus_jax.train import replay
 from janus_jax.train.fit import FitState, fit_chunk
 
 
@@ -34,12 +36,15 @@ class ControlSetup:
     num_envs: int
     rollout_length: int
     dream_starts: int  # dreams per update (0: no imagination)
+    dream_from_replay: bool  # dreams start from the replay (else the rollout)
     horizon: int
     temperature: float
     learn_from_real: bool  # False: C learns from dreams only
-    window: int  # M's refresh windows, in steps
-    num_windows: int
     world_model_updates: int  # M gradient steps per update (0: M frozen)
+    vae_updates: int  # V gradient steps per update on replay frames (0: V fixed)
+    vae_batch_size: int  # frames per V step
+    window: int  # steps per window of M's refresh
+    num_windows: int  # windows per M gradient step, drawn afresh from the replay
     dream_updates: int  # extra PPO updates on fresh dreams only, per real rollout
     mdn_optimizer: optax.GradientTransformation
     ppo: PPOConfig
@@ -55,64 +60,58 @@ class ControlState:
 
     train: ppo.TrainState
     mdn: FitState | None  # None: no world model (model-free PPO)
+    vae: FitState | None  # V, when it keeps learning (None: V as given)
+    replay: replay.Replay | None  # recent real steps for M (None: M frozen)
     rollout: RolloutState  # the envs, M's carry per env (the policy state), returns
     key: jax.Array  # uint32 key data; update u uses fold_in(key, u)
     updates: jax.Array  # int32 updates done
     imagined_steps: jax.Array  # int32 dreamed transitions used so far
 
 
-def rollout_windows(real: Transition, action_spec, length: int, num_windows: int):
-    """Returns M's training sequences (latents [W, L+1, Z], actions, rewards, dones,
-    mask) cut from a rollout in latents [T, E]: a window starts at every
-    ``length``-th step of an episode segment and never runs past its end (those
-    steps get mask 0). Windows beyond ``num_windows`` are dropped; missing ones
-    are all masked."""
-    ended = jnp.logical_or(real.terminated, real.truncated)
-
-    def position(pos, ended_t):
-        return jnp.where(ended_t, 0, pos + 1), pos
-
-    num_steps = ended.shape[0]
-    _, pos = jax.lax.scan(position, jnp.zeros(ended.shape[1], jnp.int32), ended)
-    pos = pos.T  # [E, T]
-    (flat,) = jnp.nonzero(
-        (pos % length == 0).reshape(-1), size=num_windows, fill_value=-1
-    )
-    env, t0 = flat // num_steps, flat % num_steps
-    t = t0[:, None] + jnp.arange(length)
-    clipped = jnp.minimum(t, num_steps - 1)
-    e = env[:, None]
-    same = pos[e, clipped] == pos[env, t0][:, None] + jnp.arange(length)
-    mask = (flat[:, None] >= 0) & (t < num_steps) & same
-    take = lambda x: jnp.swapaxes(x, 0, 1)[e, clipped]  # noqa: E731
-    latents = jnp.concatenate(
-        [jnp.swapaxes(real.obs, 0, 1)[env, t0][:, None], take(real.next_obs)], 1
-    )
-    actions = controller.encode_action(action_spec, take(real.action))
-    return (
-        latents,
-        actions,
-        take(real.reward) * mask,
-        (take(real.terminated) & mask).astype(jnp.float32),
-        mask.astype(jnp.float32),
-    )
-
-
-def _mdn_loss(params, sequences, key):
+def _mdn_loss(params, windows: replay.Windows, key):
     del key
-    return mdn_rnn.loss(params, *sequences)
+    return mdn_rnn.loss(
+        params,
+        windows.obs,  # already latents (``_encoded``)
+        windows.actions,
+        windows.rewards,
+        windows.dones,
+        windows.mask,
+        carry=windows.carry,
+    )
 
 
-def dream(setup: ControlSetup, params: WorldModelParams, real: Transition, key):
-    """Returns the Transition [H, S] dreamed by C from S (z_t, carry_t) of the
-    rollout ``real`` [T, E]."""
+def _encoded(vae_params, windows: replay.Windows, action_spec) -> replay.Windows:
+    """Returns the windows with observations [..., L+1, *obs] as V's latents
+    [..., L+1, Z] and actions as M's float vectors."""
+    obs = windows.obs
+    lead = obs.shape[: obs.ndim - len(vae_params.config.observation_shape)]
+    latents = vae.get_latent(vae_params, obs.reshape((-1,) + obs.shape[len(lead) :]))
+    return windows._replace(
+        obs=latents.reshape(lead + latents.shape[-1:]),
+        actions=controller.encode_action(action_spec, windows.actions),
+    )
+
+
+def dream(
+    setup: ControlSetup, params: WorldModelParams, real: Transition, key, memory=None
+):
+    """Returns the Transition [H, S] dreamed by C from S start states: (z, carry)
+    of stored steps of the replay ``memory`` (encoded by the current V), or of
+    the rollout ``real`` [T, E] without one."""
     start_key, dream_key = jax.random.split(key)
-    flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
-    size = setup.num_envs * setup.rollout_length
-    replace = setup.dream_starts > size
-    index = jax.random.choice(start_key, size, (setup.dream_starts,), replace=replace)
-    z0 = flat(real.info.latent)[index]
-    carry0 = jax.tree.map(lambda x: flat(x)[index], real.info.carry)
+    if memory is not None:
+        obs, carry0 = replay.starts(memory, start_key, setup.dream_starts)
+        z0 = vae.get_latent(params.vae, obs)
+    else:
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+        size = setup.num_envs * setup.rollout_length
+        replace = setup.dream_starts > size
+        index = jax.random.choice(
+            start_key, size, (setup.dream_starts,), replace=replace
+        )
+        z0 = flat(real.info.latent)[index]
+        carry0 = jax.tree.map(lambda x: flat(x)[index], real.info.carry)
     if setup.start_sharding is not None:
         z0, carry0 = jax.lax.with_sharding_constraint(
             (z0, carry0), setup.start_sharding
@@ -122,13 +121,31 @@ def dream(setup: ControlSetup, params: WorldModelParams, real: Transition, key):
     )
 
 
-def _refresh_world_model(setup: ControlSetup, state: ControlState, real, spec):
-    """Returns (state, metrics) after M's gradient steps on the rollout's windows."""
-    sequences = rollout_windows(real, spec, setup.window, setup.num_windows)
-    batches = jax.tree.map(
-        lambda x: jnp.broadcast_to(x, (setup.world_model_updates,) + x.shape),
-        sequences,
+def _vae_loss(params, frames, key):
+    return vae.loss(params, frames, key)
+
+
+def _refresh_vae(setup: ControlSetup, state: ControlState, key):
+    """Returns (state, metrics) after V's ``vae_updates`` gradient steps, each on
+    fresh frames of the replay (so V sees the states the current C reaches)."""
+    keys = jax.random.split(key, setup.vae_updates)
+    draw = lambda k: replay.frames(state.replay, k, setup.vae_batch_size)  # noqa: E731
+    vae_state, metrics = fit_chunk(
+        state.vae,
+        jax.vmap(draw)(keys),
+        loss_fn=_vae_loss,
+        optimizer=setup.mdn_optimizer,
     )
+    metrics = {k: v for k, v in metrics.items() if k.startswith("vae/")}
+    return state.replace(vae=vae_state), metrics
+
+
+def _refresh_world_model(setup: ControlSetup, params, state: ControlState, key):
+    """Returns (state, metrics) after M's ``world_model_updates`` gradient steps,
+    each on fresh windows of the replay starting from the carries stored there."""
+    keys = jax.random.split(key, setup.world_model_updates)
+    draw = lambda k: replay.windows(state.replay, k, setup.num_windows, setup.window)  # noqa: E731
+    batches = _encoded(params.vae, jax.vmap(draw)(keys), params.controller.action)
     mdn_state, metrics = fit_chunk(
         state.mdn, batches, loss_fn=_mdn_loss, optimizer=setup.mdn_optimizer
     )
@@ -143,28 +160,34 @@ def learn(
     real: Transition,
     key,
 ):
-    """Returns (state, metrics) after M's refresh on the real rollout ``real``
-    [T, E] (observations, with C's ActInfo) and a PPO update on it and/or on
-    dreams started from it.
+    """Returns (state, metrics) after the real rollout ``real`` [T, E]
+    (observations, with C's ActInfo) joins the replay, M's refresh on windows
+    drawn from it, and a PPO update on the rollout and/or on dreams started from
+    it.
 
     M learns from the rollout before dreaming (as Dyna and Dreamer order it), so
-    dreams see the current policy's failures; the dreams' start carries come from
-    M one refresh older, a negligible mismatch.
+    dreams see the current policy's failures; the dreams' start carries (and the
+    replay's) come from M as it was when C acted, a small mismatch.
     """
-    dream_key, ppo_key = jax.random.split(key)
-    real = imagination.to_latents(params.vae, real)
+    dream_key, ppo_key, window_key, frame_key = jax.random.split(key, 4)
     metrics = {}
+    if state.replay is not None:
+        state = state.replace(replay=replay.add(state.replay, real))
+    if setup.vae_updates:
+        state, metrics = _refresh_vae(setup, state, frame_key)
+        params = params.replace(vae=state.vae.params)
     if setup.world_model_updates:
-        spec = params.controller.action
-        state, metrics = _refresh_world_model(setup, state, real, spec)
+        state, mdn_metrics = _refresh_world_model(setup, params, state, window_key)
         params = params.replace(mdn_rnn=state.mdn.params)
+        metrics.update(mdn_metrics)
+    real = imagination.to_latents(params.vae, real)
     config = setup.ppo
     to_batch = lambda tr: imagination.to_ppo_batch(  # noqa: E731
         params.controller, tr, config.gamma, config.gae_lambda
     )
     parts = [to_batch(real)] if setup.learn_from_real else []
     if setup.dream_starts:
-        dreamed = dream(setup, params, real, dream_key)
+        dreamed = dream(setup, params, real, dream_key, _starts(setup, state))
         parts.append(to_batch(dreamed))
         steps = jnp.sum(dreamed.mask)
         metrics["dream/steps"] = steps
@@ -179,27 +202,35 @@ def learn(
     )
     metrics.update(ppo_metrics)
     if setup.dream_updates:
-        train = _dream_updates(setup, params, train, real, dream_key)
+        train = _dream_updates(
+            setup, params, train, real, dream_key, _starts(setup, state)
+        )
     ended = jnp.logical_or(real.terminated, real.truncated)
     metrics["real/return_sum"] = jnp.sum(real.episode_return)
     metrics["real/episodes"] = jnp.sum(ended).astype(jnp.float32)
     return state.replace(train=train, updates=state.updates + 1), metrics
 
 
+def _starts(setup: ControlSetup, state: ControlState):
+    """Returns the replay dreams start from (None: from the rollout)."""
+    return state.replay if setup.dream_from_replay else None
+
+
 def _flat(*parts):
     return jnp.concatenate([x.reshape((-1,) + x.shape[2:]) for x in parts])
 
 
-def _dream_updates(setup: ControlSetup, params, train, real: Transition, key):
+def _dream_updates(setup: ControlSetup, params, train, real, key, memory):
     """Returns C's train state after ``dream_updates`` more PPO updates, each on
-    fresh dreams of the current C from the rollout's start states: C moves
-    several clipped steps per real rollout, all of them in the dream."""
+    fresh dreams of the current C (from the replay ``memory``, or the rollout
+    without one): C moves several clipped steps per real rollout, all of them
+    in the dream."""
     config = setup.ppo
 
     def one(train, update_key):
         dream_key, ppo_key = jax.random.split(update_key)
         now = params.replace(controller=train.params)
-        dreamed = dream(setup, now, real, dream_key)
+        dreamed = dream(setup, now, real, dream_key, memory)
         batch = imagination.to_ppo_batch(
             train.params, dreamed, config.gamma, config.gae_lambda
         )
@@ -212,8 +243,10 @@ def _dream_updates(setup: ControlSetup, params, train, real: Transition, key):
 
 def params_of(state: ControlState, vae_params) -> WorldModelParams:
     """Returns the V, M and C parameters the state's next update acts with (M is
-    None for model-free PPO)."""
+    None for model-free PPO; V is the state's own where it keeps learning)."""
     m_params = None if state.mdn is None else state.mdn.params
+    if state.vae is not None:
+        vae_params = state.vae.params
     return WorldModelParams(vae_params, m_params, state.train.params)
 
 

@@ -25,7 +25,7 @@ from janus_jax.configs import PPOConfig
 from janus_jax.envs import as_env, check_observation, remake
 from janus_jax.models import mdn_rnn
 from janus_jax.parallel import DataParallel
-from janus_jax.train import control
+from janus_jax.train import control, replay
 from janus_jax.train.config import ControllerTrainingConfig
 from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.train.fit import init_fit_state, make_optimizer
@@ -33,17 +33,22 @@ from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 from janus_jax.train.metrics_log import MetricsLogger
 
 
-def dream_starts(real: int, ratio: float, horizon: int, minibatch_size: int) -> int:
+def dream_starts(
+    real: int, ratio: float, horizon: int, minibatch_size: int, devices: int = 1
+) -> int:
     """Returns the dreams per update that make dreamed / (dreamed + real)
     transitions about ``ratio`` (in [0, 1)), in multiples that keep the PPO
-    batch divisible into minibatches of ``minibatch_size``."""
+    batch divisible into minibatches of ``minibatch_size``, rounded up to split
+    over ``devices`` (the dreams are sharded; devices=1 rounds nothing)."""
     if not 0 <= ratio < 1:
         raise ValueError(f"imagination_ratio={ratio!r} is invalid: must lie in [0, 1)")
     if ratio == 0:
         return 0
     wanted = ratio / (1 - ratio) * real
     step = minibatch_size // math.gcd(horizon, minibatch_size)
-    return step * max(1, round(wanted / (horizon * step)))
+    starts = step * max(1, round(wanted / (horizon * step)))
+    unit = math.lcm(step, devices)
+    return -(-starts // unit) * unit
 
 
 def check_multi_process_env(env_id: str, on_device: bool) -> None:
@@ -182,17 +187,19 @@ class WorldModelPPOTrainer:
         batch = real * t.learn_from_real + starts * horizon
         batch += t.dream_updates * starts * horizon
         grad_steps = updates * self.config.n_epochs * (batch // minibatch)
-        window = min(t.sequence_length, rollout_length)
         setup = control.ControlSetup(
             num_envs=self.num_envs,
             rollout_length=rollout_length,
             dream_starts=starts,
+            dream_from_replay=t.dream_from == "replay" and not model_free,
             horizon=horizon,
             temperature=1.0 if model_free else self.agent.mdn_rnn.config.temperature,
             learn_from_real=t.learn_from_real,
-            window=window,
-            num_windows=self.num_envs * (-(-rollout_length // window) + 1),
+            window=t.sequence_length,
+            num_windows=t.world_model_batch_size,
             world_model_updates=0 if model_free else t.world_model_updates,
+            vae_updates=0 if model_free else t.vae_updates,
+            vae_batch_size=t.vae_batch_size,
             dream_updates=t.dream_updates,
             mdn_optimizer=make_optimizer(t.world_model_learning_rate, 1.0),
             ppo=self.config,
@@ -206,14 +213,25 @@ class WorldModelPPOTrainer:
     def _initial_state(self, setup: control.ControlSetup) -> control.ControlState:
         reset_key, state_key = jax.random.split(jax.random.key(self.seed))
         params = self.agent.params
-        carry = mdn = None  # model-free: no M, no carry
+        carry = mdn = memory = vae = None  # model-free: no M, no carry
         if params.mdn_rnn is not None:
             carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (self.num_envs,))
             mdn = init_fit_state(params.mdn_rnn, setup.mdn_optimizer, state_key)
+        if setup.vae_updates:
+            vae_key = jax.random.fold_in(state_key, 1)
+            vae = init_fit_state(params.vae, setup.mdn_optimizer, vae_key)
+        if setup.world_model_updates or setup.vae_updates or setup.dream_from_replay:
+            t = self.training
+            rows = replay.capacity_for(
+                t.replay_steps, self.num_envs, max(setup.rollout_length, setup.window)
+            )
+            memory = replay.init(rows, self.env.spec, carry)
         rollout = self.env.start(reset_key, carry)
         state = control.ControlState(
             train=ppo.init_train_state(params.controller, setup.optimizer),
             mdn=mdn,
+            vae=vae,
+            replay=memory,
             rollout=jax.tree.map(jnp.asarray, rollout),
             key=jax.random.key_data(state_key),
             updates=jnp.zeros((), jnp.int32),
@@ -277,8 +295,8 @@ class WorldModelPPOTrainer:
         actions; the key derives from the seed and ``steps``)."""
         t = self.training
         vae = self.agent.vae
-        local = self.parallel.local(control.params_of(state, None))
-        params = local.replace(vae=None if vae is None else vae.params)
+        vae_params = None if vae is None else self.parallel.replicate(vae.params)
+        params = self.parallel.local(control.params_of(state, vae_params))
         if getattr(self, "_eval_env", None) is None:
             self._eval_env = remake(self.env, min(t.eval_episodes, MAX_EVAL_ENVS))
         key = jax.random.fold_in(jax.random.key(self.seed + 1), steps)
@@ -323,5 +341,7 @@ class WorldModelPPOTrainer:
         self.agent.controller.params = self.parallel.local(state.train.params)
         if self.agent.mdn_rnn is not None:
             self.agent.mdn_rnn.params = self.parallel.local(state.mdn.params)
+        if state.vae is not None:
+            self.agent.vae.params = self.parallel.local(state.vae.params)
         self.state = state
         return metrics
