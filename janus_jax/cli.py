@@ -32,11 +32,13 @@ imagination_horizon, evaluation); seed is the run's one seed (--seed N).
 devices: every phase runs data-parallel over all visible devices (of all
 processes). Batch sizes (world_model.vae_batch_size, world_model.mdn_batch_size,
 controller.num_envs) are GLOBAL: the whole batch per step, split evenly over the
-devices, so each must be a multiple of the device count; results do not depend
-on the device count. Several hosts: start the same command on each with
---coordinator HOST0:PORT --num-processes N --process-id I (or JAX's
-JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID) and an --out on a
-filesystem all hosts share; process 0 writes logs, pictures and the summary."""
+devices; one that does not split is rounded up to the next multiple of the
+device count (the run prints each change and records it in summary.json), and
+otherwise results do not depend on the device count. Several hosts: start the
+same command on each with --coordinator HOST0:PORT --num-processes N
+--process-id I (or JAX's JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+JAX_PROCESS_ID) and an --out on a filesystem all hosts share; process 0 writes
+logs, pictures and the summary."""
 
 
 class _Parser(argparse.ArgumentParser):

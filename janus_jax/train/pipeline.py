@@ -24,6 +24,7 @@ from janus_jax.parallel import DataParallel
 from janus_jax.train import sequences
 from janus_jax.train.checkpoint import read_json, write_json_atomic
 from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
+from janus_jax.train.layout import fit_to_devices
 from janus_jax.train.lock import RunDirLock
 from janus_jax.train.loop import RunIO
 from janus_jax.train.metrics_log import MetricsLogger, read_metrics
@@ -67,6 +68,10 @@ def run(
     out = Path(out)
     par = parallel or DataParallel.create()
     config, spec = _resolved(config)
+    config, rounded = fit_to_devices(config, par.size)
+    if par.is_primary:
+        for change in rounded:
+            print(f"janus-jax: {change.line()}")
     fresh = stages[0] == "collect" or stages == STAGES
     if config.controller.features == "observation":
         # Model-free PPO: nothing to collect, no world model to train.
@@ -99,7 +104,8 @@ def run(
             progress=progress and par.is_primary,
             resume=continuing,
         )
-        return _run_stages(config, out, stages, io, dataset, start, par)
+        rounding = {"devices": par.size, "changed": [r._asdict() for r in rounded]}
+        return _run_stages(config, out, stages, io, dataset, start, par, rounding)
     finally:
         if logger is not None:
             logger.close()
@@ -131,7 +137,11 @@ def _check_layout(config: RunConfig, spec: EnvSpec, stages, par: DataParallel) -
         sizes["controller.num_envs"] = c.num_envs
         real = c.num_envs * c.rollout_length
         starts = dream_starts(
-            real, c.imagination_ratio, c.imagination_horizon, config.ppo.minibatch_size
+            real,
+            c.imagination_ratio,
+            c.imagination_horizon,
+            config.ppo.minibatch_size,
+            par.size,
         )
         if starts:
             # Derived, so say where it comes from.
@@ -162,7 +172,7 @@ def _check_inputs(config: RunConfig, out: Path, stages, dataset) -> None:
         )
 
 
-def _run_stages(config, out, stages, io, dataset, start, par) -> dict:
+def _run_stages(config, out, stages, io, dataset, start, par, rounding) -> dict:
     wm = WorldModelTrainer(
         config.env_id,
         config.world_model,
@@ -174,6 +184,7 @@ def _run_stages(config, out, stages, io, dataset, start, par) -> dict:
     )
     summary_path = out / "summary.json"
     summary = read_json(summary_path, "summary") if summary_path.exists() else {}
+    summary["device_rounding"] = rounding  # what fit_to_devices changed
     agent = new_agent(config, wm.spec)
     if "collect" in stages:
         wm.collect()

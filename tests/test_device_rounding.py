@@ -1,0 +1,161 @@
+"""Global batches fitted to any device count: the rounding against hand-computed
+values, and the tiny preset trained on 4 forced CPU devices (a subprocess: the
+device count is fixed when JAX starts), recording what it rounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from janus_jax.train import presets
+from janus_jax.train.layout import Rounded, fit_to_devices, round_up
+from janus_jax.train.ppo_trainer import dream_starts
+from janus_jax.train.run_config import apply_overrides, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "devices,expected",  # the sizes 2, 3, 4, 32 rounded up
+    [(1, [2, 3, 4, 32]), (2, [2, 4, 4, 32]), (4, [4, 4, 4, 32]), (8, [8, 8, 8, 32])],
+)
+def test_round_up(devices, expected):
+    assert [round_up(size, devices) for size in (2, 3, 4, 32)] == expected
+
+
+def _tiny(*overrides):
+    return apply_overrides(presets.tiny(), list(overrides))
+
+
+def _changes(config, devices) -> dict:
+    fitted, changed = fit_to_devices(config, devices)
+    assert all(isinstance(c, Rounded) for c in changed)
+    return fitted, {c.name: (c.before, c.after) for c in changed}
+
+
+@pytest.mark.parametrize(
+    "devices,expected",
+    [
+        (1, {}),
+        (2, {}),  # 2 envs, batches 32 and 4, 8 dreams: all split over 2
+        (4, {"controller.num_envs": (2, 4)}),
+        (8, {"controller.num_envs": (2, 8), "world_model.mdn_batch_size": (4, 8)}),
+    ],
+)
+def test_the_tiny_preset_on_1_2_4_8_devices(devices, expected):
+    fitted, changes = _changes(presets.tiny(), devices)
+    assert changes == expected
+    wm, c = fitted.world_model, fitted.controller
+    for size in (wm.vae_batch_size, wm.mdn_batch_size, c.num_envs):
+        assert size % devices == 0
+    # Dreams follow num_envs as the ratio says (8 per 64 real steps), and split.
+    starts = dream_starts(c.num_envs * 32, 0.5, 8, 32, devices)
+    assert starts == {1: 8, 2: 8, 4: 16, 8: 32}[devices]
+    assert (c.num_envs * c.rollout_length) % fitted.ppo.minibatch_size == 0
+    untouched = to_dict(presets.tiny())
+    for key in ("network", "ppo", "env_id", "seed"):
+        assert to_dict(fitted)[key] == untouched[key]
+
+
+def test_dreams_per_update_are_rounded_up_and_named():
+    # 4 envs x 32 steps at ratio 0.2 over horizons of 32: wanted 0.25 x 128 = 32
+    # dreamed steps = 1 dream; minibatches of 32 need none more; 4 devices need 4.
+    config = _tiny(
+        "controller.num_envs=4",
+        "controller.imagination_ratio=0.2",
+        "controller.imagination_horizon=32",
+    )
+    assert dream_starts(128, 0.2, 32, 32) == 1
+    fitted, changes = _changes(config, 4)
+    assert changes == {"the dreams per update": (1, 4)}
+    assert fitted == config  # nothing in the config changed: it is derived
+    assert dream_starts(128, 0.2, 32, 32, 4) == 4
+    # Minibatch multiples and devices together: 8 dreams (step 4) on 3 devices
+    # become lcm(4, 3) = 12.
+    assert dream_starts(64, 0.5, 8, 32) == 8
+    assert dream_starts(64, 0.5, 8, 32, 3) == 12
+    assert dream_starts(64, 0.5, 8, 32, 8) == 8
+    assert dream_starts(64, 0.0, 8, 32, 8) == 0
+
+
+def test_num_envs_keeps_the_ppo_batch_whole_minibatches():
+    # 3 envs x 256 steps = 768 = one minibatch of 768. On 2 devices 4 envs would
+    # give 1024 (not whole minibatches); 768 / gcd(768, 256) = 3 envs per
+    # minibatch, so num_envs becomes lcm(2, 3) = 6: 1536 = 2 minibatches.
+    config = _tiny(
+        "controller.num_envs=3",
+        "controller.rollout_length=256",
+        "ppo.minibatch_size=768",
+    )
+    fitted, changed = fit_to_devices(config, 2)
+    (change,) = [c for c in changed if c.name == "controller.num_envs"]
+    assert (change.before, change.after) == (3, 6)
+    assert "ppo.minibatch_size=768" in change.why and "6 x 256" in change.line()
+    # Without the real rollout in the PPO batch nothing needs whole minibatches.
+    config = apply_overrides(config, ["controller.learn_from_real=false"])
+    assert _changes(config, 2)[1]["controller.num_envs"] == (3, 4)
+
+
+def test_model_free_runs_round_only_the_controller():
+    fitted, changes = _changes(presets.preset("cartpole-ppo"), 8)
+    assert changes == {"controller.num_envs": (4, 8)}
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+    from janus_jax.train import pipeline, presets
+    from janus_jax.train.run_config import apply_overrides
+
+    assert jax.device_count() == 4, jax.devices()
+    config = apply_overrides(presets.tiny(), sys.argv[2:])
+    stages = ("collect", "world_model", "controller")
+    pipeline.run(config, sys.argv[1], stages=stages, progress=False)
+    """
+)
+
+
+def test_the_tiny_preset_trains_on_four_devices(tmp_path):
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    overrides = [
+        "world_model.mdn_batch_size=3",  # -> 4
+        "world_model.vae_epochs=0.5",
+        "world_model.mdn_epochs=0.5",
+        "controller.total_timesteps=128",  # one update of 4 envs x 32 steps
+        "controller.updates_per_chunk=1",
+    ]
+    process = subprocess.run(
+        [sys.executable, "-c", WORKER, str(out), *overrides],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    printed = [line for line in process.stdout.splitlines() if "->" in line]
+    assert printed == [
+        "janus-jax: world_model.mdn_batch_size: 3 -> 4 (a multiple of 4 devices)",
+        "janus-jax: controller.num_envs: 2 -> 4 (a multiple of 4 devices)",
+    ]
+    config = json.loads((out / "config.json").read_text())
+    assert config["world_model"]["mdn_batch_size"] == 4
+    assert config["world_model"]["vae_batch_size"] == 32  # split already
+    assert config["controller"]["num_envs"] == 4
+    summary = json.loads((out / "summary.json").read_text())
+    rounding = summary["device_rounding"]
+    assert rounding["devices"] == 4
+    assert [(c["name"], c["before"], c["after"]) for c in rounding["changed"]] == [
+        ("world_model.mdn_batch_size", 3, 4),
+        ("controller.num_envs", 2, 4),
+    ]
+    assert summary["controller_env_steps"] == 4 * 32  # 4 envs really stepped
