@@ -63,6 +63,21 @@ def test_the_tiny_preset_on_1_2_4_8_devices(devices, expected):
         assert to_dict(fitted)[key] == untouched[key]
 
 
+@pytest.mark.parametrize("devices", [1, 2, 4, 8])
+@pytest.mark.parametrize("name", list(presets.PRESETS))
+def test_every_preset_fits_1_2_4_8_devices(name, devices):
+    fitted, _ = fit_to_devices(presets.preset(name), devices)
+    wm, c, ppo = fitted.world_model, fitted.controller, fitted.ppo
+    sizes = [c.num_envs]
+    if c.features == "world_model":
+        sizes += [wm.vae_batch_size, wm.mdn_batch_size]
+        real = c.num_envs * c.rollout_length
+        args = (real, c.imagination_ratio, c.imagination_horizon, ppo.minibatch_size)
+        sizes.append(dream_starts(*args, devices))
+    assert [size % devices for size in sizes] == [0] * len(sizes)
+    assert c.num_envs * c.rollout_length % ppo.minibatch_size == 0
+
+
 def test_dreams_per_update_are_rounded_up_and_named():
     # 4 envs x 32 steps at ratio 0.2 over horizons of 32: wanted 0.25 x 128 = 32
     # dreamed steps = 1 dream; minibatches of 32 need none more; 4 devices need 4.
