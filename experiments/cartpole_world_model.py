@@ -2,8 +2,8 @@
 PyTorch README our users come from writes it: train V and M, build the agent,
 load them, train C by PPO on real and imagined experience, evaluate.
 
-    python experiments/cartpole_world_model.py [--imagination-ratio 0.5]
-        [--total-timesteps 500000] [--seed 0] [--out runs/cartpole-api]
+    python experiments/cartpole_world_model.py [--imagination-ratio 0.95]
+        [--total-timesteps 15360] [--seed 0] [--out runs/cartpole-api]
 
 ``janus-jax train`` runs the same pipeline (the ``cartpole`` preset) with
 checkpoints, pictures and resume; this script shows the objects underneath.
@@ -32,14 +32,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--imagination-ratio",
         type=float,
-        default=0.5,
-        help="share of dreamed transitions in each PPO batch",
+        default=None,
+        help="share of dreamed transitions in each PPO batch (default: the "
+        "cartpole preset's, 0.95)",
     )
     parser.add_argument(
         "--total-timesteps",
         type=int,
-        default=500_000,
-        help="real env steps of the controller phase",
+        default=None,
+        help="real env steps of the controller phase (default: the cartpole "
+        "preset's, 15,360)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the run")
     parser.add_argument("--out", default="runs/cartpole-api", help="run directory")
@@ -70,18 +72,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. Train the controller by PPO on real and imagined experience.
     c = preset.controller
+    # The seed's keywords on top of the preset's controller recipe (its dream
+    # updates, M's refresh from the replay, rollout length).
     ppo_trainer = WorldModelPPOTrainer(
         world_model_agent=agent,
         envs=env,
         config=preset.ppo,
         imagination_ratio=args.imagination_ratio,
         imagination_horizon=c.imagination_horizon,
-        num_envs=c.num_envs,
+        training=c,
         seed=args.seed,
     )
-    ppo_trainer.train(
-        total_timesteps=args.total_timesteps, rollout_length=c.rollout_length
-    )
+    ppo_trainer.train(total_timesteps=args.total_timesteps)
 
     # 4. Evaluate against a uniformly random policy.
     key_agent, key_random = jax.random.split(jax.random.key(args.seed + 1))
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         "random_return_mean": float(np.mean(rand)),
         "controller_env_steps": ppo_trainer.real_env_steps,
         "imagined_steps": ppo_trainer.imagined_steps,
-        "imagination_ratio": args.imagination_ratio,
+        "imagination_ratio": ppo_trainer.training.imagination_ratio,
         "seed": args.seed,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -301,9 +301,9 @@ def test_describe_lines_read_as_written_by_hand():
         "\n".join(lines)
     )
     text = "\n".join(lines)
-    assert "controller.imagination_ratio = 0.5  # Imagined share of each" in text
+    assert "controller.imagination_ratio = 0.95  # Imagined share of each" in text
     assert "controller.learn_from_real = true  # Put the real rollout in" in text
-    assert "ppo.minibatch_size = 256  # Rows (transitions) per PPO gradient" in text
+    assert "ppo.minibatch_size = 128  # Rows (transitions) per PPO gradient" in text
     # constructor-only arguments are not settings; moved ones are gone
     keys = {line.split(" = ", 1)[0] for line in lines}
     assert not keys & {"ppo.batch_size", "world_model.device", *MOVED}

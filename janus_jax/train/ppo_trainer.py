@@ -174,7 +174,9 @@ class WorldModelPPOTrainer:
                 f"rollout_length = {self.num_envs} x {rollout_length} = {real}"
             )
         horizon = t.imagination_horizon
-        starts = dream_starts(real, t.imagination_ratio, horizon, minibatch)
+        starts = dream_starts(
+            real, t.imagination_ratio, horizon, minibatch, self.parallel.size
+        )
         if starts:
             self.parallel.check_divisible("the dreams per update", starts)
         updates = math.ceil(total_timesteps / real)
