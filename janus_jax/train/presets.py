@@ -146,6 +146,9 @@ def breakout() -> RunConfig:
             num_envs=64,
             imagination_ratio=0.5,
             imagination_horizon=16,
+            # V keeps learning on the replay's frames: the random policy's
+            # dataset never shows the later bricks.
+            vae_updates=4,
             updates_per_chunk=5,
         ),
     )
