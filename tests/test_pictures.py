@@ -22,7 +22,7 @@ from janus_jax.pictures import (
     reconstruction_grid,
     record_episode,
 )
-from janus_jax.pictures.drawing import _PALETTE
+from janus_jax.pictures.drawing import _PALETTE, training_returns
 from janus_jax.train.metrics_log import read_metrics
 
 GAP, GRAY = 2, 128
@@ -364,3 +364,47 @@ def test_open_loop_dream_decodes_m_fed_the_real_actions(predict_reward):
     want = vae.decode(params.vae, jnp.concatenate(latents))
     chex.assert_shape(dreamed, (6, 4))
     np.testing.assert_allclose(dreamed, want, rtol=1e-5, atol=1e-5)
+
+
+def test_training_returns_skip_chunks_in_which_no_episode_ended():
+    rows = [
+        {
+            "phase": "controller",
+            "step": 1,
+            "real_env_steps": 100,
+            "real/episode_return": 0.0,
+            "real/episodes": 0.0,
+        },
+        {
+            "phase": "controller",
+            "step": 2,
+            "real_env_steps": 200,
+            "real/episode_return": -31.5,
+            "real/episodes": 2.0,
+        },
+        {
+            "phase": "controller",
+            "step": 3,
+            "real_env_steps": 300,
+            "real/episode_return": 0.0,
+            "real/episodes": 0.0,
+        },
+        {
+            "phase": "controller",
+            "step": 4,
+            "real_env_steps": 400,
+            "real/episode_return": 0.0,
+            "real/episodes": 1.0,
+        },  # a true 0
+        # a log written before real/episodes existed keeps its rows
+        {
+            "phase": "controller",
+            "step": 5,
+            "real_env_steps": 500,
+            "real/episode_return": 12.0,
+        },
+        {"phase": "eval", "step": 6, "real_env_steps": 500, "eval/return_mean": 3.0},
+    ]
+    np.testing.assert_array_equal(
+        training_returns(rows), [[200, -31.5], [400, 0.0], [500, 12.0]]
+    )

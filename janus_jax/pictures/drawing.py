@@ -258,8 +258,17 @@ def _table(rows, phase: str, keys, defaults=None) -> np.ndarray:
     return np.array(table, np.float64).reshape(-1, len(keys))
 
 
+def training_returns(rows: list[dict]) -> np.ndarray:
+    """Returns [N, 2] (real env steps, mean return) of the controller's chunks in
+    which episodes ended: a chunk that ended none (CarRacing's 1000-step
+    episodes span several) logs a return of 0 that no episode had."""
+    none_ended = lambda row: row.get("real/episodes") == 0  # noqa: E731
+    ended = [row for row in rows if not none_ended(row)]
+    return _table(ended, "controller", ("real_env_steps", "real/episode_return"))
+
+
 def _plot_returns(rows, path: Path) -> Path | None:
-    train = _table(rows, "controller", ("real_env_steps", "real/episode_return"))
+    train = training_returns(rows)
     evals = _table(
         rows,
         "eval",
