@@ -46,11 +46,25 @@ def _kill_mid_controller(out: Path, at_step: int, timeout_s: float = 300) -> Non
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("resume")
-    whole, killed = base / "whole", base / "killed"
-    subprocess.run([*TRAIN, *STEPS, "--out", str(whole)], check=True)
-    _kill_mid_controller(killed, at_step=12)
+def whole(tmp_path_factory):
+    out = tmp_path_factory.mktemp("resume") / "whole"
+    subprocess.run([*TRAIN, *STEPS, "--out", str(out)], check=True)
+    return out
+
+
+# Controller updates after which the kill comes: early, mid-phase, and two chunks
+# before the end; one by default, all with -m slow.
+KILL_AT = [
+    pytest.param(4, marks=pytest.mark.slow),
+    12,
+    pytest.param(24, marks=pytest.mark.slow),
+]
+
+
+@pytest.fixture(scope="module", params=KILL_AT, ids=lambda step: f"kill_at_{step}")
+def runs(request, whole, tmp_path_factory):
+    killed = tmp_path_factory.mktemp("resume") / "killed"
+    _kill_mid_controller(killed, at_step=request.param)
     steps_before = _controller_steps(killed / "metrics.jsonl")
     with PhaseCheckpoints(killed / "checkpoints" / "controller") as checkpoints:
         saved = checkpoints.latest_step()
