@@ -85,3 +85,35 @@ def test_evaluation_matches_a_hand_written_episode_loop(env):
         alive &= ~(out.terminated | out.truncated)
         carry, obs = step.state, out.obs
     np.testing.assert_allclose(got, total)
+
+
+def test_a_resumed_run_starts_the_host_envs_episodes_afresh(env):
+    trainer = WorldModelPPOTrainer(
+        _agent(),
+        env,
+        PPOConfig(n_epochs=1, batch_size=16),
+        imagination_ratio=0.5,
+        imagination_horizon=4,
+        num_envs=2,
+        world_model_updates=1,
+        sequence_length=8,
+        updates_per_chunk=2,
+    )
+    trainer.train(total_timesteps=64, rollout_length=16)
+    state = trainer.state  # as a checkpoint holds it: mid-episode
+    assert np.asarray(state.rollout.episode_return).any()
+    restarted = trainer._restarted(state)
+    # the envs were reset: no stale return, M's carry from zero, observations
+    # of fresh CartPole episodes (every state variable starts in [-0.05, 0.05])
+    np.testing.assert_array_equal(restarted.rollout.episode_return, [0.0, 0.0])
+    for leaf in jax.tree.leaves(restarted.rollout.policy_state):
+        np.testing.assert_array_equal(leaf, 0.0)
+    assert np.all(np.abs(np.asarray(restarted.rollout.obs)) <= 0.05)
+    # the replay's stored episodes end at the checkpoint
+    newest = (int(state.replay.head) - 1) % state.replay.reward.shape[0]
+    assert np.asarray(restarted.replay.truncated[newest]).all()
+    # everything else is the checkpoint's
+    for a, b in zip(
+        jax.tree.leaves(state.train), jax.tree.leaves(restarted.train), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)

@@ -237,3 +237,22 @@ def test_v_learns_from_the_replay_only_when_asked():
     _, before, agent = _trained(vae_updates=0)
     assert not changed(before.vae, agent.params.vae)
     assert changed(before.mdn_rnn, agent.params.mdn_rnn)  # M's refresh did run
+
+
+def test_a_cut_ends_every_env_s_newest_episode():
+    memory = replay.cut(_filled(16, [(0, 6)]))
+    np.testing.assert_array_equal(memory.truncated[5], [True, True])
+    memory = replay.add(memory, _rollout(6, 6))  # new episodes from step 6 on
+    w = _draw(memory, jax.random.key(1), 300, 4)
+    for i in range(300):
+        code = int(w.obs[i, 0, 0])
+        g0, e = code // 10, code % 10
+        _, _, _, mask = _reference(g0, e, 4, 11)
+        if g0 <= 5:  # never past step 5 into the episode that began at 6
+            mask = mask * (np.arange(g0, g0 + 4) <= 5)
+        np.testing.assert_array_equal(w.mask[i], mask)
+
+
+def test_cutting_an_empty_replay_marks_nothing():
+    memory = replay.cut(_filled(4, []))
+    assert not np.asarray(memory.truncated).any()

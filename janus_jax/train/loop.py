@@ -76,13 +76,19 @@ def run_chunks(
     checkpoint_every: int,
     unit: str,
     shown: tuple[str, ...] = (),
+    on_resume: Callable[[Any], Any] | None = None,
 ) -> tuple[Any, dict]:
     """Returns (state, last chunk's metrics) after running the phase to ``total``
     steps in chunks of ``chunk``, resuming from its checkpoint when asked.
 
     Saves every ``checkpoint_every`` chunks and at the end; the progress JSON
-    holds the step, the extra counters and whether the phase is complete."""
+    holds the step, the extra counters and whether the phase is complete.
+    ``on_resume(state)`` adjusts a state restored from an unfinished phase's
+    checkpoint before its next chunk (what a checkpoint cannot hold: a host
+    env's own state)."""
     state, progress = restore(io, phase, state)
+    if progress and not progress.get("complete") and on_resume is not None:
+        state = on_resume(state)
     done = int(progress.get("step", 0))
     reserved = ("phase", "step", "complete", "metrics")
     extra = {k: v for k, v in progress.items() if k not in reserved}

@@ -247,6 +247,25 @@ class WorldModelPPOTrainer:
         par = self.parallel
         return par.replicate(state).replace(rollout=par.shard(state.rollout))
 
+    def _restarted(self, state: control.ControlState) -> control.ControlState:
+        """Returns a state restored from a checkpoint with a gymnasium env's
+        episodes started afresh: the checkpoint holds the last observations but
+        not the env's own state, and the envs here were just reset, so going on
+        would pair stale observations with new episodes (and add a new
+        episode's rewards to an old return). A gymnax env's state is in the
+        checkpoint, so its run goes on exactly."""
+        if self.env.spec.on_device:
+            return state
+        key = jax.random.fold_in(control.update_key(state), 1 << 30)
+        carry = None
+        if self.agent.mdn_rnn is not None:
+            carry = mdn_rnn.initial_carry(self.agent.mdn_rnn.config, (self.num_envs,))
+        rollout = jax.tree.map(jnp.asarray, self.env.start(key, carry))
+        state = state.replace(rollout=self.parallel.shard(rollout))
+        if state.replay is not None:  # the stored episodes end where the run did
+            state = state.replace(replay=replay.cut(state.replay))
+        return state
+
     def _chunk_fn(self, setup):
         """Returns run_chunk(state, done, count) for ``run_chunks``."""
         vae = self.agent.vae
@@ -337,6 +356,7 @@ class WorldModelPPOTrainer:
             checkpoint_every=t.checkpoint_every,
             unit="updates",
             shown=("real/episode_return", "ppo/value_loss", "mdn/loss"),
+            on_resume=self._restarted,
         )
         self.real_env_steps = int(state.updates) * setup.num_envs * rollout_length
         self.imagined_steps = int(state.imagined_steps)

@@ -111,6 +111,15 @@ def add(replay: Replay, real: Transition) -> Replay:
     )
 
 
+def cut(replay: Replay) -> Replay:
+    """Returns the replay with every env's newest step marked truncated: the
+    envs' next steps start new episodes (a resumed host env), so no window may
+    run on from that step into them."""
+    newest = (replay.head - 1) % replay.reward.shape[0]
+    ends = replay.truncated.at[newest].set(replay.filled > 0)
+    return replay.replace(truncated=ends)
+
+
 def windows(replay: Replay, key: jax.Array, num: int, length: int) -> Windows:
     """Returns ``num`` windows of ``length`` steps, each starting at a uniformly
     drawn stored step of a uniformly drawn env, with the carry M had there.
