@@ -61,7 +61,7 @@ class ControlState:
     train: ppo.TrainState
     mdn: FitState | None  # None: no world model (model-free PPO)
     vae: FitState | None  # V, when it keeps learning (None: V as given)
-    replay: replay.Replay | None  # recent real steps for M (None: M frozen)
+    replay: replay.Replay | None  # recent real steps: V's, M's and dreams' data
     rollout: RolloutState  # the envs, M's carry per env (the policy state), returns
     key: jax.Array  # uint32 key data; update u uses fold_in(key, u)
     updates: jax.Array  # int32 updates done
@@ -121,10 +121,6 @@ def dream(
     )
 
 
-def _vae_loss(params, frames, key):
-    return vae.loss(params, frames, key)
-
-
 def _refresh_vae(setup: ControlSetup, state: ControlState, key):
     """Returns (state, metrics) after V's ``vae_updates`` gradient steps, each on
     fresh frames of the replay (so V sees the states the current C reaches)."""
@@ -133,7 +129,7 @@ def _refresh_vae(setup: ControlSetup, state: ControlState, key):
     vae_state, metrics = fit_chunk(
         state.vae,
         jax.vmap(draw)(keys),
-        loss_fn=_vae_loss,
+        loss_fn=vae.loss,
         optimizer=setup.mdn_optimizer,
     )
     metrics = {k: v for k, v in metrics.items() if k.startswith("vae/")}
