@@ -110,7 +110,8 @@ def test_latest_step_and_retention_of_the_last_two(tmp_path):
         assert checkpoints.all_steps() == [30, 40]
         with pytest.raises(CheckpointError, match=r"no checkpoint for step 10 in"):
             checkpoints.progress(step=10)
-    assert sorted(os.listdir(directory)) == ["30", "40"]
+    assert sorted(os.listdir(directory)) == ["30", "40", "latest.json"]
+    assert json.loads((directory / "latest.json").read_text()) == {"step": 40}
 
 
 def test_max_to_keep_must_be_positive(tmp_path):
@@ -195,6 +196,7 @@ def test_corrupt_array_file_raises_checkpoint_error(tmp_path, damage):
     assert type(info.value) is CheckpointError
     assert message.startswith(f"checkpoint {tmp_path / '1'} is unreadable: ")
     assert "\n" not in message and "tensorstore_spec" not in message
+    assert f"delete it and {tmp_path / 'latest.json'} to resume from" in message
 
 
 def test_missing_state_metadata_raises_checkpoint_error(tmp_path):

@@ -70,7 +70,9 @@ def test_fresh_start_replaces_and_resume_appends_continuing_time(tmp_path):
 def test_resume_drops_torn_last_line_before_appending(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"phase": "vae", "step": 1, "time_s": 5.0}\n{"phase": "va')
-    with MetricsLogger(tmp_path, resume=True) as log:
+    with pytest.warns(UserWarning, match=r"metrics\.jsonl: dropped its last line"):
+        log = MetricsLogger(tmp_path, resume=True)
+    with log:
         log.write("vae", 2, {"loss": 0.5})
     rows = read_metrics(path)
     assert [r["step"] for r in rows] == [1, 2]
@@ -116,7 +118,7 @@ def test_truncated_last_line_ignored_but_malformed_middle_line_errors(tmp_path):
     assert [r["step"] for r in read_metrics(path)] == [1, 1]
 
     path.write_text(good + "{not json\n" + good)
-    with pytest.raises(ValueError, match=r"metrics\.jsonl: line 2"):
+    with pytest.raises(ValueError, match=r"metrics\.jsonl: line 2 .*delete that line"):
         read_metrics(path)
     # A complete (newline-terminated) last line that is broken is corruption.
     path.write_text(good + "{not json\n")

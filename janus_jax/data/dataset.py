@@ -15,8 +15,9 @@ Integrity: at construction every listed shard must exist with the size the
 manifest records (a truncated file raises DatasetCorruptError naming it). With
 ``verify=True`` a shard's sha256 is checked the first time this object loads it
 (hashing everything up front would read the whole dataset before the first
-batch); ``verify()`` checks all shards now. A shard that cannot be parsed or
-disagrees with the manifest raises DatasetCorruptError whatever ``verify`` is.
+batch); ``verify()`` checks all shards now, hashes and contents. A shard that
+cannot be parsed or disagrees with the manifest raises DatasetCorruptError
+whatever ``verify`` is, with what to do.
 """
 
 from __future__ import annotations
@@ -217,10 +218,13 @@ class RolloutDataset:
                 self._release(i)
 
     def verify(self) -> None:
-        """Checks the sha256 of every shard now; raises DatasetCorruptError naming
-        the first bad one."""
+        """Checks every shard now, its sha256 and that it holds the episodes,
+        steps, shapes and dtypes the manifest says (one shard in memory at a
+        time); raises DatasetCorruptError naming the first bad one."""
         for i in range(self.num_shards):
             self._check_hash(i)
+            self._acquire(i)
+            self._release(i)
 
     def _check_sampling(self, batch_size: int, seed: int) -> None:
         check_count("batch_size", batch_size)

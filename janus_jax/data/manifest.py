@@ -63,7 +63,15 @@ _TOP_KEYS = (
 
 
 class DatasetCorruptError(ValueError):
-    """A manifest or shard on disk is not what the manifest promises."""
+    """A manifest or shard on disk is not what the manifest promises; the message
+    names the file, what is wrong with it and what to do."""
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}. Restore it from a copy of the dataset, or "
+            "collect the dataset again into a new directory (janus-jax collect "
+            "--out NEW_DIR)"
+        )
 
 
 def shard_name(index: int) -> str:

@@ -3,6 +3,9 @@
 Layout: ``run/checkpoints/<phase>/<step>/{state,progress}``. Orbax writes a step
 into ``<step>.orbax-checkpoint-tmp-*`` and renames it when complete, so a crash
 mid-save leaves the previous step intact and the half-written one invisible.
+``latest.json`` then records the step as saved, so a newest step that later goes
+missing (deleted by hand) is refused with what to do, never silently replaced by
+an older one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import orbax.checkpoint as ocp
 from janus_jax import files
 
 _MAX_LISTED_MISMATCHES = 3
+# Beside the step directories (orbax lists only names that are step numbers).
+POINTER_NAME = "latest.json"
 
 
 class CheckpointError(ValueError):
@@ -37,7 +42,12 @@ def _one_line(err: BaseException, limit: int = 300) -> str:
 
 def _unreadable(step_dir: Path, err: Exception) -> CheckpointError:
     """Returns the error for checkpoint files that exist but cannot be read."""
-    return CheckpointError(f"checkpoint {step_dir} is unreadable: {_one_line(err)}")
+    pointer = step_dir.parent / POINTER_NAME
+    return CheckpointError(
+        f"checkpoint {step_dir} is unreadable: {_one_line(err)}. Restore it from a "
+        f"copy; or delete it and {pointer} to resume from the step before it; or "
+        "start the run over (--overwrite)"
+    )
 
 
 def _is_array_like(leaf: Any) -> bool:
@@ -129,8 +139,46 @@ class PhaseCheckpoints:
         )
 
     def latest_step(self) -> int | None:
-        """Returns the newest complete step on disk, or None when there is none."""
-        return self._manager.latest_step()
+        """Returns the newest complete step on disk, or None when there is none.
+
+        Raises CheckpointError when ``latest.json`` records a newer step as saved:
+        that step was deleted or moved, and resuming from an older one (or from
+        nothing) without saying so would train part of the run twice."""
+        latest = self._manager.latest_step()
+        recorded = self._recorded_step()
+        if recorded is not None and (latest is None or recorded > latest):
+            # Orbax lists the steps once, when opened: another instance may have
+            # saved since. Only a step missing from the disk itself is an error.
+            self._manager.reload()
+            latest = self._manager.latest_step()
+        if recorded is not None and (latest is None or recorded > latest):
+            pointer = self.directory / POINTER_NAME
+            if latest is None:
+                there, instead = "no step is there", "to start this phase over"
+            else:
+                there = f"the newest step there is {latest}"
+                instead = f"to resume from step {latest}"
+            raise CheckpointError(
+                f"checkpoint step {recorded} is missing from {self.directory} "
+                f"(deleted or moved?): {pointer} records it as saved, but {there}. "
+                f"Put {self.directory / str(recorded)} back; or delete {pointer} "
+                f"{instead}; or start the run over (--overwrite)"
+            )
+        return latest
+
+    def _recorded_step(self) -> int | None:
+        """Returns the step ``latest.json`` records as saved, None without one."""
+        pointer = self.directory / POINTER_NAME
+        try:
+            step = json.loads(pointer.read_text(encoding="utf-8"))["step"]
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"{pointer} is unreadable ({_one_line(err)}): delete it to resume "
+                f"from the newest step in {self.directory}"
+            ) from None
+        return int(step)
 
     def all_steps(self) -> list[int]:
         """Returns the complete steps on disk, oldest first."""
@@ -162,8 +210,10 @@ class PhaseCheckpoints:
             progress=ocp.args.JsonSave(progress),
         )
         saved = self._manager.save(step, args=args)
-        assert saved, f"orbax skipped step {step} although it is after {latest}"
         self._manager.wait_until_finished()
+        assert saved, f"orbax skipped step {step} although it is after {latest}"
+        if jax.process_index() == 0:
+            files.write_json(self.directory / POINTER_NAME, {"step": step})
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
         """Returns ``(state, progress)`` of ``step`` (default: latest).

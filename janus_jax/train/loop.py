@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from janus_jax.train.checkpoint import PhaseCheckpoints
+from janus_jax.train.checkpoint import CheckpointError, PhaseCheckpoints
 from janus_jax.train.metrics_log import MetricsLogger, Progress
 
 # Phases in run order: a resumed run rewinds the metrics log to its checkpoint.
@@ -52,17 +52,45 @@ def whole_chunks(total: int, chunk: int) -> tuple[int, int]:
 
 def restore(io: RunIO, phase: str, state: Any) -> tuple[Any, dict]:
     """Returns (state, progress) from the phase's latest checkpoint when resuming,
-    else (state, {}) unchanged; rewinds the metrics log to that checkpoint."""
+    else (state, {}) unchanged; rewinds the metrics log to that checkpoint.
+
+    Raises CheckpointError when the phase is unfinished on disk but a later phase
+    has checkpoints: the later one was made from this phase finished, so this
+    phase's checkpoints were deleted, and training it again would leave the
+    later phase built on another model."""
     checkpoints = io.checkpoints(phase)
-    if checkpoints is None or not io.resume or checkpoints.latest_step() is None:
+    if checkpoints is None or not io.resume:
         return state, {}
     with checkpoints:
+        latest = checkpoints.latest_step()
+        progress = {} if latest is None else checkpoints.progress()
+        if not progress.get("complete"):
+            _check_no_later_phase(io, phase, checkpoints.directory, latest)
+        if latest is None:
+            return state, {}
         state, progress = checkpoints.restore(state)
     # An unfinished phase drops the rows logged after its checkpoint; rows of a
     # finished one (and of the phases after it) are all still true.
     if io.logger is not None and not progress.get("complete"):
         io.logger.rewind(PHASES, phase, int(progress["step"]))
     return state, progress
+
+
+def _check_no_later_phase(io: RunIO, phase: str, directory, latest) -> None:
+    """Raises CheckpointError if a phase after ``phase`` has checkpoints."""
+    for later in PHASES[PHASES.index(phase) + 1 :]:
+        with io.checkpoints(later) as checkpoints:
+            if not checkpoints.all_steps():
+                continue
+            found = "no checkpoint" if latest is None else f"only step {latest}"
+            raise CheckpointError(
+                f"cannot resume phase {phase}: {directory} holds {found}, not its "
+                f"finished checkpoint, yet the later phase {later} has checkpoints "
+                f"in {checkpoints.directory} (deleted or moved?). Put {phase}'s "
+                f"checkpoints back; or delete those of {later} and the phases "
+                f"after it as well, to train again from {phase}; or start the run "
+                "over (--overwrite)"
+            )
 
 
 def run_chunks(

@@ -3,6 +3,10 @@
 The JSON-lines file is the durable record (one flushed line per row, rewound
 atomically when a run resumes from a checkpoint); TensorBoard events are a view
 for humans, written with tensorboardX so TensorFlow is never needed.
+
+A kill (or a full disk) mid-row leaves a last line without its newline: readers
+skip it, and a resumed logger drops it with a warning before appending. A
+malformed line anywhere else is corruption and is refused, naming the line.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,10 @@ from tqdm import tqdm
 from janus_jax import files
 
 _RESERVED = ("phase", "step", "time_s")
+_FIX_LINE = (
+    "mend or delete that line by hand (the checkpoints do not depend on the "
+    "log), or start the run over (--overwrite)"
+)
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -46,12 +55,20 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
             if number == len(lines):
                 break
             raise ValueError(
-                f"{path}: line {number} is not valid JSON: {error}"
+                f"{path}: line {number} is not valid JSON: {error}; {_FIX_LINE}"
             ) from None
         if not isinstance(row, dict):
-            raise ValueError(f"{path}: line {number} is not a JSON object")
+            raise ValueError(f"{path}: line {number} is not a JSON object; {_FIX_LINE}")
         rows.append(row)
     return rows
+
+
+def _is_row(line: bytes) -> bool:
+    """Returns whether ``line`` is one whole row (a JSON object)."""
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return False
 
 
 def _write_atomically(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -86,8 +103,18 @@ class MetricsLogger:
                 self._time_offset = float(rows[-1].get("time_s") or 0.0)
             # Appending after a torn last line would bury it mid-file, where
             # read_metrics rightly refuses it: drop it first.
-            if not self._path.read_bytes().endswith(b"\n"):
+            text = self._path.read_bytes()
+            if not text.endswith(b"\n"):
+                torn = text.rsplit(b"\n", 1)[-1]
                 _write_atomically(self._path, rows)
+                if torn.strip() and not _is_row(torn):  # a whole row is kept
+                    warnings.warn(
+                        f"{self._path}: dropped its last line, {len(torn)} bytes "
+                        "without a newline that are not a whole row (a write cut "
+                        "short by a kill or a full disk); the rows before it are "
+                        "kept, and the resumed run logs that step again",
+                        stacklevel=2,
+                    )
         self._file = open(self._path, "a" if resume else "w", encoding="utf-8")
         self._start = time.monotonic()
         self._writer = None
