@@ -3,7 +3,8 @@ the work itself is ``janus_jax.train.pipeline``.
 
 A user's mistake (unknown preset or env, a bad override, a directory holding
 another run, a dataset of another env...) ends with one line on stderr and exit
-status 2, never a traceback (``JANUS_JAX_DEBUG=1`` shows it, for bug reports).
+status 2, never a traceback (``JANUS_JAX_DEBUG=1`` shows it, for bug reports);
+so does a full disk, with the file, what is intact and what to do.
 """
 
 from __future__ import annotations
@@ -320,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"janus-jax {argv[0]}: error: {err}", file=sys.stderr)
         return 2
+    from janus_jax.files import DiskFullError
     from janus_jax.train.checkpoint import CheckpointError
 
     parser = build_parser()
@@ -332,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return handler(args)
-    except (ValueError, CheckpointError, FileNotFoundError) as err:
+    except (ValueError, CheckpointError, FileNotFoundError, DiskFullError) as err:
         if os.environ.get("JANUS_JAX_DEBUG"):
             raise
         message = " ".join(str(err).split())

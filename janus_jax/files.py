@@ -1,17 +1,83 @@
 """Writing a file so that a crash never leaves half of it: a temporary file in
 the same directory, fsynced, renamed over the target (atomic on one filesystem),
 then the directory fsynced so the rename itself survives a power loss. Datasets,
-metrics logs, run configs, summaries and pictures all go through here."""
+metrics logs, run configs, summaries and pictures all go through here.
+
+A write that fails for want of room (a full disk, a quota, a file size limit)
+raises ``DiskFullError``: an ``OSError`` (errno ENOSPC) whose one-line message
+names the file, says what is left intact and what to do."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+# The errors that mean "no room to write", and how the message puts each.
+_NO_ROOM = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than this filesystem or process allows",
+}
+# tensorstore (orbax's array writer) reports OS errors as text, not OSError.
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
+
+
+class DiskFullError(OSError):
+    """A write failed for want of room. The message names the file, what ran
+    out (``reason``, from ``no_room``), what the failure left intact (``intact``)
+    and what to do; ``errno`` is ENOSPC and ``filename`` the file."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, intact: str):
+        path = Path(path).absolute()
+        self.reason, self.intact = reason, intact
+        message = (
+            f"cannot write {path}: {reason}, {_free_space(path.parent)}; {intact}. "
+            "Free some space on that disk (or move the directory to a larger "
+            "one), then run the same command again (with --resume for a run or "
+            "a collection)"
+        )
+        super().__init__(errno.ENOSPC, message, os.fspath(path))
+
+    def __str__(self) -> str:
+        return self.strerror
+
+    def __reduce__(self):  # OSError pickles its args, which differ from ours
+        return type(self), (self.filename, self.reason, self.intact)
+
+
+def no_room(err: BaseException) -> str | None:
+    """Returns what ran out ("the disk is full") when ``err`` is a write failing for
+    want of room, else None. Looks through ``__cause__`` (orbax re-raises)."""
+    while err is not None:
+        code = err.errno if isinstance(err, OSError) else None
+        if code is None:
+            match = _OS_ERROR_CODE.search(str(err))
+            code = int(match.group(1)) if match else None
+        if code in _NO_ROOM:
+            return f"{_NO_ROOM[code]} ({os.strerror(code)})"
+        err = err.__cause__
+    return None
+
+
+def _free_space(path: Path) -> str:
+    """Returns the free space on ``path``'s filesystem: "12.3 MB free there"."""
+    for folder in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(folder).free
+            for unit in ("bytes", "kB", "MB", "GB"):
+                if free < 1000 or unit == "GB":
+                    number = f"{free}" if unit == "bytes" else f"{free:.1f}"
+                    return f"{number} {unit} free there"
+                free /= 1000
+    return "free space unknown"
 
 
 def fsync_directory(directory: Path) -> None:
@@ -48,9 +114,13 @@ def atomic_path(path: str | os.PathLike, prefix: str | None = None) -> Iterator[
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)  # also gives the room back
+        reason = no_room(err)
+        if reason is None or isinstance(err, DiskFullError):
+            raise
+        kept = "it was left as it was" if path.exists() else "nothing was written"
+        raise DiskFullError(path, reason, kept) from err
     fsync_directory(path.parent)
 
 

@@ -1,18 +1,29 @@
-"""Faults on disk: files damaged or deleted by hand. Each must end in an error
-naming the file and what to do, with what was written before intact and
-loadable (checked by loading it and comparing values)."""
+"""Faults on disk: a full disk while writing a checkpoint, a dataset shard, its
+manifest or the metrics log, and files damaged or deleted by hand. Each must end
+in an error naming the file and what to do, with what was written before intact
+and loadable (checked by loading it and comparing values)."""
 
+import errno
+import io
 import json
+import os
+import resource
 import shutil
+import signal
 
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
+from janus_jax import cli, files
 from janus_jax.data import DatasetCorruptError, DatasetWriter, RolloutDataset
 from janus_jax.data.manifest import sha256_file
+from janus_jax.files import DiskFullError
+from janus_jax.train import metrics_log
 from janus_jax.train.checkpoint import CheckpointError, PhaseCheckpoints
 from janus_jax.train.loop import RunIO, run_chunks
+from janus_jax.train.metrics_log import MetricsLogger, read_metrics
 
 SPEC = dict(
     env_id="Probe-v0",
@@ -23,12 +34,170 @@ SPEC = dict(
 )
 
 
+class TinyDisk:
+    """A disk with ``room`` bytes left, for the ``open`` calls of the modules it
+    is patched into: a write past the room writes what fits, then fails with
+    ENOSPC, as a real full disk does. ``only`` limits it to names ending so."""
+
+    def __init__(self, room: int, only: str = ""):
+        self.room, self.only = room, only
+
+    def open(self, file, mode="r", *args, **kwargs):
+        if not ("w" in mode or "a" in mode) or not str(file).endswith(self.only):
+            return open(file, mode, *args, **kwargs)
+        buffered = io.BufferedWriter(_RoomLimitedFile(self, file, mode[0]))
+        if "b" in mode:
+            return buffered
+        return io.TextIOWrapper(buffered, encoding=kwargs.get("encoding"))
+
+
+class _RoomLimitedFile(io.RawIOBase):
+    def __init__(self, disk: TinyDisk, file, mode: str):
+        self._disk, self._file = disk, io.FileIO(file, mode)
+
+    def writable(self):
+        return True
+
+    def seekable(self):  # as a real file is: zipfile writes its headers in place
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        return self._file.seek(offset, whence)
+
+    def tell(self):
+        return self._file.tell()
+
+    def write(self, data):
+        fits = min(len(data), self._disk.room)
+        if fits == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = self._file.write(bytes(data[:fits]))
+        self._disk.room -= written
+        return written
+
+    def fileno(self):
+        return self._file.fileno()
+
+    def close(self):
+        self._file.close()
+        super().close()
+
+
 def episode(episode_id: int, steps: int = 4):
     """Returns an episode whose every value encodes (episode_id, t)."""
     code = 100.0 * episode_id + np.arange(steps + 1, dtype=np.float32)
     obs = np.stack([code, -code, code + 0.5], axis=-1)
     done = np.arange(steps) == steps - 1
     return obs, np.arange(steps) % 2, code[:-1], done, np.zeros(steps, bool)
+
+
+def assert_holds(path, episode_ids):
+    """Asserts the dataset at ``path`` opens, verifies and holds exactly these
+    episodes, value for value."""
+    dataset = RolloutDataset(path)
+    dataset.verify()
+    stored = list(dataset.iter_episodes())
+    assert len(stored) == len(episode_ids)
+    for got, episode_id in zip(stored, episode_ids, strict=True):
+        for have, want in zip(got, episode(episode_id), strict=True):
+            np.testing.assert_array_equal(have, want)
+
+
+def test_full_disk_while_writing_a_shard_keeps_the_earlier_episodes(
+    tmp_path, monkeypatch
+):
+    writer = DatasetWriter(tmp_path, shard_steps=8, **SPEC)
+    for i in range(4):  # two shards of two episodes
+        writer.add_episode(*episode(i))
+    manifest = (tmp_path / "manifest.json").read_bytes()
+    disk = TinyDisk(room=300)  # less than a shard: it fails midway
+    monkeypatch.setattr(files, "open", disk.open, raising=False)
+    writer.add_episode(*episode(4))
+    with pytest.raises(DiskFullError) as info:
+        writer.flush()
+    message = str(info.value)
+    assert info.value.errno == errno.ENOSPC
+    assert message.startswith(f"cannot write {tmp_path / 'shard-00002.npz'}: ")
+    assert "the disk is full (No space left on device)" in message
+    assert f"4 episodes listed in {tmp_path / 'manifest.json'} are intact" in message
+    assert "1 buffered episodes were not written" in message
+    assert "--resume" in message
+    assert (tmp_path / "manifest.json").read_bytes() == manifest
+    assert sorted(os.listdir(tmp_path)) == [
+        ".lock",
+        "manifest.json",
+        "shard-00000.npz",
+        "shard-00001.npz",
+    ]  # the half-written temporary file is gone
+    assert_holds(tmp_path, [0, 1, 2, 3])
+
+    disk.room = 10**9  # space was freed: the buffered episode goes in
+    writer.close()
+    assert_holds(tmp_path, [0, 1, 2, 3, 4])
+
+
+def test_full_disk_while_writing_the_manifest_removes_the_unlisted_shard(
+    tmp_path, monkeypatch
+):
+    with DatasetWriter(tmp_path, shard_steps=8, **SPEC) as writer:
+        writer.add_episode(*episode(0))
+        writer.add_episode(*episode(1))
+    monkeypatch.setattr(files, "open", TinyDisk(0, only=".json").open, raising=False)
+    writer = DatasetWriter(tmp_path, resume=True, shard_steps=8, **SPEC)
+    writer.add_episode(*episode(2))
+    with pytest.raises(DiskFullError, match="manifest.*the disk is full") as info:
+        writer.flush()
+    assert "2 episodes listed in" in str(info.value)
+    # The shard was in place before the manifest failed; unlisted, it is removed.
+    assert not (tmp_path / "shard-00001.npz").exists()
+    assert_holds(tmp_path, [0, 1])
+    monkeypatch.undo()
+    writer.close()
+    assert_holds(tmp_path, [0, 1, 2])
+
+
+def test_full_disk_while_logging_keeps_the_earlier_rows(tmp_path, monkeypatch):
+    disk = TinyDisk(room=10**6)
+    monkeypatch.setattr(metrics_log, "open", disk.open, raising=False)
+    log = MetricsLogger(tmp_path)
+    for step in (1, 2, 3):
+        log.write("vae", step, {"loss": step / 10})
+    disk.room = 12  # the next row is cut after 12 bytes
+    with pytest.raises(DiskFullError) as info:
+        log.write("vae", 4, {"loss": 0.4})
+    message = str(info.value)
+    assert message.startswith(f"cannot write {tmp_path / 'metrics.jsonl'}: ")
+    assert (
+        "the disk is full" in message and "rows before this one are intact" in message
+    )
+    log.close()  # the failed row is not written again on close
+    text = (tmp_path / "metrics.jsonl").read_text()
+    assert text.count("\n") == 3 and len(text.rsplit("\n", 1)[1]) == 12
+    assert [row["loss"] for row in read_metrics(tmp_path / "metrics.jsonl")] == [
+        0.1,
+        0.2,
+        0.3,
+    ]
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match=r"metrics\.jsonl: dropped its last line, 12"):
+        log = MetricsLogger(tmp_path, resume=True)
+    with log:
+        log.write("vae", 4, {"loss": 0.4})
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [(row["step"], row["loss"]) for row in rows] == [
+        (1, 0.1),
+        (2, 0.2),
+        (3, 0.3),
+        (4, 0.4),
+    ]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux /dev/full")
+def test_the_kernels_own_enospc_is_recognised(tmp_path):
+    (tmp_path / "metrics.jsonl").symlink_to("/dev/full")  # every write: ENOSPC
+    with MetricsLogger(tmp_path) as log:
+        with pytest.raises(DiskFullError, match=r"metrics\.jsonl: the disk is full"):
+            log.write("vae", 1, {"loss": 1.0})
 
 
 def _checkpoint(value: float) -> dict:
@@ -42,6 +211,66 @@ def _assert_restores(directory, step: int, value: float) -> None:
     np.testing.assert_array_equal(state["w"], np.full((8,), value, np.float32))
     np.testing.assert_array_equal(state["b"], np.arange(3))
     assert progress == {"value": value}
+
+
+def test_full_disk_while_saving_a_checkpoint_keeps_the_last_good_one(
+    tmp_path, monkeypatch
+):
+    checkpoints = PhaseCheckpoints(tmp_path)
+    checkpoints.save(1, _checkpoint(1.0), {"value": 1.0})
+
+    async def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ocp.StandardCheckpointHandler, "async_save", full)
+    with pytest.raises(DiskFullError) as info:
+        checkpoints.save(2, _checkpoint(2.0), {"value": 2.0})
+    message = str(info.value)
+    assert message.startswith(f"cannot write {tmp_path / '2'}: the disk is full")
+    assert "the latest good checkpoint, step 1, is intact" in message
+    assert "--resume" in message
+    assert sorted(os.listdir(tmp_path)) == ["1", "latest.json"]  # no partial step
+    _assert_restores(tmp_path, 1, 1.0)
+
+    monkeypatch.undo()  # space was freed: the same step saves
+    checkpoints.save(2, _checkpoint(2.0), {"value": 2.0})
+    checkpoints.close()
+    _assert_restores(tmp_path, 2, 2.0)
+
+
+def test_a_write_failing_inside_tensorstore_is_recognised(tmp_path):
+    # A file size limit makes the kernel refuse the write (EFBIG) inside
+    # tensorstore's C++ writer: the same path a full disk's ENOSPC takes.
+    checkpoints = PhaseCheckpoints(tmp_path)
+    checkpoints.save(1, _checkpoint(1.0), {"value": 1.0})
+    noise = np.random.default_rng(0).standard_normal(1 << 18, np.float32)  # 1 MB
+    big = {"w": noise, "b": np.arange(3, dtype=np.int32)}  # incompressible
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, limits[1]))
+    try:
+        with pytest.raises(DiskFullError) as info:
+            checkpoints.save(2, big, {"value": 2.0})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    message = str(info.value)
+    assert message.startswith(f"cannot write {tmp_path / '2'}: the file is larger")
+    assert "(File too large)" in message and "step 1, is intact" in message
+    assert sorted(os.listdir(tmp_path)) == ["1", "latest.json"]
+    checkpoints.close()
+    _assert_restores(tmp_path, 1, 1.0)
+
+
+def test_the_cli_reports_a_full_disk_in_one_line(monkeypatch, capsys):
+    def full(args):
+        raise DiskFullError("/runs/x/metrics.jsonl", "the disk is full", "all kept")
+
+    monkeypatch.setattr(cli, "_train", full)
+    assert cli.main(["train", "--out", "/runs/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("janus-jax train: error: cannot write /runs/x/metrics.jsonl")
+    assert err.count("\n") == 1 and "all kept" in err
 
 
 def test_a_deleted_newest_step_is_refused_with_what_to_do(tmp_path):

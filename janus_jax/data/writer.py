@@ -23,6 +23,7 @@ from janus_jax.data.manifest import (
     write_manifest,
 )
 from janus_jax.data.shards import REWARD_DTYPE, array_bytes, pack_episodes
+from janus_jax.files import DiskFullError
 
 LOCK_NAME = ".lock"
 
@@ -99,6 +100,8 @@ class DatasetWriter:
     writer per directory at a time (an ``flock`` on ``DIR/.lock``). Use it as a
     context manager: leaving the block flushes, also on an exception, so every
     completed episode is kept. ``compress=True`` writes zlib-compressed shards.
+    A full disk raises ``DiskFullError``: the shard is not added, the manifest
+    and the episodes it lists stay as they were, the episodes stay buffered.
     """
 
     def __init__(
@@ -265,6 +268,8 @@ class DatasetWriter:
             size, digest = atomic_write(
                 self.path, name, lambda f: self._savez(f, **packed)
             )
+        except DiskFullError as err:
+            raise self._not_written(err) from err
         finally:
             # Once the file is in place its index is taken, even if a later step
             # (directory sync, manifest) fails: a retry must not collide with it.
@@ -288,9 +293,26 @@ class DatasetWriter:
         if self._pending_resume is not None:
             record = {"first_shard": name, "metadata": self._pending_resume}
             manifest["resumes"] = [*manifest.get("resumes", []), record]
-        write_manifest(self.path, manifest)
+        try:
+            write_manifest(self.path, manifest)
+        except DiskFullError as err:
+            # Unlisted, the new shard is only taking the room back; its index
+            # stays taken all the same.
+            (self.path / name).unlink(missing_ok=True)
+            raise self._not_written(err) from err
         self._manifest, self._pending_resume = manifest, None
         self._buffer, self._buffered_steps = [], 0
+
+    def _not_written(self, err: DiskFullError) -> DiskFullError:
+        """Returns ``err`` saying what a full disk left of the dataset."""
+        totals = self._manifest["totals"]
+        return DiskFullError(
+            err.filename,
+            err.reason,
+            f"the dataset's {totals['episodes']} episodes listed in "
+            f"{self.path / MANIFEST_NAME} are intact and loadable; the "
+            f"{len(self._buffer)} buffered episodes were not written",
+        )
 
     def close(self) -> None:
         """Flushes and releases the directory; later calls do nothing."""

@@ -5,13 +5,15 @@ into ``<step>.orbax-checkpoint-tmp-*`` and renames it when complete, so a crash
 mid-save leaves the previous step intact and the half-written one invisible.
 ``latest.json`` then records the step as saved, so a newest step that later goes
 missing (deleted by hand) is refused with what to do, never silently replaced by
-an older one.
+an older one. A save that finds the disk full raises ``files.DiskFullError`` and
+removes its half-written step, leaving the earlier ones as they were.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +211,24 @@ class PhaseCheckpoints:
             state=ocp.args.StandardSave(state),
             progress=ocp.args.JsonSave(progress),
         )
-        saved = self._manager.save(step, args=args)
-        self._manager.wait_until_finished()
+        try:
+            saved = self._manager.save(step, args=args)
+            self._manager.wait_until_finished()
+        except Exception as err:
+            reason = files.no_room(err)
+            if reason is None:
+                raise
+            # The half-written step holds what room was left: give it back.
+            for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+                shutil.rmtree(partial, ignore_errors=True)
+            intact = (
+                "this phase has no earlier checkpoint"
+                if latest is None
+                else f"the latest good checkpoint, step {latest}, is intact"
+            )
+            raise files.DiskFullError(
+                self.directory / str(step), reason, intact
+            ) from err
         assert saved, f"orbax skipped step {step} although it is after {latest}"
         if jax.process_index() == 0:
             files.write_json(self.directory / POINTER_NAME, {"step": step})

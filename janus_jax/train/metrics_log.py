@@ -11,6 +11,7 @@ malformed line anywhere else is corruption and is refused, naming the line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -152,9 +153,24 @@ class MetricsLogger:
         }
         # tolist() turns numpy/jax scalars or arrays passed as extras into builtins.
         line = json.dumps(on_disk, allow_nan=False, default=lambda v: v.tolist())
-        self._file.write(line + "\n")
-        # One flush per row: a SIGKILL then costs at most the row being written.
-        self._file.flush()
+        try:
+            self._file.write(line + "\n")
+            # One flush per row: a SIGKILL then costs at most the row being written.
+            self._file.flush()
+        except OSError as err:
+            reason = files.no_room(err)
+            if reason is None:
+                raise
+            # Closing retries the flush; the file is done with either way.
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+            raise files.DiskFullError(
+                self._path,
+                reason,
+                "the rows before this one are intact (a partial last row is "
+                "dropped, with a warning, when the run resumes)",
+            ) from err
         if self._writer is not None:
             global_step = int(extra.get("real_env_steps", step))
             for key, value in values.items():
