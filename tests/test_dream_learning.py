@@ -14,9 +14,10 @@ import pytest
 from janus_jax.configs import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
 from janus_jax.train import pipeline, presets
 
-# A random policy scores about 22 on CartPole-v1; seeds 0 and 1 of this config
-# scored 106 and 272 when it was written (6.3k real steps, random data included).
-BAR = 60.0
+# A random policy scores about 22 on CartPole-v1 (its 16-episode mean stays
+# below 35); seeds 0, 1 and 2 of this config scored 106, 272 and 64 when it was
+# written (6.3k real steps, random data included).
+BAR = 50.0
 
 
 def dream_only_config(seed: int):
