@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from typing import Literal
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
@@ -36,6 +37,18 @@ def _is_number(value) -> bool:
         and not isinstance(value, bool)
         and math.isfinite(value)
     )
+
+
+def _finite_float(value) -> float | None:
+    """Returns ``value`` as a float if it is a finite number (numpy's included),
+    else None; text and bools are not numbers here."""
+    if isinstance(value, str | bytes | bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _positive_int(obj, field: str) -> None:
@@ -200,6 +213,14 @@ class MDNRNNConfig:
         _non_negative(self, "temperature")
         _bool(self, "predict_reward")
         _bool(self, "predict_done")
+        for field in ("log_sigma_min", "log_sigma_max"):
+            if not _is_number(getattr(self, field)):
+                _fail(
+                    "MDNRNNConfig",
+                    field,
+                    getattr(self, field),
+                    "must be a finite number",
+                )
         if not self.log_sigma_min < self.log_sigma_max:
             _fail(
                 "MDNRNNConfig",
@@ -249,24 +270,31 @@ class ActionSpec:
         _bool(self, "continuous")
         _positive_int(self, "dim")
         if not self.continuous:
-            if self.low is not None or self.high is not None:
-                _fail(
-                    "ActionSpec",
-                    "low",
-                    self.low,
-                    "bounds apply to continuous actions only",
-                )
+            for field in ("low", "high"):
+                if getattr(self, field) is not None:
+                    _fail(
+                        "ActionSpec",
+                        field,
+                        getattr(self, field),
+                        "bounds apply to continuous actions only",
+                    )
             return
         for field, default in (("low", -1.0), ("high", 1.0)):
             value = getattr(self, field)
-            value = (
-                (default,) * self.dim
-                if value is None
-                else tuple(float(v) for v in value)
-            )
+            if value is None:
+                value = (default,) * self.dim
+            elif isinstance(value, str | bytes) or not isinstance(value, Iterable):
+                value = None  # a vector of bounds, not one number or text
+            else:  # numpy arrays welcome: an env's Box bounds
+                value = tuple(_finite_float(v) for v in value)
+            if value is None or len(value) != self.dim or None in value:
+                _fail(
+                    "ActionSpec",
+                    field,
+                    getattr(self, field),
+                    f"must be {self.dim} finite numbers",
+                )
             object.__setattr__(self, field, value)
-            if len(value) != self.dim or not all(math.isfinite(v) for v in value):
-                _fail("ActionSpec", field, value, f"must be {self.dim} finite numbers")
         if any(lo >= hi for lo, hi in zip(self.low, self.high, strict=True)):
             _fail(
                 "ActionSpec",

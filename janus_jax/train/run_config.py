@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any
 
-from janus_jax.configs import NetworkConfig, PPOConfig, _non_negative_int
+from janus_jax.configs import NetworkConfig, PPOConfig, _fail, _non_negative_int
 from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
 
 
@@ -42,7 +42,35 @@ class RunConfig:
     def __post_init__(self):
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"RunConfig.env_id={self.env_id!r} is invalid: an env id")
+        if not isinstance(self.preset, str):
+            _fail("RunConfig", "preset", self.preset, "must be a str")
         _non_negative_int(self, "seed")
+        # A section of another type would fail far from here, mid-run.
+        for field, kind in _SECTIONS.items():
+            if not isinstance(getattr(self, field), kind):
+                _fail(
+                    "RunConfig",
+                    field,
+                    getattr(self, field),
+                    f"must be a {kind.__name__}",
+                )
+        if not isinstance(self.env_kwargs, dict) or not all(
+            isinstance(key, str) for key in self.env_kwargs
+        ):
+            _fail(
+                "RunConfig",
+                "env_kwargs",
+                self.env_kwargs,
+                "must be a dict of keyword arguments (str keys)",
+            )
+
+
+_SECTIONS = {
+    "world_model": WorldModelTrainingConfig,
+    "network": NetworkConfig,
+    "ppo": PPOConfig,
+    "controller": ControllerTrainingConfig,
+}
 
 
 def to_dict(config: Any) -> dict:
