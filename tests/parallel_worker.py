@@ -1,7 +1,9 @@
 """Runs the tiny preset in a process of its own, for tests/test_parallel.py.
 
-    python tests/parallel_worker.py devices OUT     # 4 forced CPU devices vs 1
-    python tests/parallel_worker.py process OUT ID  # one of two processes
+    python tests/parallel_worker.py devices OUT          # 4 forced CPU devices vs 1
+    python tests/parallel_worker.py process OUT ID PORT  # one of two processes
+    python tests/parallel_worker.py refused OUT ID PORT  # the same run refused
+    python tests/parallel_worker.py together OUT ID PORT # refused, then C trains
 
 The device count and the distributed runtime must be set before JAX starts, so
 these cannot run inside pytest's process.
@@ -9,35 +11,46 @@ these cannot run inside pytest's process.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-# The tiny preset with a global batch every device count here divides.
+# The tiny preset with a global batch every device count here divides: four
+# updates (one chunk) on devices, one update on two processes (an update over
+# two processes takes seconds of cross-process collectives on CPU).
 OVERRIDES = ["controller.num_envs=4", "controller.total_timesteps=512"]
+PROCESS_OVERRIDES = [
+    "controller.num_envs=4",
+    "controller.total_timesteps=128",
+    "controller.updates_per_chunk=1",
+]
 
 
-def _config():
+def _config(overrides=OVERRIDES):
     from janus_jax.train import presets
     from janus_jax.train.run_config import apply_overrides
 
-    return apply_overrides(presets.preset("tiny"), OVERRIDES)
+    return apply_overrides(presets.preset("tiny"), overrides)
 
 
-def _more_controller(run: Path, par, env="CartPole-v1"):
-    """Returns the WorldModelPPOTrainer after one more update of C on ``par``."""
+def _more_controller(run: Path, par, env="CartPole-v1", overrides=OVERRIDES):
+    """Returns the WorldModelPPOTrainer after C trained once more on ``par``: on
+    the gymnax env as the run's controller phase did (one chunk of updates, the
+    program compiled for the run: the compilation cache has it), on a gymnasium
+    env (host rollouts) for one update."""
     from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
     from janus_jax.train.run_dir import load_agent
 
+    config = _config(overrides)
+    c = config.controller
+    if not isinstance(env, str):
+        one_update = c.num_envs * c.rollout_length
+        c = dataclasses.replace(c, total_timesteps=one_update, updates_per_chunk=1)
     trainer = WorldModelPPOTrainer(
-        load_agent(run, par),
-        env,
-        num_envs=4,
-        imagination_horizon=8,
-        updates_per_chunk=1,
-        parallel=par,
+        load_agent(run, par), env, config.ppo, training=c, parallel=par
     )
-    trainer.metrics = trainer.train(total_timesteps=4 * 32, rollout_length=32)
+    trainer.metrics = trainer.train()
     return trainer
 
 
@@ -106,8 +119,35 @@ def _argv(out: Path, process_id: int, port: str) -> list[str]:
         "2",
         "--process-id",
         str(process_id),
-        *(arg for o in OVERRIDES for arg in ("--set", o)),
+        *(arg for o in PROCESS_OVERRIDES for arg in ("--set", o)),
     ]
+
+
+def _train_on_both(out: Path, name: str, status: int) -> None:
+    """Trains C a little more from OUT/run, both processes together, and writes
+    this process's own copy of the result to OUT/NAME.json: replicas that drifted
+    apart would differ there."""
+    import jax
+    import numpy as np
+
+    from janus_jax.parallel import DataParallel
+    from janus_jax.train.run_dir import load_agent
+
+    def flat(params):
+        return [
+            np.asarray(x, np.float64).ravel().tolist() for x in jax.tree.leaves(params)
+        ]
+
+    par = DataParallel.create()
+    before = flat(load_agent(out / "run", par).controller.params)
+    trainer = _more_controller(out / "run", par, overrides=PROCESS_OVERRIDES)
+    result = {
+        "status": status,
+        "devices": jax.device_count(),
+        "params": flat(trainer.agent.controller.params),
+        "before": before,
+    }
+    (out / f"{name}.json").write_text(json.dumps(result))
 
 
 def process(out: Path, process_id: int, port: str) -> None:
@@ -115,24 +155,16 @@ def process(out: Path, process_id: int, port: str) -> None:
     from janus_jax import cli
 
     status = cli.main(_argv(out, process_id, port))
-    import jax
-    import numpy as np
+    _train_on_both(out, f"process{process_id}", status)
 
-    from janus_jax.parallel import DataParallel
 
-    # Train C a little more, both processes together, and report this process's
-    # own copy of the result: replicas that drifted apart would differ here.
-    trainer = _more_controller(out / "run", DataParallel.create())
-    leaves = jax.tree.leaves(trainer.agent.controller.params)
-    (out / f"process{process_id}.json").write_text(
-        json.dumps(
-            {
-                "status": status,
-                "devices": jax.device_count(),
-                "params": [np.asarray(x, np.float64).ravel().tolist() for x in leaves],
-            }
-        )
-    )
+def together(out: Path, process_id: int, port: str) -> None:
+    """The CLI joins the two processes and both refuse OUT/run, which holds a run
+    already; then C trains from that run on both together."""
+    from janus_jax import cli
+
+    status = cli.main(_argv(out, process_id, port))
+    _train_on_both(out, f"together{process_id}", status)
 
 
 def refused(out: Path, process_id: int, port: str) -> None:
@@ -149,6 +181,6 @@ if __name__ == "__main__":
     if mode == "devices":
         devices(out)
     else:
-        {"process": process, "refused": refused}[mode](
+        {"process": process, "refused": refused, "together": together}[mode](
             out, int(sys.argv[3]), sys.argv[4]
         )

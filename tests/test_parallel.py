@@ -3,12 +3,14 @@ two processes training together over JAX's distributed runtime (gloo on CPU).
 
 The multi-device and multi-process runs need a fresh JAX (device count and
 distributed runtime are fixed when it starts): they run tests/parallel_worker.py
-in subprocesses."""
+in subprocesses. By default the two processes train C from the 1-device run; the
+whole pipeline on two processes is slow (``-m slow``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    # A fresh JAX, but the session's compilation cache (tests/conftest.py).
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("JAX_") or "CACHE" in k
+    }
     env.update(extra)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
@@ -188,20 +193,44 @@ def _two_processes(mode: str, out: Path, timeout: int) -> list[str]:
     return logs
 
 
-def test_two_processes_train_together(tmp_path):
-    _two_processes("process", tmp_path, 900)
-    results = [json.loads((tmp_path / f"process{i}.json").read_text()) for i in (0, 1)]
-    assert [r["status"] for r in results] == [0, 0]
+def _same_params_trained(results: list[dict]) -> None:
+    """Both processes hold the same controller, and not the one they started from."""
     assert [r["devices"] for r in results] == [2, 2]
     for a, b in zip(results[0]["params"], results[1]["params"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    moved = [
+        not np.array_equal(a, b)
+        for a, b in zip(results[0]["params"], results[0]["before"], strict=True)
+    ]
+    assert any(moved), "C did not train"
+
+
+def test_two_processes_train_together(four_devices, tmp_path):
+    """CI-sized: the CLI joins the two processes, which both refuse a directory
+    holding a run, then C trains on the two together from that run (the whole
+    pipeline on two processes is the slow test below)."""
+    shutil.copytree(four_devices / "one", tmp_path / "run")
+    logs = _two_processes("together", tmp_path, 600)
+    results = [json.loads((tmp_path / f"together{i}.json").read_text()) for i in (0, 1)]
+    assert [r["status"] for r in results] == [2, 2]
+    assert "already holds a run" in logs[0]
+    assert "process 0 could not prepare the run directory" in logs[1]
+    _same_params_trained(results)
+
+
+@pytest.mark.slow
+def test_two_processes_run_the_pipeline_together(tmp_path):
+    _two_processes("process", tmp_path, 900)
+    results = [json.loads((tmp_path / f"process{i}.json").read_text()) for i in (0, 1)]
+    assert [r["status"] for r in results] == [0, 0]
+    _same_params_trained(results)
     run = tmp_path / "run"
     rows = _metrics(run / "metrics.jsonl")
     # One writer: every (phase, step) is logged once, in order.
     keys = [(r["phase"], r["step"]) for r in rows]
-    assert len(keys) == len(set(keys)) and ("controller", 4) in keys
+    assert len(keys) == len(set(keys)) and ("controller", 1) in keys
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["controller_env_steps"] == 512
+    assert summary["controller_env_steps"] == 128
     assert (run / "plots" / "returns.png").is_file()
     # The same command again without --resume: process 0 refuses the directory
     # and the other process hears of it instead of waiting at a barrier.
