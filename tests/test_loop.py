@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from janus_jax.train.loop import RunIO, run_chunks
+from janus_jax.train.metrics_log import MetricsLogger, read_metrics
 
 
 def _chunk(state, done, count):
@@ -26,7 +27,7 @@ def _killed_after_two(state, done, count):
     return _chunk(state, done, count)
 
 
-def _run(io, total, on_resume=None, run_chunk=_chunk):
+def _run(io, total, on_resume=None, run_chunk=_chunk, checkpoint_every=1):
     state = {"x": jnp.zeros((), jnp.int32), "seen": jnp.full((4,), -1, jnp.int32)}
     return run_chunks(
         io,
@@ -35,7 +36,7 @@ def _run(io, total, on_resume=None, run_chunk=_chunk):
         total=total,
         chunk=1,
         run_chunk=run_chunk,
-        checkpoint_every=1,
+        checkpoint_every=checkpoint_every,
         unit="updates",
         on_resume=on_resume,
     )[0]
@@ -63,3 +64,17 @@ def test_a_fresh_run_never_calls_on_resume(tmp_path):
     called = []
     _run(RunIO(run_dir=tmp_path, progress=False), 2, lambda s: called.append(s) or s)
     assert not called
+
+
+def test_a_phase_killed_before_its_first_checkpoint_logs_each_step_once(tmp_path):
+    logger = MetricsLogger(tmp_path)
+    io = RunIO(run_dir=tmp_path, logger=logger, progress=False)
+    with pytest.raises(Killed):  # two chunks logged, no checkpoint yet
+        _run(io, 4, run_chunk=_killed_after_two, checkpoint_every=10)
+    logger.close()
+    logger = MetricsLogger(tmp_path, resume=True)
+    io = RunIO(run_dir=tmp_path, logger=logger, progress=False, resume=True)
+    _run(io, 4, checkpoint_every=10)
+    logger.close()
+    steps = [row["step"] for row in read_metrics(tmp_path / "metrics.jsonl")]
+    assert steps == [1, 2, 3, 4]

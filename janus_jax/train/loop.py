@@ -67,6 +67,10 @@ def restore(io: RunIO, phase: str, state: Any) -> tuple[Any, dict]:
         if not progress.get("complete"):
             _check_no_later_phase(io, phase, checkpoints.directory, latest)
         if latest is None:
+            # Killed before its first checkpoint: the phase starts over, so the
+            # rows it logged (and any of later phases) are dropped, not repeated.
+            if io.logger is not None:
+                io.logger.rewind(PHASES, phase, 0)
             return state, {}
         state, progress = checkpoints.restore(state)
     # An unfinished phase drops the rows logged after its checkpoint; rows of a
