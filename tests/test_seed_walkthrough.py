@@ -91,9 +91,9 @@ def test_the_seed_walkthrough_runs_as_pasted(tmp_path, monkeypatch):
         updates_per_chunk=1,  # shrunk: the default rounds up to 10 updates
     )
     before = jax.tree.leaves(agent.controller.params)
-    trainer.train(total_timesteps=256, rollout_length=64)
+    trainer.train(total_timesteps=64, rollout_length=64)  # shrunk: one update
     trainer.close()
-    assert trainer.real_env_steps == 256 and trainer.imagined_steps > 0
+    assert trainer.real_env_steps == 64 and trainer.imagined_steps > 0
     after = jax.tree.leaves(agent.controller.params)
     assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     # the agent took CarRacing's action box: gas and brake in [0, 1]
@@ -192,11 +192,12 @@ def test_the_seed_walkthrough_runs_as_pasted(tmp_path, monkeypatch):
     )
     assert dreamed["rewards"].shape == (10,)
 
-    # Dreaming for data augmentation (3 instead of 1000; a 64x64 frame space)
+    # Dreaming for data augmentation (3 dreams instead of 1000, 50 steps instead
+    # of 100, the planning dream's length: a 64x64 frame space)
     space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
     synthetic_data = []
     for _ in range(3):
         start_obs = space.sample()
-        trajectory = agent.imagine_trajectory(start_obs, horizon=100)
+        trajectory = agent.imagine_trajectory(start_obs, horizon=50)
         synthetic_data.append(trajectory)
-    assert all(t["latents"].shape == (100, 32) for t in synthetic_data)
+    assert all(t["latents"].shape == (50, 32) for t in synthetic_data)
