@@ -126,9 +126,10 @@ class ControllerTrainingConfig:
     reaches (later bricks, faster driving); C and M follow V as it moves."""
     vae_batch_size: int = 64
     """Frames per gradient step of V's refresh."""
-    replay_steps: int = 50_000
-    """Real steps the replay keeps for M's refresh (the newest, over all envs;
-    at least one rollout): memory is bounded by this, whatever the run's length."""
+    replay_steps: int = 5_000
+    """Real steps the replay keeps for V's and M's refresh and the dreams' starts
+    (the newest, over all envs; at least one rollout): memory is bounded by this
+    whatever the run's length (64x64 pixels: about 25 kB a step)."""
     updates_per_chunk: int = 10
     """PPO updates per compiled chunk."""
     checkpoint_every: int = 5

@@ -100,6 +100,7 @@ def cartpole() -> RunConfig:
             dream_updates=8,
             world_model_updates=16,
             world_model_batch_size=64,
+            replay_steps=50_000,
             updates_per_chunk=8,
         ),
     )
@@ -149,6 +150,7 @@ def breakout() -> RunConfig:
             # V keeps learning on the replay's frames: the random policy's
             # dataset never shows the later bricks.
             vae_updates=4,
+            replay_steps=50_000,
             updates_per_chunk=5,
         ),
     )
@@ -291,6 +293,7 @@ def pendulum() -> RunConfig:
             num_envs=4,
             imagination_ratio=0.5,
             imagination_horizon=16,
+            replay_steps=50_000,
         ),
     )
 
