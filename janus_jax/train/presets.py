@@ -52,6 +52,36 @@ def tiny() -> RunConfig:
     )
 
 
+def _vector_world_model(
+    num_episodes: int, observation_size: int, action_dim: int
+) -> WorldModelTrainingConfig:
+    """Returns the world-model phase of the vector presets (CartPole, Pendulum): a
+    64x64 vector V with one latent per observation dimension, an LSTM-64 M."""
+    return WorldModelTrainingConfig(
+        num_episodes=num_episodes,
+        vae_epochs=24,
+        mdn_epochs=80,
+        vae_batch_size=256,
+        mdn_batch_size=64,
+        sequence_length=32,
+        max_grad_norm=0.0,
+        collect_envs=64,
+        chunk_steps=500,
+        vae=VAEConfig(
+            observation_size=observation_size,
+            latent_dim=observation_size,
+            hidden_sizes=(64, 64),
+            kl_tolerance=1.0,
+        ),
+        mdn_rnn=MDNRNNConfig(
+            latent_dim=observation_size,
+            action_dim=action_dim,
+            hidden_dim=64,
+            num_mixtures=5,
+        ),
+    )
+
+
 def cartpole() -> RunConfig:
     """gymnax CartPole-v1 (no download) from about 20k real env steps: 200 random
     episodes for V and M, then C learns mostly in the dream (19 dreamed
@@ -61,26 +91,7 @@ def cartpole() -> RunConfig:
     return RunConfig(
         env_id="CartPole-v1",
         preset="cartpole",
-        world_model=WorldModelTrainingConfig(
-            num_episodes=200,
-            vae_epochs=24,
-            mdn_epochs=80,
-            vae_batch_size=256,
-            mdn_batch_size=64,
-            sequence_length=32,
-            max_grad_norm=0.0,
-            collect_envs=64,
-            chunk_steps=500,
-            vae=VAEConfig(
-                observation_size=4,
-                latent_dim=4,
-                hidden_sizes=(64, 64),
-                kl_tolerance=1.0,
-            ),
-            mdn_rnn=MDNRNNConfig(
-                latent_dim=4, action_dim=2, hidden_dim=64, num_mixtures=5
-            ),
-        ),
+        world_model=_vector_world_model(200, 4, 2),
         network=NetworkConfig(layer_sizes=(64, 64)),
         # PureJaxRL's CartPole values, but short rollouts (4 envs x 32 steps) and
         # minibatches of 128: more updates per real step.
@@ -259,26 +270,7 @@ def pendulum() -> RunConfig:
     return RunConfig(
         env_id="Pendulum-v1",
         preset="pendulum",
-        world_model=WorldModelTrainingConfig(
-            num_episodes=100,
-            vae_epochs=24,
-            mdn_epochs=80,
-            vae_batch_size=256,
-            mdn_batch_size=64,
-            sequence_length=32,
-            max_grad_norm=0.0,
-            collect_envs=64,
-            chunk_steps=500,
-            vae=VAEConfig(
-                observation_size=3,
-                latent_dim=3,
-                hidden_sizes=(64, 64),
-                kl_tolerance=1.0,
-            ),
-            mdn_rnn=MDNRNNConfig(
-                latent_dim=3, action_dim=1, hidden_dim=64, num_mixtures=5
-            ),
-        ),
+        world_model=_vector_world_model(100, 3, 1),
         network=NetworkConfig(layer_sizes=(64, 64)),
         ppo=PPOConfig(
             learning_rate=1e-3,
