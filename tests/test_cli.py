@@ -19,7 +19,7 @@ from janus_jax.cli import build_parser, main, run_config
 from janus_jax.envs import make
 from janus_jax.train import presets
 from janus_jax.train.checkpoint import PhaseCheckpoints
-from janus_jax.train.evaluate import episode_returns
+from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.train.metrics_log import read_metrics
 from janus_jax.train.run_dir import load_agent, load_config
 
@@ -241,10 +241,12 @@ def test_load_agent_restores_the_agent_checkpoint(run_dir):
 def test_loaded_agent_reproduces_the_evaluation(run_dir, summary):
     config = load_config(run_dir)
     agent = load_agent(run_dir)
-    # evaluate_run: key(seed + 1) split into (controller, random policy).
+    # evaluate_run: key(seed + 1) split into (controller, random policy), and as
+    # many envs as episodes (up to MAX_EVAL_ENVS): the env count sets the resets.
     key_agent, _ = jax.random.split(jax.random.key(config.seed + 1))
-    env = make("CartPole-v1")
-    returns = episode_returns(key_agent, env, agent.params, 4)
+    episodes = config.controller.eval_episodes
+    env = make("CartPole-v1", num_envs=min(episodes, MAX_EVAL_ENVS))
+    returns = episode_returns(key_agent, env, agent.params, episodes)
     assert returns.shape == (4,)
     assert float(np.mean(returns)) == summary["eval_return_mean"]
     assert float(np.std(returns)) == summary["eval_return_std"]
