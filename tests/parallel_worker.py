@@ -1,6 +1,7 @@
 """Runs the tiny preset in a process of its own, for tests/test_parallel.py.
 
     python tests/parallel_worker.py devices OUT          # 4 forced CPU devices vs 1
+    python tests/parallel_worker.py gymnasium_one OUT    # its gymnasium part on 1
     python tests/parallel_worker.py process OUT ID PORT  # one of two processes
     python tests/parallel_worker.py refused OUT ID PORT  # the same run refused
     python tests/parallel_worker.py together OUT ID PORT # refused, then C trains
@@ -93,16 +94,30 @@ def devices(out: Path) -> None:
         x.sharding.is_fully_replicated for x in jax.tree.leaves(trainer.state.train)
     )
     (out / "placement.json").write_text(json.dumps(placement))
-    # gymnasium envs are stepped on the host; the rollout is sharded for learning.
+    _gymnasium(out, "four", four)
+
+
+def _gymnasium(out: Path, name: str, par) -> None:
+    """Trains C of OUT/four once on 4 gymnasium envs (stepped on the host, the
+    rollout sharded for learning) on ``par``; writes its metrics to
+    OUT/gymnasium_NAME.json."""
     from janus_jax.envs import make
 
-    gymnasium_metrics = {}
-    for name, par in (("four", four), ("one", DataParallel.create(jax.devices()[:1]))):
-        env = make("CartPole-v1", family="gymnasium", num_envs=4)
-        trainer = _more_controller(out / "four", par, env)
-        env.close()
-        gymnasium_metrics[name] = {k: float(v) for k, v in trainer.metrics.items()}
-    (out / "gymnasium.json").write_text(json.dumps(gymnasium_metrics))
+    env = make("CartPole-v1", family="gymnasium", num_envs=4)
+    trainer = _more_controller(out / "four", par, env)
+    env.close()
+    metrics = {k: float(v) for k, v in trainer.metrics.items()}
+    (out / f"gymnasium_{name}.json").write_text(json.dumps(metrics))
+
+
+def gymnasium_one(out: Path) -> None:
+    """The gymnasium update of ``devices`` on one of the 4 devices (after it)."""
+    import jax
+
+    from janus_jax.parallel import DataParallel
+
+    assert jax.device_count() == 4, jax.devices()
+    _gymnasium(out, "one", DataParallel.create(jax.devices()[:1]))
 
 
 def _argv(out: Path, process_id: int, port: str) -> list[str]:
@@ -180,6 +195,8 @@ if __name__ == "__main__":
     mode, out = sys.argv[1], Path(sys.argv[2])
     if mode == "devices":
         devices(out)
+    elif mode == "gymnasium_one":
+        gymnasium_one(out)
     else:
         {"process": process, "refused": refused, "together": together}[mode](
             out, int(sys.argv[3]), sys.argv[4]

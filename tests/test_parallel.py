@@ -3,8 +3,9 @@ two processes training together over JAX's distributed runtime (gloo on CPU).
 
 The multi-device and multi-process runs need a fresh JAX (device count and
 distributed runtime are fixed when it starts): they run tests/parallel_worker.py
-in subprocesses. By default the two processes train C from the 1-device run; the
-whole pipeline on two processes is slow (``-m slow``)."""
+in subprocesses. By default the two processes train C from the 1-device run, and
+gymnasium envs train on 4 devices; the whole pipeline on two processes, and the
+gymnasium update on 4 devices against 1, are slow (``-m slow``)."""
 
 from __future__ import annotations
 
@@ -158,11 +159,26 @@ def test_four_devices_give_the_one_device_losses(four_devices):
     assert compared > 20
 
 
+def test_gymnasium_envs_train_on_four_devices(four_devices):
+    metrics = json.loads((four_devices / "gymnasium_four.json").read_text())
+    assert {"ppo/loss", "mdn/loss", "real/episode_return"} <= set(metrics)
+    assert np.isfinite(list(metrics.values())).all(), metrics
+
+
+@pytest.mark.slow
 def test_gymnasium_envs_train_on_four_devices_as_on_one(four_devices):
-    metrics = json.loads((four_devices / "gymnasium.json").read_text())
-    assert {"ppo/loss", "mdn/loss", "real/episode_return"} <= set(metrics["four"])
-    for key, value in metrics["four"].items():
-        np.testing.assert_allclose(value, metrics["one"][key], rtol=1e-4, atol=1e-5)
+    flags = "--xla_force_host_platform_device_count=4"
+    subprocess.run(
+        [sys.executable, str(WORKER), "gymnasium_one", str(four_devices)],
+        env=_env(XLA_FLAGS=flags),
+        check=True,
+        timeout=900,
+    )
+    four = json.loads((four_devices / "gymnasium_four.json").read_text())
+    one = json.loads((four_devices / "gymnasium_one.json").read_text())
+    assert set(four) == set(one)
+    for key, value in four.items():
+        np.testing.assert_allclose(value, one[key], rtol=1e-4, atol=1e-5)
 
 
 # -- two processes --------------------------------------------------------------------
