@@ -127,14 +127,14 @@ class DataParallel:
     def replicate(self, tree: Any) -> Any:
         """Returns ``tree`` with every array leaf on every device (same value)."""
         if self.trivial:
-            return tree
+            return self._commit(tree)
         return jax.tree.map(lambda x: self._put(x, None), tree)
 
     def shard(self, tree: Any, axis: int = 0) -> Any:
         """Returns ``tree``'s array leaves split along ``axis`` over the devices;
         each process copies only the slices its devices hold."""
         if self.trivial:
-            return tree
+            return self._commit(tree)
         return jax.tree.map(lambda x: self._put(x, axis), tree)
 
     def gather_rows(self, data: Any, rows: np.ndarray) -> Any:
@@ -190,6 +190,16 @@ class DataParallel:
         if not int(ok):
             raise ValueError(f"process 0 could not {what}; its own error says why")
         return result
+
+    def _commit(self, tree: Any) -> Any:
+        # Committed to the one device, as every jitted output is: a compiled
+        # chunk first called with uncommitted arrays and then with its own
+        # outputs would compile twice.
+        device = self.mesh.devices.flat[0]
+        return jax.tree.map(
+            lambda x: jax.device_put(x, device) if isinstance(x, jax.Array) else x,
+            tree,
+        )
 
     def _put(self, x: Any, axis: int | None) -> Any:
         if isinstance(x, jax.Array) and jax.dtypes.issubdtype(

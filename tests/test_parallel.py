@@ -45,11 +45,18 @@ def _metrics(path: Path) -> list[dict]:
 # -- one device, in this process ------------------------------------------------------
 
 
-def test_one_device_places_nothing():
+def test_one_device_only_commits_arrays_to_it():
     par = DataParallel.create(jax.devices()[:1])
-    tree = {"w": np.ones(3)}
+    host = np.ones(3)
+    tree = {"w": host, "j": jax.numpy.arange(3.0)}
+    assert not tree["j"].committed
     assert par.trivial and par.is_primary and par.size == 1
-    assert par.replicate(tree) is tree and par.shard(tree) is tree
+    for placed in (par.replicate(tree), par.shard(tree)):
+        assert placed["w"] is host  # host arrays stay where they are
+        # committed, as a compiled chunk's outputs are: its next call then
+        # matches its first and does not compile again
+        assert placed["j"].committed and placed["j"].devices() == {jax.devices()[0]}
+        np.testing.assert_array_equal(placed["j"], [0.0, 1.0, 2.0])
     rows = np.array([[5, 0], [2, 2]])
     data = {"x": np.arange(12).reshape(6, 2), "y": np.arange(6) * 10.0}
     out = par.gather_rows(data, rows)
