@@ -1,5 +1,5 @@
-"""fit.py: the epoch schedule against its permutation / resume properties, and
-``fit_chunk`` against Adam written out by hand in NumPy on least squares."""
+"""fit.py: ``fit_chunk`` against Adam written out by hand in NumPy on least
+squares (the epoch schedule is tested in test_blocks.py)."""
 
 import chex
 import jax
@@ -12,57 +12,6 @@ from janus_jax.train import fit
 
 LR = 0.05
 B1, B2, EPS = 0.9, 0.999, 1e-8
-
-
-# -- epoch_batches / steps_per_epoch / take ----------------------------------------
-
-
-def test_every_epoch_is_a_pass_over_distinct_rows():
-    num_items, batch_size = 11, 3
-    per_epoch = num_items // batch_size  # 3 steps, 2 rows left out each epoch
-    rows = fit.epoch_batches(
-        num_items, batch_size, seed=7, start=0, count=4 * per_epoch
-    )
-    chex.assert_shape(rows, (4 * per_epoch, batch_size))
-    assert rows.dtype.kind == "i"
-    epochs = rows.reshape(4, per_epoch * batch_size)
-    for epoch in epochs:
-        assert len(set(epoch.tolist())) == per_epoch * batch_size  # no repeats
-        assert epoch.min() >= 0 and epoch.max() < num_items
-    # each epoch draws a fresh order (not the same pass repeated)
-    assert len({tuple(epoch) for epoch in epochs}) == 4
-
-
-def test_every_row_is_seen_over_many_epochs():
-    # 2 of 11 rows are left out per epoch; a fresh permutation per epoch means
-    # no row is left out forever.
-    rows = fit.epoch_batches(11, 3, seed=0, start=0, count=3 * 30)
-    assert set(rows.ravel().tolist()) == set(range(11))
-
-
-@pytest.mark.parametrize("start,count", [(0, 1), (2, 5), (3, 3), (5, 10), (13, 7)])
-def test_any_window_equals_the_slice_of_one_long_call(start, count):
-    long = fit.epoch_batches(10, 3, seed=3, start=0, count=25)
-    window = fit.epoch_batches(10, 3, seed=3, start=start, count=count)
-    np.testing.assert_array_equal(window, long[start : start + count])
-
-
-def test_different_seeds_give_different_batches():
-    a = fit.epoch_batches(20, 4, seed=0, start=0, count=10)
-    b = fit.epoch_batches(20, 4, seed=1, start=0, count=10)
-    assert not np.array_equal(a, b)
-    np.testing.assert_array_equal(a, fit.epoch_batches(20, 4, 0, 0, 10))
-
-
-def test_steps_per_epoch_drops_the_partial_batch():
-    assert fit.steps_per_epoch(10, 3, "V") == 3
-    assert fit.steps_per_epoch(9, 3, "V") == 3
-    assert fit.steps_per_epoch(3, 3, "V") == 1
-
-
-def test_steps_per_epoch_names_the_phase_and_sizes_when_too_few_rows():
-    with pytest.raises(ValueError, match=r"M's windows: .* 2 rows, .*batch size 5"):
-        fit.steps_per_epoch(2, 5, "M's windows")
 
 
 # -- fit_chunk on least squares -----------------------------------------------------

@@ -47,18 +47,34 @@ def dataset(tmp_path_factory):
     with _writer(path) as writer:
         writer.add_episode(*_episode(0, 5, terminated=True))
         writer.add_episode(*_episode(1, 3, terminated=False))
-    return RolloutDataset(path)
+    dataset = RolloutDataset(path)
+    assert dataset.num_shards == 1
+    return dataset
+
+
+def _frames(dataset):
+    return np.concatenate([s.load() for s in sequences.frame_sources(dataset)])
+
+
+def _windows(dataset, length):
+    columns = ("episode_lengths", "actions", "rewards", "terminated")
+    return sequences.shard_windows(
+        *(dataset.column(0, name) for name in columns), length
+    )
 
 
 def test_frames_are_every_observation_episode_after_episode(dataset):
-    data = sequences.load(dataset, 2)
+    frames = _frames(dataset)
     want = [[0, t] for t in range(6)] + [[1, t] for t in range(4)]
-    np.testing.assert_array_equal(data.frames, np.array(want, np.float32))
-    assert data.frames.dtype == np.float32
+    np.testing.assert_array_equal(frames, np.array(want, np.float32))
+    assert frames.dtype == np.float32
+    (source,) = sequences.frame_sources(dataset)
+    assert (source.items, source.nbytes) == (10, frames.nbytes)
 
 
 def test_windows_of_two_steps(dataset):
-    w = sequences.load(dataset, 2).windows
+    w = _windows(dataset, 2)
+    assert sequences.num_windows([5, 3], 2) == len(w.mask) == 5
     # episode 0 (frames 0..5): windows at t=0, 2, 4; the last one padded.
     # episode 1 (frames 6..9): windows at t=0, 2; the last one padded.
     np.testing.assert_array_equal(
@@ -83,7 +99,7 @@ def test_windows_of_two_steps(dataset):
 
 
 def test_windows_the_length_of_an_episode(dataset):
-    w = sequences.load(dataset, 5).windows
+    w = _windows(dataset, 5)
     np.testing.assert_array_equal(w.obs_rows, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 9, 9]])
     np.testing.assert_array_equal(w.mask, [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     np.testing.assert_array_equal(w.dones, [[0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
@@ -92,29 +108,31 @@ def test_windows_the_length_of_an_episode(dataset):
 
 @pytest.mark.parametrize("length", [1, 2, 3, 4, 7])
 def test_no_window_mixes_episodes_and_rows_follow_time(dataset, length):
-    data = sequences.load(dataset, length)
-    obs = data.frames[data.windows.obs_rows]  # [W, L+1, 2]
+    windows = _windows(dataset, length)
+    obs = _frames(dataset)[windows.obs_rows]  # [W, L+1, 2]
     episode, t = obs[..., 0], obs[..., 1]
     assert np.all(episode == episode[:, :1])
     # along a window t rises by one per valid step (from obs_t to obs_t+1)
     steps = np.diff(t, axis=1)
-    np.testing.assert_array_equal(steps[data.windows.mask == 1], 1)
+    np.testing.assert_array_equal(steps[windows.mask == 1], 1)
     # every step of every episode is in exactly one window
-    assert data.windows.mask.sum() == 5 + 3
+    assert windows.mask.sum() == 5 + 3
+    assert len(windows.mask) == sequences.num_windows([5, 3], length)
 
 
 def test_an_empty_dataset_is_refused(tmp_path):
     with _writer(tmp_path):
         pass
     with pytest.raises(ValueError, match="holds no episodes"):
-        sequences.load(RolloutDataset(tmp_path), 2)
+        sequences.frame_sources(RolloutDataset(tmp_path))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8])
 def test_frame_stats_are_numpy_mean_and_std(dtype):
     rng = np.random.default_rng(0)
     frames = (rng.uniform(0, 200, size=(50, 3)) + [0, 10, 40]).astype(dtype)
-    mean, std = sequences.frame_stats(frames)
+    # given shard by shard, uneven parts and an empty one included
+    mean, std = sequences.frame_stats(np.split(frames, [7, 7, 30]))
     np.testing.assert_allclose(mean, frames.astype(np.float64).mean(0), rtol=1e-6)
     np.testing.assert_allclose(std, frames.astype(np.float64).std(0), rtol=1e-6)
     assert mean.dtype == std.dtype == np.float32
@@ -136,11 +154,9 @@ def test_encode_frames_in_batches_equals_one_call(batch_size):
 
 
 def test_to_sequences_looks_up_latents_and_one_hots_actions(dataset):
-    data = sequences.load(dataset, 2)
+    windows = _windows(dataset, 2)
     latents = np.stack([np.arange(10), 10 * np.arange(10)], 1).astype(np.float32)
-    seq = sequences.to_sequences(
-        latents, data.windows, ActionSpec(continuous=False, dim=3)
-    )
+    seq = sequences.to_sequences(latents, windows, ActionSpec(continuous=False, dim=3))
     rows = [[0, 1, 2], [2, 3, 4], [4, 5, 5], [6, 7, 8], [8, 9, 9]]
     np.testing.assert_array_equal(seq.latents[..., 0], rows)
     np.testing.assert_array_equal(seq.latents[..., 1], 10 * np.array(rows))
@@ -152,9 +168,9 @@ def test_to_sequences_looks_up_latents_and_one_hots_actions(dataset):
         for t, action in enumerate(window):
             if action is not None:
                 np.testing.assert_array_equal(seq.actions[w, t], one_hot[action])
-    np.testing.assert_array_equal(seq.rewards, data.windows.rewards)
-    np.testing.assert_array_equal(seq.dones, data.windows.dones)
-    np.testing.assert_array_equal(seq.mask, data.windows.mask)
+    np.testing.assert_array_equal(seq.rewards, windows.rewards)
+    np.testing.assert_array_equal(seq.dones, windows.dones)
+    np.testing.assert_array_equal(seq.mask, windows.mask)
 
 
 def test_to_sequences_keeps_continuous_actions_as_floats():
@@ -173,3 +189,20 @@ def test_to_sequences_keeps_continuous_actions_as_floats():
     np.testing.assert_array_equal(seq.actions, [[[0.5, -1.0], [0.25, 1.0]]])
     assert seq.actions.dtype == np.float32
     np.testing.assert_array_equal(seq.latents, [[[0, 1], [2, 3], [4, 5]]])
+
+
+def test_window_sources_read_back_the_latents_written_beside_the_run(dataset, tmp_path):
+    config = VAEConfig(observation_size=2, latent_dim=3, hidden_sizes=(8,))
+    params = vae.init(jax.random.key(0), config)
+    sequences.encode_dataset(params, dataset, tmp_path)
+    action = ActionSpec(continuous=False, dim=3)
+    (source,) = sequences.window_sources(dataset, tmp_path, 2, action, 3)
+    seq = source.load()
+    frames = _frames(dataset)
+    want = np.asarray(vae.get_latent(params, jnp.asarray(frames)))
+    rows = [[0, 1, 2], [2, 3, 4], [4, 5, 5], [6, 7, 8], [8, 9, 9]]
+    np.testing.assert_allclose(seq.latents, want[np.array(rows)], rtol=1e-5)
+    np.testing.assert_array_equal(seq.mask, _windows(dataset, 2).mask)
+    assert source.items == 5
+    # the byte count planned before loading is what the loaded windows take
+    assert source.nbytes == sum(x.nbytes for x in seq)

@@ -177,7 +177,7 @@ class RolloutDataset:
     def episode_lengths(self) -> np.ndarray:
         """Returns every episode's number of steps [E] int64, in write order."""
         return np.concatenate(
-            [self._column(i, "episode_lengths") for i in range(self.num_shards)]
+            [self.column(i, "episode_lengths") for i in range(self.num_shards)]
             or [np.zeros(0, np.int64)]
         )
 
@@ -186,8 +186,8 @@ class RolloutDataset:
         reading only the rewards (shards are not kept resident)."""
         returns = [np.zeros(0)]
         for i in range(self.num_shards):
-            lengths = self._column(i, "episode_lengths")
-            rewards = self._column(i, "rewards").astype(np.float64)
+            lengths = self.column(i, "episode_lengths")
+            rewards = self.column(i, "rewards").astype(np.float64)
             if lengths.sum() != len(rewards):
                 raise DatasetCorruptError(
                     f"shard {self.path / self._entries[i]['file']} is corrupt: "
@@ -245,7 +245,9 @@ class RolloutDataset:
             )
         self._verified.add(index)
 
-    def _column(self, index: int, name: str) -> np.ndarray:
+    def column(self, index: int, name: str) -> np.ndarray:
+        """Returns array ``name`` of shard ``index`` (one of the shard arrays),
+        reading only that member unless the shard is loaded."""
         if index in self._pool:
             shard = self._pool[index]
             return shard.lengths if name == "episode_lengths" else getattr(shard, name)

@@ -53,6 +53,10 @@ class WorldModelTrainingConfig:
     """Gradient steps per compiled chunk (a log line and progress update each)."""
     checkpoint_every: int = 5
     """Chunks between checkpoints (a phase also saves when it ends)."""
+    max_resident_bytes: int = 2 * 1024**3
+    """Host memory for the dataset's arrays while V and M train. A dataset that
+    fits is loaded once; a bigger one streams from disk in blocks of shards, two
+    at most in memory (see ``train/blocks.py``), so any dataset size trains."""
     vae: VAEConfig | None = None
     """V's architecture; None derives one from the env's observation shape."""
     mdn_rnn: MDNRNNConfig | None = None
@@ -72,8 +76,18 @@ class WorldModelTrainingConfig:
             "collect_envs",
             "chunk_steps",
             "checkpoint_every",
+            "max_resident_bytes",
         ):
             _positive_int(self, field)
+        for field, kind in (("vae", VAEConfig), ("mdn_rnn", MDNRNNConfig)):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, kind):
+                _fail(
+                    type(self).__name__,
+                    field,
+                    value,
+                    f"must be a {kind.__name__} or None",
+                )
         for field in ("vae_epochs", "mdn_epochs", "max_grad_norm"):
             _non_negative(self, field)
         for field in ("vae_learning_rate", "mdn_learning_rate"):

@@ -1,8 +1,8 @@
 """Supervised fitting of V and M: optimiser, epoch schedule and the jitted chunk.
 
-A phase is a number of gradient steps; the Python loop asks ``epoch_batches``
-which rows of the dataset steps ``[s, s + K)`` use, gathers them on the host and
-hands the chunk ``[K, B, ...]`` to ``fit_chunk``, one compiled ``lax.scan``.
+A phase is a number of gradient steps; the Python loop asks a
+``blocks.BlockStream`` for the batches of steps ``[s, s + K)`` and hands the
+chunk ``[K, B, ...]`` to ``fit_chunk``, one compiled ``lax.scan``.
 Every step's key is ``fold_in(state.key, state.step)``, so the state alone
 (restored from a checkpoint) decides the rest of the run.
 """
@@ -14,7 +14,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -90,35 +89,3 @@ def fit_chunk(
 
     state, metrics = jax.lax.scan(body, state, batches)
     return state, jax.tree.map(jnp.mean, metrics)
-
-
-def steps_per_epoch(num_items: int, batch_size: int, what: str) -> int:
-    """Returns the full batches in one pass over ``num_items`` rows (the last,
-    partial batch is dropped, so every step sees ``batch_size`` rows)."""
-    if num_items < batch_size:
-        raise ValueError(
-            f"{what}: the dataset has {num_items} rows, fewer than the batch size "
-            f"{batch_size}; collect more episodes or lower the batch size"
-        )
-    return num_items // batch_size
-
-
-def epoch_batches(
-    num_items: int, batch_size: int, seed: int, start: int, count: int
-) -> np.ndarray:
-    """Returns row indices [count, batch_size] of steps start .. start+count-1.
-
-    Each epoch is one pass over a fresh permutation drawn from (seed, epoch), so
-    any step's batch is known from its number alone: a resumed run sees the
-    batches an uninterrupted one would have seen.
-    """
-    per_epoch = num_items // batch_size
-    rows = np.empty((count, batch_size), np.int64)
-    permutation, epoch = None, -1
-    for i, step in enumerate(range(start, start + count)):
-        if step // per_epoch != epoch:
-            epoch = step // per_epoch
-            permutation = np.random.default_rng([seed, epoch]).permutation(num_items)
-        offset = (step % per_epoch) * batch_size
-        rows[i] = permutation[offset : offset + batch_size]
-    return rows

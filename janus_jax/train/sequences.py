@@ -1,14 +1,19 @@
-"""A rollout dataset in memory, ready for V and M: frames, and the episodes cut
-into M's training windows, encoded to latents by V.
+"""A rollout dataset ready for V and M, one shard at a time: its frames, and its
+episodes cut into M's training windows of latents encoded by V.
 
-Frames stay in their stored dtype (uint8 pixels take a quarter of float32) on
-the host; the fitting loop gathers each chunk's rows and sends only those to the
-device. Windows are index arrays into the frames, so the sequences share the
-frames' memory until they are encoded.
+Each shard is one ``blocks.Source``: V's source loads its frames in the stored
+dtype (uint8 pixels take a quarter of float32); M's loads the shard's latents,
+which ``encode_dataset`` wrote beside the run (V's posterior means, 128 bytes a
+frame at Z=32 against 12 kB for 64x64x3 pixels), and cuts them into windows.
+``BlockStream`` decides how many shards are in memory at once.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Iterable
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -17,7 +22,9 @@ import numpy as np
 
 from janus_jax.configs import ActionSpec
 from janus_jax.data import RolloutDataset
+from janus_jax.files import atomic_write
 from janus_jax.models import controller, vae
+from janus_jax.train.blocks import Source
 
 
 class EpisodeWindows(NamedTuple):
@@ -40,51 +47,62 @@ class Sequences(NamedTuple):
     mask: np.ndarray  # [W, L]
 
 
-class InMemoryData(NamedTuple):
-    """A dataset's frames and its episodes' windows."""
-
-    frames: np.ndarray  # [N, *obs_shape] every observation, episode after episode
-    windows: EpisodeWindows
-
-
-def load(dataset: RolloutDataset, length: int) -> InMemoryData:
-    """Returns every frame of ``dataset`` and its episodes cut into windows of
-    ``length`` steps: a window starts at steps 0, L, 2L... of each episode and the
+def shard_windows(
+    lengths: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    terminated: np.ndarray,
+    length: int,
+) -> EpisodeWindows:
+    """Returns one shard's episodes (``episode_lengths`` [E] and its step arrays
+    [sum T]) cut into windows of ``length`` steps, rows indexing the shard's
+    observations: a window starts at steps 0, L, 2L... of each episode and the
     last one of an episode is padded (mask 0), so no window mixes two episodes."""
-    frames, rows, actions, rewards, dones, mask = [], [], [], [], [], []
-    offset = 0
-    for obs, act, rew, terminated, _ in dataset.iter_episodes():
-        steps = len(rew)
+    rows, acts, rews, dones, mask = [], [], [], [], []
+    step0 = obs0 = 0
+    for steps in np.asarray(lengths).tolist():
         for start in range(0, steps, length):
             t = np.arange(start, start + length)
             valid = t < steps
-            clipped = np.minimum(t, steps - 1)
-            rows.append(
-                offset + np.minimum(np.arange(start, start + length + 1), steps)
-            )
-            actions.append(act[clipped])
-            rewards.append(np.where(valid, rew[clipped], 0.0))
+            clipped = step0 + np.minimum(t, steps - 1)
+            rows.append(obs0 + np.minimum(np.arange(start, start + length + 1), steps))
+            acts.append(actions[clipped])
+            rews.append(np.where(valid, rewards[clipped], 0.0))
             dones.append(np.where(valid, terminated[clipped], False))
             mask.append(valid)
-        frames.append(obs)
-        offset += len(obs)
-    if not frames:
-        raise ValueError(f"the dataset at {dataset.path} holds no episodes")
+        step0 += steps
+        obs0 += steps + 1
     f32 = lambda parts: np.stack(parts).astype(np.float32)  # noqa: E731
-    windows = EpisodeWindows(
+    return EpisodeWindows(
         obs_rows=np.stack(rows),
-        actions=np.stack(actions),
-        rewards=f32(rewards),
+        actions=np.stack(acts),
+        rewards=f32(rews),
         dones=f32(dones),
         mask=f32(mask),
     )
-    return InMemoryData(np.concatenate(frames), windows)
 
 
-def frame_stats(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Returns the per-dimension mean and std [O] of vector frames [N, O]."""
-    data = frames.astype(np.float64)
-    return data.mean(axis=0).astype(np.float32), data.std(axis=0).astype(np.float32)
+def num_windows(lengths: np.ndarray, length: int) -> int:
+    """Returns how many windows ``shard_windows`` cuts episodes [E] into."""
+    return int(sum(-(-int(t) // length) for t in np.asarray(lengths)))
+
+
+def frame_stats(parts: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Returns the per-dimension mean and std [O] of vector frames given in parts
+    [N_i, O] (one shard at a time), merged exactly as one pass would compute them
+    (Chan et al.'s pairwise update, in float64)."""
+    count, mean, m2 = 0, np.zeros(()), np.zeros(())
+    for part in parts:
+        x = np.asarray(part, np.float64)
+        if len(x) == 0:
+            continue
+        n, part_mean = len(x), x.mean(axis=0)
+        delta, total = part_mean - mean, count + len(x)
+        m2 = m2 + ((x - part_mean) ** 2).sum(axis=0) + delta**2 * count * n / total
+        mean, count = mean + delta * n / total, total
+    if count == 0:
+        raise ValueError("frame_stats: no frames were given")
+    return mean.astype(np.float32), np.sqrt(m2 / count).astype(np.float32)
 
 
 _encode_batch = jax.jit(lambda params, obs: vae.get_latent(params, obs))
@@ -119,3 +137,67 @@ def to_sequences(
         dones=windows.dones,
         mask=windows.mask,
     )
+
+
+def frame_sources(dataset: RolloutDataset) -> list[Source]:
+    """Returns one source per shard of ``dataset``: its observations [N_i, ...]
+    (final ones included) in the stored dtype, for V."""
+    if dataset.num_steps == 0:
+        raise ValueError(f"the dataset at {dataset.path} holds no episodes")
+    frame_bytes = math.prod(dataset.observation_shape)
+    frame_bytes *= dataset.observation_dtype.itemsize
+    sources = []
+    for index, entry in enumerate(dataset.manifest["shards"]):
+        frames = entry["steps"] + entry["episodes"]
+        load = functools.partial(dataset.column, index, "obs")
+        sources.append(Source(frames, frames * frame_bytes, load))
+    return sources
+
+
+def latent_file(directory: Path, entry: dict) -> Path:
+    """Returns where ``encode_dataset`` keeps the latents of shard ``entry``."""
+    return Path(directory) / (Path(entry["file"]).stem + ".latents.npz")
+
+
+def encode_dataset(
+    params: vae.VAEParams, dataset: RolloutDataset, directory: Path
+) -> None:
+    """Writes V's latents of every shard's frames, [N_i, Z] float32 with the
+    shard's episode lengths, to ``latent_file(directory, shard)`` (each file all
+    or nothing), holding one shard's frames in memory at a time."""
+    for index, entry in enumerate(dataset.manifest["shards"]):
+        latents = encode_frames(params, dataset.column(index, "obs"))
+        lengths = dataset.column(index, "episode_lengths")
+        atomic_write(
+            latent_file(directory, entry),
+            lambda f, z=latents, n=lengths: np.savez(f, latents=z, episode_lengths=n),
+        )
+
+
+def window_sources(
+    dataset: RolloutDataset,
+    directory: Path,
+    length: int,
+    action: ActionSpec,
+    latent_dim: int,
+) -> list[Source]:
+    """Returns one source per shard: its windows of ``length`` steps as
+    Sequences, from the latents ``encode_dataset`` wrote in ``directory``."""
+    per_window = (length + 1) * latent_dim + length * (action.dim + 3)
+    sources = []
+    for index, entry in enumerate(dataset.manifest["shards"]):
+        file = latent_file(directory, entry)
+        with np.load(file, allow_pickle=False) as npz:  # reads only the lengths
+            windows = num_windows(npz["episode_lengths"], length)
+        load = functools.partial(_shard_sequences, dataset, index, file, length, action)
+        sources.append(Source(windows, windows * per_window * 4, load))
+    return sources
+
+
+def _shard_sequences(
+    dataset: RolloutDataset, index: int, file: Path, length: int, action: ActionSpec
+) -> Sequences:
+    with np.load(file, allow_pickle=False) as npz:
+        latents, lengths = npz["latents"], npz["episode_lengths"]
+    columns = (dataset.column(index, n) for n in ("actions", "rewards", "terminated"))
+    return to_sequences(latents, shard_windows(lengths, *columns, length), action)

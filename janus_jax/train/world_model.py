@@ -23,14 +23,9 @@ from janus_jax.envs.spec import EnvSpec
 from janus_jax.models import mdn_rnn, vae
 from janus_jax.parallel import DataParallel
 from janus_jax.train import sequences
+from janus_jax.train.blocks import BlockStream, Source
 from janus_jax.train.config import WorldModelTrainingConfig
-from janus_jax.train.fit import (
-    epoch_batches,
-    fit_chunk,
-    init_fit_state,
-    make_optimizer,
-    steps_per_epoch,
-)
+from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 
 
@@ -101,9 +96,11 @@ class WorldModelTrainer:
             )
         if self.io.run_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="janus-jax-")
-            data_dir = Path(self._tmp.name) / "data"
+            work_dir = Path(self._tmp.name)
         else:
-            data_dir = self.io.run_dir / "data"
+            work_dir = self.io.run_dir
+        data_dir = work_dir / "data"
+        self.latents_dir = work_dir / "latents"
         self.dataset_path = Path(dataset) if dataset is not None else data_dir
         self._collect_needed = dataset is None
         keys = jax.random.split(jax.random.key(seed), 4)
@@ -113,6 +110,8 @@ class WorldModelTrainer:
         self.vae_params: vae.VAEParams | None = None
         self.mdn_params: mdn_rnn.MDNRNNParams | None = None
         self.metrics: dict[str, dict] = {}
+        self.data_peak_bytes: dict[str, int] = {}
+        """Per phase: most bytes of dataset arrays held in memory at once."""
         self._dataset: RolloutDataset | None = None
 
     def collect(self) -> RolloutDataset:
@@ -165,11 +164,24 @@ class WorldModelTrainer:
                 env_steps_per_s=stats.steps_per_s,
             )
 
-    def _fit(self, phase, params, data, num_items, batch_size, epochs, lr, loss_fn):
-        """Returns the params after ``epochs`` passes of ``phase`` over ``data``."""
+    def _fit(
+        self,
+        phase: str,
+        params,
+        sources: list[Source],
+        batch_size: int,
+        epochs: float,
+        lr: float,
+        loss_fn,
+    ):
+        """Returns the params after ``epochs`` passes of ``phase`` over the
+        shards' ``sources``, streamed within ``max_resident_bytes``."""
         c = self.config
         self.parallel.check_divisible(f"{phase}_batch_size", batch_size)
-        per_epoch = steps_per_epoch(num_items, batch_size, f"{phase} phase")
+        stream = BlockStream(
+            sources, batch_size, self.seed, c.max_resident_bytes, f"{phase} phase"
+        )
+        per_epoch = stream.steps_per_epoch
         chunk, total = whole_chunks(
             max(1, math.ceil(epochs * per_epoch)), c.chunk_steps
         )
@@ -182,37 +194,45 @@ class WorldModelTrainer:
         compiled = jax.jit(functools.partial(fit_chunk, **kwargs), donate_argnums=0)
 
         def run_chunk(state, done, count):
-            rows = epoch_batches(num_items, batch_size, self.seed, done, count)
-            state, metrics = compiled(state, self.parallel.gather_rows(data, rows))
+            batches = stream.batches(done, count, self.parallel.gather_rows)
+            state, metrics = compiled(state, batches)
             return state, metrics, {"epoch": (done + count) / per_epoch}
 
         if epochs == 0:
+            stream.close()
             return params
-        state, self.metrics[phase] = run_chunks(
-            self.io,
-            phase,
-            state,
-            total=total,
-            chunk=chunk,
-            run_chunk=run_chunk,
-            checkpoint_every=c.checkpoint_every,
-            unit="steps",
-            shown=(f"{phase}/loss",),
-        )
+        try:
+            state, self.metrics[phase] = run_chunks(
+                self.io,
+                phase,
+                state,
+                total=total,
+                chunk=chunk,
+                run_chunk=run_chunk,
+                checkpoint_every=c.checkpoint_every,
+                unit="steps",
+                shown=(f"{phase}/loss",),
+            )
+        finally:
+            self.data_peak_bytes[phase] = stream.peak_resident_bytes
+            stream.close()
         return self.parallel.local(state.params)
 
-    def train_vae(self, data: sequences.InMemoryData) -> vae.VAEParams:
-        """Returns V trained on every frame of ``data`` (vector observations are
-        standardised with the dataset's statistics, stored in V's params)."""
+    def train_vae(self, dataset: RolloutDataset | None = None) -> vae.VAEParams:
+        """Returns V trained on every frame of ``dataset`` (default: the run's;
+        vector observations are standardised with the dataset's statistics,
+        stored in V's params)."""
         c = self.config
+        dataset = dataset or self.collect()
+        sources = sequences.frame_sources(dataset)
         params = vae.init(self._keys["vae_init"], self.vae_config)
         if not self.vae_config.is_image:
-            params = vae.with_obs_stats(params, *sequences.frame_stats(data.frames))
+            stats = sequences.frame_stats(s.load() for s in sources)
+            params = vae.with_obs_stats(params, *stats)
         self.vae_params = self._fit(
             "vae",
             params,
-            data.frames,
-            len(data.frames),
+            sources,
             c.vae_batch_size,
             c.vae_epochs,
             c.vae_learning_rate,
@@ -220,17 +240,29 @@ class WorldModelTrainer:
         )
         return self.vae_params
 
-    def train_mdn(self, data: sequences.InMemoryData) -> mdn_rnn.MDNRNNParams:
-        """Returns M trained on the dataset's windows encoded by the trained V."""
+    def train_mdn(self, dataset: RolloutDataset | None = None) -> mdn_rnn.MDNRNNParams:
+        """Returns M trained on the dataset's windows (default: the run's),
+        encoded by the trained V into ``latents_dir`` first."""
         c = self.config
-        latents = sequences.encode_frames(self.vae_params, data.frames)
-        seqs = sequences.to_sequences(latents, data.windows, self.spec.action)
+        dataset = dataset or self.collect()
+        self.parallel.on_primary(
+            lambda: sequences.encode_dataset(
+                self.vae_params, dataset, self.latents_dir
+            ),
+            "encode the dataset with V",
+        )
+        sources = sequences.window_sources(
+            dataset,
+            self.latents_dir,
+            c.sequence_length,
+            self.spec.action,
+            self.vae_config.latent_dim,
+        )
         params = mdn_rnn.init(self._keys["mdn_init"], self.mdn_config)
         self.mdn_params = self._fit(
             "mdn",
             params,
-            seqs,
-            len(seqs.mask),
+            sources,
             c.mdn_batch_size,
             c.mdn_epochs,
             c.mdn_learning_rate,
@@ -240,10 +272,8 @@ class WorldModelTrainer:
 
     def train_world_model(self) -> tuple[VariationalAutoencoder, MDNRNN]:
         """Returns (V, M) trained in order: collect, V, encode, M."""
-        dataset = self.collect()
-        data = sequences.load(dataset, self.config.sequence_length)
-        self.train_vae(data)
-        self.train_mdn(data)
+        self.train_vae()
+        self.train_mdn()
         return (
             VariationalAutoencoder(self.vae_config, params=self.vae_params),
             MDNRNN(self.mdn_config, params=self.mdn_params),
