@@ -9,11 +9,20 @@ import gymnasium
 from janus_jax.envs import ids
 from janus_jax.envs.gymnasium_env import GymnasiumEnv
 from janus_jax.envs.gymnasium_setup import made_with
+from janus_jax.envs.gymnasium_wrappers import TRAINING_ONLY
 from janus_jax.envs.gymnax_env import GymnaxEnv
 
 FAMILIES = (None, "gymnax", "gymnasium")
 # Options only the gymnasium adapter understands.
-GYMNASIUM_ONLY = {"observation", "image_size", "crop", "vectorization_mode"}
+GYMNASIUM_ONLY = {
+    "observation",
+    "image_size",
+    "crop",
+    "vectorization_mode",
+    "skip_start",
+    "action_repeat",
+    "no_progress_steps",
+}
 Env = GymnaxEnv | GymnasiumEnv
 
 
@@ -54,18 +63,24 @@ def make(env_id: str, *, family: str | None = None, **kwargs) -> Env:
     return GymnasiumEnv(env_id, **kwargs)
 
 
-def remake(env: Env, num_envs: int) -> Env:
+def remake(env: Env, num_envs: int, evaluation: bool = False) -> Env:
     """Returns a new env of ``num_envs`` envs made as ``env`` was (a fresh copy:
-    stepping it leaves ``env``'s episodes alone). Envs built from instances of
-    an unregistered class cannot be remade: register the class first."""
+    stepping it leaves ``env``'s episodes alone); ``evaluation`` leaves out the
+    training-only episode options (``no_progress_steps``). Envs built from
+    instances of an unregistered class cannot be remade: register the class
+    first."""
     if env.spec.family == "gymnasium" and not ids.is_gymnasium_id(env.spec.env_id):
         raise ValueError(
             f"cannot make another {env.spec.env_id!r}: it is not a registered id; "
             "register it (gymnasium.register) and build the envs with gymnasium.make"
         )
-    return make(
-        env.spec.env_id, family=env.spec.family, num_envs=num_envs, **env.made_with
-    )
+    kwargs = evaluation_kwargs(env.made_with) if evaluation else env.made_with
+    return make(env.spec.env_id, family=env.spec.family, num_envs=num_envs, **kwargs)
+
+
+def evaluation_kwargs(kwargs: dict) -> dict:
+    """Returns make's ``kwargs`` without the training-only episode options."""
+    return {k: v for k, v in kwargs.items() if k not in TRAINING_ONLY}
 
 
 def spec_of(env_id: str, **kwargs):

@@ -28,6 +28,7 @@ from janus_jax.envs.gymnasium_setup import (
     sub_env_setup,
     unsupported,
 )
+from janus_jax.envs.gymnasium_wrappers import episode_steps, episode_wrappers
 from janus_jax.envs.preprocess import (
     as_crop,
     as_size,
@@ -60,6 +61,10 @@ class GymnasiumEnv:
     image_size: (h, w) frames are resized to; None keeps the (cropped) size.
     crop: (top, bottom, left, right) pixels removed before resizing.
     vectorization_mode: "sync" (one process) or "async" (one process per env).
+    skip_start, action_repeat, no_progress_steps: episode options, see
+        ``gymnasium_wrappers`` (no-op steps hidden after each reset; each action
+        held for k steps; truncate after n steps without a positive reward, a
+        training option left out of evaluation copies).
     env_kwargs: passed to ``gymnasium.make`` for each env (e.g.
         ``max_episode_steps``, ``continuous``).
     """
@@ -73,6 +78,9 @@ class GymnasiumEnv:
         image_size: tuple[int, int] | None = (64, 64),
         crop: tuple[int, int, int, int] | None = None,
         vectorization_mode: str = "sync",
+        skip_start: int = 0,
+        action_repeat: int = 1,
+        no_progress_steps: int | None = None,
         **env_kwargs,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -91,7 +99,16 @@ class GymnasiumEnv:
             vectorization_mode=vectorization_mode,
             **env_kwargs,
         )
+        episode = dict(
+            skip_start=skip_start,
+            action_repeat=action_repeat,
+            no_progress_steps=no_progress_steps,
+        )
+        # Recorded only when set, so an env made without them compares equal.
+        defaults = {"skip_start": 0, "action_repeat": 1, "no_progress_steps": None}
+        self.made_with.update({k: v for k, v in episode.items() if v != defaults[k]})
         kwargs, wrappers = sub_env_setup(observation, env_kwargs)
+        wrappers = [*wrappers, *episode_wrappers(**episode)]
         self._vec = gymnasium.make_vec(
             env_id,
             num_envs,
@@ -100,6 +117,7 @@ class GymnasiumEnv:
             wrappers=wrappers,
             **kwargs,
         )
+        self._episode = episode
         self._finish_init(env_id, env_kwargs, image_size, crop)
 
     @classmethod
@@ -166,6 +184,11 @@ class GymnasiumEnv:
         max_steps = env_kwargs.get("max_episode_steps")
         if max_steps is None and self._vec.spec is not None:
             max_steps = self._vec.spec.max_episode_steps
+        episode = getattr(self, "_episode", None)
+        if episode is not None:
+            max_steps = episode_steps(
+                max_steps, episode["skip_start"], episode["action_repeat"]
+            )
         self.spec = EnvSpec(
             env_id=env_id,
             family="gymnasium",

@@ -319,7 +319,9 @@ class WorldModelPPOTrainer:
         vae_params = None if vae is None else self.parallel.replicate(vae.params)
         params = self.parallel.local(control.params_of(state, vae_params))
         if getattr(self, "_eval_env", None) is None:
-            self._eval_env = remake(self.env, min(t.eval_episodes, MAX_EVAL_ENVS))
+            self._eval_env = remake(
+                self.env, min(t.eval_episodes, MAX_EVAL_ENVS), evaluation=True
+            )
         key = jax.random.fold_in(jax.random.key(self.seed + 1), steps)
         returns = episode_returns(key, self._eval_env, params, t.eval_episodes)
         return {

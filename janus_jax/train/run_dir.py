@@ -10,6 +10,7 @@ import jax
 
 from janus_jax.agent import WorldModelAgent
 from janus_jax.envs import spec_of
+from janus_jax.envs.factory import evaluation_kwargs
 from janus_jax.parallel import DataParallel
 from janus_jax.train.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
 from janus_jax.train.run_config import RunConfig, from_dict, to_dict
@@ -132,9 +133,14 @@ def load_agent(
     return agent
 
 
-def env_kwargs(config: RunConfig, num_envs: int | None = None) -> dict:
-    """Returns make's kwargs for the run's env, with ``num_envs`` envs."""
+def env_kwargs(
+    config: RunConfig, num_envs: int | None = None, evaluation: bool = False
+) -> dict:
+    """Returns make's kwargs for the run's env, with ``num_envs`` envs;
+    ``evaluation`` leaves out the training-only episode options."""
     kwargs = dict(config.env_kwargs)
+    if evaluation:
+        kwargs = evaluation_kwargs(kwargs)
     if num_envs is not None:
         kwargs["num_envs"] = num_envs
     return kwargs
