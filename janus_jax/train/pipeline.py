@@ -21,12 +21,11 @@ from janus_jax import pictures
 from janus_jax.data import RolloutDataset
 from janus_jax.envs import EnvSpec, make, spec_of
 from janus_jax.parallel import DataParallel
-from janus_jax.train import sequences
 from janus_jax.train.checkpoint import read_json, write_json_atomic
 from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.train.layout import fit_to_devices
 from janus_jax.train.lock import RunDirLock
-from janus_jax.train.loop import RunIO
+from janus_jax.train.loop import PHASES, RunIO
 from janus_jax.train.metrics_log import MetricsLogger, read_metrics
 from janus_jax.train.ppo_trainer import (
     WorldModelPPOTrainer,
@@ -189,12 +188,13 @@ def _run_stages(config, out, stages, io, dataset, start, par, rounding) -> dict:
     if "collect" in stages:
         wm.collect()
     if "world_model" in stages:
-        data = sequences.load(wm.collect(), config.world_model.sequence_length)
-        wm.train_vae(data)
-        wm.train_mdn(data)
+        wm.train_vae()
+        wm.train_mdn()
         agent.vae.params, agent.mdn_rnn.params = wm.vae_params, wm.mdn_params
         save_agent(out, agent, "world_model", par)
         summary["final_losses"] = wm.metrics
+        # the most bytes of dataset arrays held at once (max_resident_bytes caps it)
+        summary["data_peak_bytes"] = wm.data_peak_bytes
     model_free = config.controller.features == "observation"
     fresh_controller = model_free and "controller" in stages  # nothing to load
     if ("controller" in stages or "evaluate" in stages) and not fresh_controller:
@@ -260,7 +260,8 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
     c = config.controller
     key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
     with make(
-        config.env_id, **env_kwargs(config, min(c.eval_episodes, MAX_EVAL_ENVS))
+        config.env_id,
+        **env_kwargs(config, min(c.eval_episodes, MAX_EVAL_ENVS), evaluation=True),
     ) as env:
         ours = episode_returns(
             key_agent, env, agent.params, c.eval_episodes, progress=io.progress
@@ -276,6 +277,8 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
         "random_return_mean": float(np.mean(rand)),
         "random_return_std": float(np.std(rand)),
     }
+    if io.logger is not None:  # an evaluation killed after its rows: drop them
+        io.logger.rewind(PHASES, "eval", 0)
     for who in ("eval", "random"):
         io.log(
             who,
@@ -314,7 +317,7 @@ def dream_gif(config: RunConfig, agent, path, *, temperature=None, steps=100):
     """Returns the path of a GIF: a real episode of C, V's reconstruction and M's
     open-loop dream of it, side by side."""
     key_episode, key_dream = jax.random.split(jax.random.key(config.seed + 2))
-    with make(config.env_id, **env_kwargs(config, 1)) as env:
+    with make(config.env_id, **env_kwargs(config, 1, evaluation=True)) as env:
         frames, actions = pictures.record_episode(key_episode, env, agent.params, steps)
     tau = agent.mdn_rnn.config.temperature if temperature is None else temperature
     dreamed = pictures.open_loop_dream(
