@@ -175,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="length of the episode (default 100)",
     )
+    p = sub.add_parser(
+        "gap",
+        help="the dream-vs-real gap of a trained agent, written to DIR/gap.json",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="real steps per env to measure on (default 1000)",
+    )
+    p.add_argument(
+        "--envs", type=int, default=4, metavar="N", help="real envs (default 4)"
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed")
     sub.add_parser(
         "bench",
         help="throughput benchmarks (python -m benchmarks); see `janus-jax bench -h`",
@@ -269,7 +285,8 @@ def _evaluate(args) -> int:
     agent = run_dir.load_agent(args.checkpoint)
     config = run_dir.load_config(args.checkpoint)
     num_envs = min(args.episodes, MAX_EVAL_ENVS)
-    with make(config.env_id, **run_dir.env_kwargs(config, num_envs)) as env:
+    kwargs = run_dir.env_kwargs(config, num_envs, evaluation=True)
+    with make(config.env_id, **kwargs) as env:
         returns = episode_returns(
             jax.random.key(args.seed), env, agent.params, args.episodes
         )
@@ -301,6 +318,29 @@ def _dream(args) -> int:
     return 0
 
 
+def _gap(args) -> int:
+    import jax
+
+    from janus_jax.envs import make
+    from janus_jax.files import write_json
+    from janus_jax.train import gap, run_dir
+
+    for name in ("steps", "envs"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name}={getattr(args, name)} is invalid: must be >= 1")
+    agent = run_dir.load_agent(args.checkpoint)
+    if agent.mdn_rnn is None:
+        raise ValueError(f"{args.checkpoint} is a model-free run: it has no dream")
+    config = run_dir.load_config(args.checkpoint)
+    kwargs = run_dir.env_kwargs(config, args.envs, evaluation=True)
+    with make(config.env_id, **kwargs) as env:
+        report = gap.measure(jax.random.key(args.seed), env, agent.params, args.steps)
+    path = write_json(Path(args.checkpoint) / "gap.json", report)
+    print(json.dumps(report))
+    print(f"gap: wrote {path}", file=sys.stderr)
+    return 0
+
+
 def _config(args) -> int:
     from janus_jax.train import presets
     from janus_jax.train.run_config import describe
@@ -329,9 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"evaluate": _evaluate, "dream": _dream, "config": _config}.get(
-        args.command, _train
-    )
+    handlers = {"evaluate": _evaluate, "dream": _dream, "gap": _gap, "config": _config}
+    handler = handlers.get(args.command, _train)
     try:
         return handler(args)
     except (ValueError, CheckpointError, FileNotFoundError, DiskFullError) as err:
