@@ -42,6 +42,15 @@ from janus_jax.records import Transition
 VECTORIZATION_MODES = ("sync", "async")
 
 
+def _vector_kwargs(mode: str) -> dict:
+    kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    if mode == "async":
+        # Workers are started afresh: forking a process that runs JAX's threads
+        # can deadlock the child.
+        kwargs["context"] = "spawn"
+    return kwargs
+
+
 class GymStep(NamedTuple):
     """One step of E envs (numpy); ``obs`` already starts the next episode."""
 
@@ -113,7 +122,7 @@ class GymnasiumEnv:
             env_id,
             num_envs,
             vectorization_mode=vectorization_mode,
-            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            vector_kwargs=_vector_kwargs(vectorization_mode),
             wrappers=wrappers,
             **kwargs,
         )

@@ -201,7 +201,9 @@ def with_env(
     they are derived anew from ``env_id``'s observations and actions (as
     ``vae=None`` would be), and then the user's ``world_model.vae.*`` and
     ``world_model.mdn_rnn.*`` overrides apply to them; M's latent size follows
-    V's as it ends up."""
+    V's as it ends up. The preset's ``env_kwargs`` were its env's options
+    (CarRacing's action repeat...) and are dropped; ``--set env_kwargs...``
+    sets the new env's."""
     # Imported here: gymnax computes on import, after the CLI's distributed setup.
     from janus_jax.agent import observation_config
     from janus_jax.configs import MDNRNNConfig
@@ -210,7 +212,11 @@ def with_env(
     old_env = config.env_id
     wm = dataclasses.replace(config.world_model, vae=None, mdn_rnn=None)
     config = dataclasses.replace(
-        config, env_id=env_id, preset=f"{config.preset} on {env_id}", world_model=wm
+        config,
+        env_id=env_id,
+        preset=f"{config.preset} on {env_id}",
+        world_model=wm,
+        env_kwargs={},
     )
     rest = [o for o in overrides if _section(o) is None]
     config = apply_overrides(config, rest)
