@@ -31,21 +31,31 @@ def _controller_steps(metrics: Path) -> list[int]:
     return [r["step"] for r in rows if r.get("phase") == "controller"]
 
 
-def _kill_mid_controller(out: Path, at_step: int, timeout_s: float = 300) -> None:
-    """Starts a run and SIGKILLs it once the controller logged ``at_step``."""
-    proc = subprocess.Popen([*TRAIN, *STEPS, "--out", str(out)])
+def _kill_when(argv: list[str], due, what: str, timeout_s: float = 300) -> None:
+    """Runs ``argv`` and SIGKILLs it as soon as ``due()`` is true (polled)."""
+    proc = subprocess.Popen(argv)
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if any(s >= at_step for s in _controller_steps(out / "metrics.jsonl")):
+            if due():
                 os.kill(proc.pid, signal.SIGKILL)
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before the kill"
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the {what}"
+
+
+def _kill_mid_controller(out: Path, at_step: int) -> None:
+    """Starts a run and SIGKILLs it once the controller logged ``at_step``."""
+    metrics = out / "metrics.jsonl"
+    _kill_when(
+        [*TRAIN, *STEPS, "--out", str(out)],
+        lambda: any(s >= at_step for s in _controller_steps(metrics)),
+        "kill",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -154,32 +164,24 @@ def _kill_at(out: Path, phase: str, fraction: float, times: dict, resume: bool):
     after the controller's last row. Returns the phase the kill landed in."""
     target = PHASES.index(phase)
     totals = times["totals"]
-    proc = subprocess.Popen(
-        [*TRAIN, *STEPS, "--out", str(out), *(["--resume"] if resume else [])]
-    )
     entered = None  # when the run was first seen in the target phase
-    deadline = time.monotonic() + 300
-    try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            index, done = _position(out, totals)
-            if index == target and entered is None:
-                entered = time.monotonic()
-            if phase == "collect":
-                due = (out / "data").exists()
-            elif phase == "evaluate":
-                waited = time.monotonic() - entered if entered else -1.0
-                due = waited >= 0.8 * fraction * times["evaluate"]
-            else:
-                due = done >= fraction * times["last_chunk_starts"][phase]
-            if index > target or (index == target and due):
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before the {phase} kill"
+
+    def due() -> bool:
+        nonlocal entered
+        index, done = _position(out, totals)
+        if index == target and entered is None:
+            entered = time.monotonic()
+        if phase == "collect":
+            ready = (out / "data").exists()
+        elif phase == "evaluate":
+            waited = time.monotonic() - entered if entered else -1.0
+            ready = waited >= 0.8 * fraction * times["evaluate"]
+        else:
+            ready = done >= fraction * times["last_chunk_starts"][phase]
+        return index > target or (index == target and ready)
+
+    resumed = ["--resume"] if resume else []
+    _kill_when([*TRAIN, *STEPS, "--out", str(out), *resumed], due, f"{phase} kill")
     return PHASES[min(_position(out, totals)[0], 4)]
 
 
