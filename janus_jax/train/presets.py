@@ -175,7 +175,8 @@ CARRACING_OPTIONS = {"skip_start": 50, "action_repeat": 4, "no_progress_steps": 
 
 
 def carracing() -> RunConfig:
-    """gymnasium CarRacing-v3 at 64x64 for a 2-core CPU in about 90 minutes.
+    """gymnasium CarRacing-v3 at 64x64, sized for 90 minutes on a 2-core CPU
+    (measured: the README's CarRacing section).
 
     64 random episodes (each a new track; one stops once the car has made no
     progress for 100 frames), V on them, M on V's latents, then C by PPO on
