@@ -28,7 +28,11 @@ from janus_jax.envs.gymnasium_setup import (
     sub_env_setup,
     unsupported,
 )
-from janus_jax.envs.gymnasium_wrappers import episode_steps, episode_wrappers
+from janus_jax.envs.gymnasium_wrappers import (
+    EPISODE_DEFAULTS,
+    episode_steps,
+    episode_wrappers,
+)
 from janus_jax.envs.preprocess import (
     as_crop,
     as_size,
@@ -114,8 +118,9 @@ class GymnasiumEnv:
             no_progress_steps=no_progress_steps,
         )
         # Recorded only when set, so an env made without them compares equal.
-        defaults = {"skip_start": 0, "action_repeat": 1, "no_progress_steps": None}
-        self.made_with.update({k: v for k, v in episode.items() if v != defaults[k]})
+        self.made_with.update(
+            {k: v for k, v in episode.items() if v != EPISODE_DEFAULTS[k]}
+        )
         kwargs, wrappers = sub_env_setup(observation, env_kwargs)
         wrappers = [*wrappers, *episode_wrappers(**episode)]
         self._vec = gymnasium.make_vec(
@@ -153,6 +158,7 @@ class GymnasiumEnv:
                     "stepped together must be made alike (one id, the same kwargs)"
                 )
         self = cls.__new__(cls)
+        self._episode = dict(EPISODE_DEFAULTS)  # the envs come wrapped as given
         self._vec = gymnasium.vector.SyncVectorEnv(
             [lambda env=env: env for env in envs],
             autoreset_mode=AutoresetMode.SAME_STEP,
@@ -193,11 +199,9 @@ class GymnasiumEnv:
         max_steps = env_kwargs.get("max_episode_steps")
         if max_steps is None and self._vec.spec is not None:
             max_steps = self._vec.spec.max_episode_steps
-        episode = getattr(self, "_episode", None)
-        if episode is not None:
-            max_steps = episode_steps(
-                max_steps, episode["skip_start"], episode["action_repeat"]
-            )
+        max_steps = episode_steps(
+            max_steps, self._episode["skip_start"], self._episode["action_repeat"]
+        )
         self.spec = EnvSpec(
             env_id=env_id,
             family="gymnasium",

@@ -22,6 +22,8 @@ from gymnasium import spaces
 # Options of GymnasiumEnv that change what an episode is while training only;
 # evaluation copies leave them out (see factory.remake).
 TRAINING_ONLY = ("no_progress_steps",)
+# The options' values that leave an episode as the env makes it.
+EPISODE_DEFAULTS = {"skip_start": 0, "action_repeat": 1, "no_progress_steps": None}
 
 
 def no_op(space: spaces.Space):
