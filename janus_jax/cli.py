@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="episodes to average (default 32)",
     )
+    p.add_argument(
+        "--policy",
+        choices=("mode", "sample"),
+        default=None,
+        help="C's most likely action or a sampled one (default: the run's "
+        "controller.eval_policy)",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed")
     p = sub.add_parser(
         "dream",
@@ -286,13 +293,19 @@ def _evaluate(args) -> int:
     config = run_dir.load_config(args.checkpoint)
     num_envs = min(args.episodes, MAX_EVAL_ENVS)
     kwargs = run_dir.env_kwargs(config, num_envs, evaluation=True)
+    policy = args.policy or config.controller.eval_policy
     with make(config.env_id, **kwargs) as env:
         returns = episode_returns(
-            jax.random.key(args.seed), env, agent.params, args.episodes
+            jax.random.key(args.seed),
+            env,
+            agent.params,
+            args.episodes,
+            deterministic=policy == "mode",
         )
     result = {
         "env_id": config.env_id,
         "episodes": args.episodes,
+        "policy": policy,
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),
     }

@@ -252,6 +252,33 @@ def test_loaded_agent_reproduces_the_evaluation(run_dir, summary):
     assert float(np.std(returns)) == summary["eval_return_std"]
 
 
+def test_sampled_evaluation_is_the_policy_sampled(run_dir):
+    """controller.eval_policy="sample": evaluate_run draws C's actions, which on
+    CartPole gives other returns than the argmax's (the summary's)."""
+    import dataclasses
+
+    from janus_jax.train.loop import RunIO
+    from janus_jax.train.pipeline import evaluate_run
+
+    config = load_config(run_dir)
+    config = dataclasses.replace(
+        config,
+        controller=dataclasses.replace(config.controller, eval_policy="sample"),
+    )
+    agent = load_agent(run_dir)
+    result = evaluate_run(config, agent, RunIO(progress=False), 0)
+    key_agent, _ = jax.random.split(jax.random.key(config.seed + 1))
+    episodes = config.controller.eval_episodes
+    env = make("CartPole-v1", num_envs=min(episodes, MAX_EVAL_ENVS))
+    sampled = episode_returns(
+        key_agent, env, agent.params, episodes, deterministic=False
+    )
+    mode = episode_returns(key_agent, env, agent.params, episodes)
+    assert result["eval_policy"] == "sample"
+    assert result["eval_return_mean"] == float(np.mean(sampled))
+    assert not np.array_equal(sampled, mode)
+
+
 # --- 4. evaluate, dream, config ---------------------------------------------------
 
 
@@ -265,6 +292,24 @@ def test_evaluate_prints_one_json_line(capsys, run_dir):
     assert result["env_id"] == "CartPole-v1"
     assert 0 < result["return_mean"] <= 500
     assert math.isfinite(result["return_std"]) and result["return_std"] >= 0
+    assert result["policy"] == "mode"  # the tiny preset's controller.eval_policy
+
+
+@pytest.mark.parametrize("policy", ["mode", "sample"])
+def test_evaluate_acts_as_its_policy_option_says(capsys, run_dir, policy):
+    argv = ["--checkpoint", run_dir, "--episodes", 3, "--policy", policy]
+    status, out, err = cli(capsys, "evaluate", *argv)
+    assert status == 0, err
+    result = json.loads(out)
+    want = episode_returns(
+        jax.random.key(0),
+        make("CartPole-v1", num_envs=3),
+        load_agent(run_dir).params,
+        3,
+        deterministic=policy == "mode",
+    )
+    assert result["policy"] == policy
+    assert result["return_mean"] == float(np.mean(want))
 
 
 def test_dream_writes_an_animated_gif(capsys, run_dir, tmp_path):

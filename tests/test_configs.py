@@ -356,3 +356,8 @@ def test_the_run_seed_and_m_temperature_live_in_one_place(cls, field):
 def test_dream_from_names_its_choices():
     with pytest.raises(ValueError, match="dream_from='disk' is invalid.*'replay'"):
         ControllerTrainingConfig(dream_from="disk")
+
+
+def test_eval_policy_names_its_choices():
+    with pytest.raises(ValueError, match="eval_policy='greedy' is invalid.*'sample'"):
+        ControllerTrainingConfig(eval_policy="greedy")

@@ -60,6 +60,7 @@ def carracing() -> RunConfig:
             updates_per_chunk=1,
             checkpoint_every=4,
             eval_episodes=16,
+            eval_policy="sample",
         ),
     )
 

@@ -21,6 +21,8 @@ from janus_jax.configs import (
 from janus_jax.devices import check_device
 
 DREAM_FROM = ("replay", "rollout")
+# How evaluations act: the most likely action, or one sampled as in training.
+EVAL_POLICIES = ("mode", "sample")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -159,6 +161,11 @@ class ControllerTrainingConfig:
     """Real env steps between evaluations during training (eval/return_mean in
     the metrics log, at the first chunk past each multiple; 0: only the final
     evaluation). Same episodes count and policy as the final one."""
+    eval_policy: str = "mode"
+    """How C acts in evaluations: "mode" (argmax for discrete actions, the
+    Gaussian's mean squashed for continuous ones) or "sample" (drawn from the
+    policy, as in training). A policy still far from deterministic can drive
+    worse by its mode than by its samples (CarRacing: the README)."""
     use_tensorboard: bool = False
     """Also write TensorBoard event files (run_dir/tensorboard)."""
 
@@ -187,6 +194,10 @@ class ControllerTrainingConfig:
         _non_negative_int(self, "dream_updates")
         if self.dream_from not in DREAM_FROM:
             _fail(name, "dream_from", self.dream_from, f"must be one of {DREAM_FROM}")
+        if self.eval_policy not in EVAL_POLICIES:
+            _fail(
+                name, "eval_policy", self.eval_policy, f"must be one of {EVAL_POLICIES}"
+            )
         if self.features not in FEATURES:
             _fail(name, "features", self.features, f"must be one of {FEATURES}")
         if self.features == "observation" and (

@@ -256,7 +256,8 @@ def _train_controller(config: RunConfig, agent, io: RunIO, par) -> dict:
 
 def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> dict:
     """Returns the evaluation fields of the summary: the controller's return
-    (argmax actions) and a random policy's, over the same number of episodes."""
+    (acting as ``eval_policy`` says) and a random policy's, over the same number
+    of episodes."""
     c = config.controller
     key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
     with make(
@@ -264,7 +265,12 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
         **env_kwargs(config, min(c.eval_episodes, MAX_EVAL_ENVS), evaluation=True),
     ) as env:
         ours = episode_returns(
-            key_agent, env, agent.params, c.eval_episodes, progress=io.progress
+            key_agent,
+            env,
+            agent.params,
+            c.eval_episodes,
+            deterministic=c.eval_policy == "mode",
+            progress=io.progress,
         )
         rand = episode_returns(
             key_random, env, None, c.eval_episodes, progress=io.progress
@@ -273,7 +279,7 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
         "eval_return_mean": float(np.mean(ours)),
         "eval_return_std": float(np.std(ours)),
         "eval_episodes": int(c.eval_episodes),
-        "eval_policy": "argmax (discrete) or mean (continuous) of C on [z, h]",
+        "eval_policy": c.eval_policy,
         "random_return_mean": float(np.mean(rand)),
         "random_return_std": float(np.std(rand)),
     }

@@ -312,8 +312,8 @@ class WorldModelPPOTrainer:
 
     def evaluate(self, state: control.ControlState, steps: int) -> dict:
         """Returns eval/return_mean and eval/return_std of the state's C (and M)
-        over ``eval_episodes`` episodes of a copy of the env (argmax / mean
-        actions; the key derives from the seed and ``steps``)."""
+        over ``eval_episodes`` episodes of a copy of the env (acting as
+        ``eval_policy`` says; the key derives from the seed and ``steps``)."""
         t = self.training
         vae = self.agent.vae
         vae_params = None if vae is None else self.parallel.replicate(vae.params)
@@ -323,7 +323,13 @@ class WorldModelPPOTrainer:
                 self.env, min(t.eval_episodes, MAX_EVAL_ENVS), evaluation=True
             )
         key = jax.random.fold_in(jax.random.key(self.seed + 1), steps)
-        returns = episode_returns(key, self._eval_env, params, t.eval_episodes)
+        returns = episode_returns(
+            key,
+            self._eval_env,
+            params,
+            t.eval_episodes,
+            deterministic=t.eval_policy == "mode",
+        )
         return {
             "eval/return_mean": float(np.mean(returns)),
             "eval/return_std": float(np.std(returns)),
