@@ -91,6 +91,22 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+# atomic_path's temporary names: ".NAME." + mkstemp's 8 characters + ".tmp" +
+# the target's suffix (a custom prefix replaces ".NAME.").
+_TEMP_NAME = re.compile(r"^\..*[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def leftover_temps(directory: str | os.PathLike) -> list[Path]:
+    """Returns the temporary files of ``atomic_path`` under ``directory`` (all
+    depths): what a writer killed before its rename leaves. Only a caller that
+    knows no writer is running (the run directory's lock) may delete them."""
+    return sorted(
+        path
+        for path in Path(directory).rglob(".*")
+        if path.is_file() and not path.is_symlink() and _TEMP_NAME.match(path.name)
+    )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, prefix: str | None = None) -> Iterator[Path]:
     """Yields a temporary path beside ``path`` for the caller to fill; when the

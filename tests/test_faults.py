@@ -390,3 +390,78 @@ def test_a_missing_shard_is_named_with_what_to_do(tmp_path):
         "collect the dataset again into a new directory (janus-jax collect "
         "--out NEW_DIR)"
     )
+
+
+# -- what a killed writer leaves ------------------------------------------------------
+
+
+def test_leftover_temporary_names_are_atomic_paths_only(tmp_path):
+    ours = [
+        ".summary.ab12cd_3.tmp.json",  # atomic_path("summary.json")
+        "checkpoints/vae/.latest.x9y8z7w6.tmp.json",
+        "data/.tmp-abcdefgh.tmp.npz",  # the dataset writer's prefix
+        ".metrics.q1w2e3r4.tmp.jsonl",
+        ".pointer.00000000.tmp",  # a target without a suffix
+    ]
+    theirs = [
+        "summary.json",
+        ".janus-jax.lock",
+        ".hidden.tmp",  # no 8-character random part
+        "notes.ab12cd34.tmp.json",  # not a dot file
+        ".keep",
+    ]
+    for name in ours + theirs:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    (tmp_path / "checkpoints" / ".d.abcdefgh.tmp").mkdir()  # a directory: kept
+    found = files.leftover_temps(tmp_path)
+    assert found == sorted(tmp_path / name for name in ours)
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from janus_jax import files
+with files.atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a summary")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_resuming_removes_what_a_killed_writer_left(tmp_path):
+    import subprocess
+    import sys
+
+    from janus_jax.train import presets
+    from janus_jax.train.run_dir import prepare_run_dir
+
+    out = tmp_path / "run"
+    config = presets.tiny()
+    assert not prepare_run_dir(out, config, resume=False, overwrite=False, fresh=True)
+    for target in (out / "summary.json", out / "checkpoints" / "vae" / "latest.json"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)])
+        assert killed.returncode == -signal.SIGKILL
+        assert not target.exists()
+    assert len(files.leftover_temps(out)) == 2
+    (out / ".keep").write_text("the user's")
+    assert prepare_run_dir(out, config, resume=True, overwrite=False, fresh=True)
+    assert files.leftover_temps(out) == []
+    assert (out / ".keep").read_text() == "the user's"
+
+
+def test_a_run_made_before_a_field_existed_resumes_at_its_default(tmp_path):
+    from janus_jax.train import presets
+    from janus_jax.train.run_dir import prepare_run_dir
+
+    out = tmp_path / "run"
+    config = presets.tiny()
+    prepare_run_dir(out, config, resume=False, overwrite=False, fresh=True)
+    saved = json.loads((out / "config.json").read_text())
+    del saved["controller"]["eval_policy"]  # as an older version wrote it
+    (out / "config.json").write_text(json.dumps(saved))
+    assert prepare_run_dir(out, config, resume=True, overwrite=False, fresh=True)
+    # A value other than that default is another config.
+    saved["controller"]["eval_policy"] = "sample"
+    (out / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="eval_policy: 'sample' there, 'mode' here"):
+        prepare_run_dir(out, config, resume=True, overwrite=False, fresh=True)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from janus_jax.data import RolloutDataset
+from janus_jax.files import leftover_temps
 from janus_jax.train.checkpoint import PhaseCheckpoints
 from janus_jax.train.run_dir import load_agent
 
@@ -230,6 +231,8 @@ def _assert_same_run_and_nothing_corrupt(whole: Path, out: Path) -> None:
     summary_b = json.loads((out / "summary.json").read_text())
     for key in ("eval_return_mean", "random_return_mean", "real_env_steps"):
         assert summary_a[key] == summary_b[key], key
+    # each resume removed the temporary files its kill left
+    assert leftover_temps(out) == []
     # every logged step once, in order, as the uninterrupted run logged them
     assert _phase_steps(_rows(out / "metrics.jsonl")) == _phase_steps(
         _rows(whole / "metrics.jsonl")

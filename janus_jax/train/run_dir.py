@@ -11,6 +11,7 @@ import jax
 from janus_jax.agent import WorldModelAgent
 from janus_jax.envs import spec_of
 from janus_jax.envs.factory import evaluation_kwargs
+from janus_jax.files import leftover_temps
 from janus_jax.parallel import DataParallel
 from janus_jax.train.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
 from janus_jax.train.run_config import RunConfig, from_dict, to_dict
@@ -58,7 +59,12 @@ def prepare_run_dir(
             f"{out} already holds a run: pass --resume to continue it, "
             "--overwrite to replace it, or another --out"
         )
-    saved = read_json(config_path, "run config")
+    # Read through RunConfig, so a field added since the run was made counts at
+    # its default (a run of an older version resumes if it ran as this one would).
+    saved = to_dict(from_dict(RunConfig, read_json(config_path, "run config")))
+    # The lock is held: a temporary file is what a killed writer left.
+    for leftover in leftover_temps(out):
+        leftover.unlink(missing_ok=True)
     # Adding or dropping TensorBoard files does not change what the run computes.
     saved.get("controller", {}).pop("use_tensorboard", None)
     current = to_dict(config)
