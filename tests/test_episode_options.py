@@ -133,3 +133,60 @@ def test_a_car_that_never_moves_is_truncated_and_its_evaluation_copy_is_not():
     # progress after it, then the cut.
     assert ends[0] == (21, True)
     assert ends[1] == (60, False)
+
+
+def _car_racing_rows(draw_unseen: bool, limit: int, skip: int, steps: int):
+    """(obs, reward, terminated, truncated) of CarRacing-v3 under SkipStart and
+    ActionRepeat(4), a time limit of ``limit`` frames, seeded random actions."""
+    env = gymnasium.make("CarRacing-v3", max_episode_steps=limit)
+    env = ActionRepeat(SkipStart(env, skip, draw_unseen), 4, draw_unseen)
+    actions = np.random.default_rng(0).uniform(0, 1, (steps, 3)).astype(np.float32)
+    obs, _ = env.reset(seed=3)
+    rows = [(obs, 0.0, False, False)]
+    for action in actions:
+        obs, reward, terminated, truncated, _ = env.step(action)
+        rows.append((obs, reward, terminated, truncated))
+        if terminated or truncated:
+            obs, _ = env.reset()
+            rows.append((obs, 0.0, False, False))
+    env.close()
+    return rows
+
+
+@pytest.mark.parametrize(
+    "limit,skip",
+    [
+        (63, 50),  # 13 frames: the time limit cuts the 4th action's 3rd frame
+        (30, 50),  # episodes shorter than the skip: the start spans two
+    ],
+)
+def test_car_racing_sees_the_same_frames_when_unseen_ones_are_not_drawn(limit, skip):
+    drawn = _car_racing_rows(True, limit, skip, 6)
+    skipped = _car_racing_rows(False, limit, skip, 6)
+    assert len(drawn) == len(skipped)
+    assert any(row[3] for row in drawn)  # a time limit inside a repeat
+    for a, b in zip(drawn, skipped, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1:] == b[1:]
+    assert drawn[0][0].std() > 0  # frames, not blanks
+
+
+def test_car_racing_draws_only_the_frames_the_agent_sees(monkeypatch):
+    from gymnasium.envs.box2d.car_racing import CarRacing
+
+    drawn = []
+    original = CarRacing._render
+
+    def counting(self, mode, *args, **kwargs):
+        drawn.append(mode)
+        return original(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(CarRacing, "_render", counting)
+    env = ActionRepeat(SkipStart(gymnasium.make("CarRacing-v3"), 10), 4)
+    env.reset(seed=0)
+    assert drawn.count("state_pixels") == 2  # the reset's frame, the 10th no-op's
+    drawn.clear()
+    for _ in range(5):
+        env.step(np.array([0.0, 1.0, 0.0], np.float32))
+    assert drawn.count("state_pixels") == 5  # one of every 4 frames
+    env.close()
