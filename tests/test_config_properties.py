@@ -37,6 +37,7 @@ from janus_jax.configs import (
 from janus_jax.models import controller, mdn_rnn, vae
 from janus_jax.train.config import (
     DREAM_FROM,
+    EVAL_POLICIES,
     ControllerTrainingConfig,
     WorldModelTrainingConfig,
 )
@@ -237,6 +238,7 @@ RULES = {
         "learn_from_real": BOOL,
         "world_model_learning_rate": LEARNING_RATE,
         "dream_from": bad_choice(DREAM_FROM),
+        "eval_policy": bad_choice(EVAL_POLICIES),
         "features": st.one_of(
             bad_choice(FEATURES), st.just("observation")
         ),  # "observation" dreams nothing: refused with the default ratio 0.5
