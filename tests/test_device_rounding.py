@@ -5,20 +5,17 @@ device count is fixed when JAX starts), recording what it rounded."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 from janus_jax.train import presets
 from janus_jax.train.layout import Rounded, fit_to_devices, round_up
 from janus_jax.train.ppo_trainer import dream_starts
 from janus_jax.train.run_config import apply_overrides, to_dict
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -139,9 +136,7 @@ WORKER = textwrap.dedent(
 
 def test_the_tiny_preset_trains_on_four_devices(tmp_path):
     out = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env = subprocess_env("--xla_force_host_platform_device_count=4")
     overrides = [
         "world_model.mdn_batch_size=3",  # -> 4
         "world_model.vae_epochs=0.5",

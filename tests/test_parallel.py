@@ -10,7 +10,6 @@ gymnasium update on 4 devices against 1, are slow (``-m slow``)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -20,22 +19,12 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 from janus_jax import cli, parallel
 from janus_jax.parallel import DataParallel
 
 WORKER = Path(__file__).with_name("parallel_worker.py")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(**extra) -> dict:
-    # A fresh JAX, but the session's compilation cache (tests/conftest.py).
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("JAX_") or "CACHE" in k
-    }
-    env.update(extra)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -128,7 +117,7 @@ def four_devices(tmp_path_factory):
     flags = "--xla_force_host_platform_device_count=4"
     subprocess.run(
         [sys.executable, str(WORKER), "devices", str(out)],
-        env=_env(XLA_FLAGS=flags),
+        env=subprocess_env(flags),
         check=True,
         timeout=900,
     )
@@ -177,7 +166,7 @@ def test_gymnasium_envs_train_on_four_devices_as_on_one(four_devices):
     flags = "--xla_force_host_platform_device_count=4"
     subprocess.run(
         [sys.executable, str(WORKER), "gymnasium_one", str(four_devices)],
-        env=_env(XLA_FLAGS=flags),
+        env=subprocess_env(flags),
         check=True,
         timeout=900,
     )
@@ -203,7 +192,7 @@ def _two_processes(mode: str, out: Path, timeout: int) -> list[str]:
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), mode, str(out), str(i), port],
-            env=_env(),
+            env=subprocess_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
