@@ -428,6 +428,7 @@ with files.atomic_path(sys.argv[1]) as tmp:
 
 
 def test_resuming_removes_what_a_killed_writer_left(tmp_path):
+    import dataclasses
     import subprocess
     import sys
 
@@ -443,6 +444,10 @@ def test_resuming_removes_what_a_killed_writer_left(tmp_path):
         assert killed.returncode == -signal.SIGKILL
         assert not target.exists()
     assert len(files.leftover_temps(out)) == 2
+    other = dataclasses.replace(config, seed=config.seed + 1)
+    with pytest.raises(ValueError, match="another config"):
+        prepare_run_dir(out, other, resume=True, overwrite=False, fresh=True)
+    assert len(files.leftover_temps(out)) == 2  # a refused run is left as it was
     (out / ".keep").write_text("the user's")
     assert prepare_run_dir(out, config, resume=True, overwrite=False, fresh=True)
     assert files.leftover_temps(out) == []

@@ -62,9 +62,6 @@ def prepare_run_dir(
     # Read through RunConfig, so a field added since the run was made counts at
     # its default (a run of an older version resumes if it ran as this one would).
     saved = to_dict(from_dict(RunConfig, read_json(config_path, "run config")))
-    # The lock is held: a temporary file is what a killed writer left.
-    for leftover in leftover_temps(out):
-        leftover.unlink(missing_ok=True)
     # Adding or dropping TensorBoard files does not change what the run computes.
     saved.get("controller", {}).pop("use_tensorboard", None)
     current = to_dict(config)
@@ -75,6 +72,10 @@ def prepare_run_dir(
             f"{out} holds a run with another config ({'; '.join(differences[:3])}): "
             "use another --out, or --overwrite"
         )
+    # The run continues and the lock is held: a temporary file is what a killed
+    # writer left. (A refused run is left as it was.)
+    for leftover in leftover_temps(out):
+        leftover.unlink(missing_ok=True)
     return True
 
 
