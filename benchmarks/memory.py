@@ -71,9 +71,9 @@ def train(dataset: str, cap: int, vae_epochs: float) -> dict:
     ``dataset`` with ``max_resident_bytes=cap``: sampled every 10 ms, its most
     in each phase's steady part (after the phase's first chunk, so compiling is
     left out) and overall, with the trainer's own data peaks."""
-    from janus_jax.configs import MDNRNNConfig, VAEConfig
+    from janus_jax.config.models import MDNRNNConfig, VAEConfig
+    from janus_jax.config.training import WorldModelTrainingConfig
     from janus_jax.train import WorldModelTrainer
-    from janus_jax.train.config import WorldModelTrainingConfig
     from janus_jax.train.loop import RunIO
 
     samples: list[tuple[float, float]] = []

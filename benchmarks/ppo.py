@@ -30,16 +30,16 @@ import jax
 import numpy as np
 
 from janus_jax import WorldModelAgent
-from janus_jax.configs import PPOConfig
+from janus_jax.config import presets
+from janus_jax.config.models import PPOConfig
+from janus_jax.config.run import RunConfig
+from janus_jax.diagnostics.evaluate import episode_returns
 from janus_jax.envs import make
-from janus_jax.train import presets
-from janus_jax.train.evaluate import episode_returns
+from janus_jax.run.metrics_log import read_metrics
+from janus_jax.run.run_dir import load_agent
 from janus_jax.train.loop import RunIO
-from janus_jax.train.metrics_log import read_metrics
 from janus_jax.train.pipeline import run as run_pipeline
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
-from janus_jax.train.run_config import RunConfig
-from janus_jax.train.run_dir import load_agent
 
 EVAL_EPISODES = 32
 AGENT_KEY, RANDOM_KEY = jax.random.key(101), jax.random.key(202)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from janus_jax.configs import ActionSpec, MDNRNNConfig, NetworkConfig
+from janus_jax.config.models import ActionSpec, MDNRNNConfig, NetworkConfig
 from janus_jax.imagination import WorldModelParams
 
 _ACTIVATIONS = {

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from benchmarks.common import block
-from janus_jax.configs import MDNRNNConfig, VAEConfig
+from janus_jax.config.models import MDNRNNConfig, VAEConfig
 from janus_jax.models import mdn_rnn, vae
 from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
 

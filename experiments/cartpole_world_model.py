@@ -19,9 +19,9 @@ import jax
 import numpy as np
 
 from janus_jax import WorldModelAgent
+from janus_jax.config import presets
+from janus_jax.diagnostics.evaluate import episode_returns
 from janus_jax.envs import make
-from janus_jax.train import presets
-from janus_jax.train.evaluate import episode_returns
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
 from janus_jax.train.world_model import WorldModelTrainer
 

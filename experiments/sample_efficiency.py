@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from janus_jax.train import pipeline, presets
-from janus_jax.train.metrics_log import read_metrics
-from janus_jax.train.run_config import RunConfig
+from janus_jax.config import presets
+from janus_jax.config.run import RunConfig
+from janus_jax.run.metrics_log import read_metrics
+from janus_jax.train import pipeline
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from janus_jax import imagination, ppo
 from janus_jax.agent import MDNRNN, VariationalAutoencoder, WorldModelAgent, act
-from janus_jax.configs import (
+from janus_jax.config.models import (
     ActionSpec,
     MDNRNNConfig,
     NetworkConfig,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from janus_jax.components import MDNRNN, Component, VariationalAutoencoder
-from janus_jax.configs import (
+from janus_jax.config.models import (
     FEATURES,
     ActionSpec,
     MDNRNNConfig,

@@ -50,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> None:
-    from janus_jax.train import presets
+    from janus_jax.config import presets
 
     add = parser.add_argument
     add(
@@ -127,7 +127,7 @@ def initialize_distributed(argv: list[str]) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every subcommand; each option says what it does."""
-    from janus_jax.train import presets
+    from janus_jax.config import presets
 
     parser = _Parser(
         prog="janus-jax",
@@ -218,8 +218,8 @@ def run_config(args):
     (--seed and --set seed with different values are refused)."""
     import jax
 
-    from janus_jax.train import presets
-    from janus_jax.train.run_config import apply_overrides, with_env
+    from janus_jax.config import presets
+    from janus_jax.config.run import apply_overrides, with_env
 
     config = presets.preset(args.preset)
     if getattr(args, "tensorboard", False):
@@ -283,9 +283,9 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import jax
 
+    from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
     from janus_jax.envs import make
-    from janus_jax.train import run_dir
-    from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
+    from janus_jax.run import run_dir
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes} is invalid: must be >= 1")
@@ -314,7 +314,8 @@ def _evaluate(args) -> int:
 
 
 def _dream(args) -> int:
-    from janus_jax.train import pipeline, run_dir
+    from janus_jax.run import run_dir
+    from janus_jax.train import pipeline
 
     if not args.out.endswith(".gif"):
         raise ValueError(f"--out={args.out} is invalid: must name a .gif file")
@@ -334,9 +335,10 @@ def _dream(args) -> int:
 def _gap(args) -> int:
     import jax
 
+    from janus_jax.diagnostics import gap
     from janus_jax.envs import make
-    from janus_jax.files import write_json
-    from janus_jax.train import gap, run_dir
+    from janus_jax.run import run_dir
+    from janus_jax.run.files import write_json
 
     for name in ("steps", "envs"):
         if getattr(args, name) < 1:
@@ -355,8 +357,8 @@ def _gap(args) -> int:
 
 
 def _config(args) -> int:
-    from janus_jax.train import presets
-    from janus_jax.train.run_config import describe
+    from janus_jax.config import presets
+    from janus_jax.config.run import describe
 
     print("\n".join(describe(presets.preset(args.preset))))
     return 0
@@ -374,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"janus-jax {argv[0]}: error: {err}", file=sys.stderr)
         return 2
-    from janus_jax.files import DiskFullError
-    from janus_jax.train.checkpoint import CheckpointError
+    from janus_jax.run.checkpoint import CheckpointError
+    from janus_jax.run.files import DiskFullError
 
     parser = build_parser()
     args = parser.parse_args(argv)

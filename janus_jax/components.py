@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from janus_jax.configs import MDNRNNConfig, VAEConfig
+from janus_jax.config.models import MDNRNNConfig, VAEConfig
 from janus_jax.models import mdn_rnn, vae
 
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from janus_jax.configs import PPOConfig
+from janus_jax.config.models import PPOConfig
 from janus_jax.models import controller
 
 

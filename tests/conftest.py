@@ -11,7 +11,7 @@ import tempfile
 import jax
 import pytest
 
-from janus_jax.configs import MDNRNNConfig, VAEConfig
+from janus_jax.config.models import MDNRNNConfig, VAEConfig
 
 # Tests run on CPU with 64-bit off; chex variants need no extra setup.
 

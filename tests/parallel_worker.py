@@ -29,8 +29,8 @@ PROCESS_OVERRIDES = [
 
 
 def _config(overrides=OVERRIDES):
-    from janus_jax.train import presets
-    from janus_jax.train.run_config import apply_overrides
+    from janus_jax.config import presets
+    from janus_jax.config.run import apply_overrides
 
     return apply_overrides(presets.preset("tiny"), overrides)
 
@@ -40,8 +40,8 @@ def _more_controller(run: Path, par, env="CartPole-v1", overrides=OVERRIDES):
     the gymnax env as the run's controller phase did (one chunk of updates, the
     program compiled for the run: the compilation cache has it), on a gymnasium
     env (host rollouts) for one update."""
+    from janus_jax.run.run_dir import load_agent
     from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
-    from janus_jax.train.run_dir import load_agent
 
     config = _config(overrides)
     c = config.controller
@@ -146,7 +146,7 @@ def _train_on_both(out: Path, name: str, status: int) -> None:
     import numpy as np
 
     from janus_jax.parallel import DataParallel
-    from janus_jax.train.run_dir import load_agent
+    from janus_jax.run.run_dir import load_agent
 
     def flat(params):
         return [

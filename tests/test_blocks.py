@@ -5,7 +5,7 @@ steps equals the slice of one long call) and the memory cap."""
 import numpy as np
 import pytest
 
-from janus_jax.train.blocks import BlockStream, Source
+from janus_jax.data.blocks import BlockStream, Source
 
 ITEM_BYTES = 8  # each item below is one int64: its global id
 

@@ -1,4 +1,4 @@
-"""Tests for janus_jax.train.checkpoint: orbax round trips, retention, failures."""
+"""Tests for janus_jax.run.checkpoint: orbax round trips, retention, failures."""
 
 import json
 import os
@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from janus_jax.train.checkpoint import (
+from janus_jax.run.checkpoint import (
     CheckpointError,
     PhaseCheckpoints,
     read_json,
@@ -212,7 +212,7 @@ _CRASHING_SAVE = """
 import os, sys
 import jax.numpy as jnp
 from orbax.checkpoint._src.path import atomicity
-from janus_jax.train.checkpoint import PhaseCheckpoints
+from janus_jax.run.checkpoint import PhaseCheckpoints
 
 async def die_before_commit(self, *args, **kwargs):
     os._exit(17)  # a kill: no cleanup, no exception handlers

@@ -16,12 +16,12 @@ from PIL import Image
 
 from janus_jax.agent import WorldModelAgent
 from janus_jax.cli import build_parser, main, run_config
+from janus_jax.config import presets
+from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.envs import make
-from janus_jax.train import presets
-from janus_jax.train.checkpoint import PhaseCheckpoints
-from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
-from janus_jax.train.metrics_log import read_metrics
-from janus_jax.train.run_dir import load_agent, load_config
+from janus_jax.run.checkpoint import PhaseCheckpoints
+from janus_jax.run.metrics_log import read_metrics
+from janus_jax.run.run_dir import load_agent, load_config
 
 TINY = presets.tiny()
 RUN_FILES = (

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from janus_jax import ppo
-from janus_jax.configs import (
+from janus_jax.config.models import (
     ACTIVATIONS,
     FEATURES,
     RNN_TYPES,
@@ -34,14 +34,14 @@ from janus_jax.configs import (
     VAEConfig,
     min_image_size,
 )
-from janus_jax.models import controller, mdn_rnn, vae
-from janus_jax.train.config import (
+from janus_jax.config.run import RunConfig
+from janus_jax.config.training import (
     DREAM_FROM,
     EVAL_POLICIES,
     ControllerTrainingConfig,
     WorldModelTrainingConfig,
 )
-from janus_jax.train.run_config import RunConfig
+from janus_jax.models import controller, mdn_rnn, vae
 
 INVALID = settings(
     max_examples=25,

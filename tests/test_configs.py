@@ -10,7 +10,7 @@ import jax
 import pytest
 
 from janus_jax import WorldModelAgent
-from janus_jax.configs import (
+from janus_jax.config.models import (
     ActionSpec,
     MDNRNNConfig,
     NetworkConfig,
@@ -19,12 +19,12 @@ from janus_jax.configs import (
     check_compatible,
     min_image_size,
 )
-from janus_jax.train.config import (
+from janus_jax.config.run import RunConfig, from_dict, to_dict
+from janus_jax.config.training import (
     ControllerTrainingConfig,
     WorldModelTrainingConfig,
     check_device,
 )
-from janus_jax.train.run_config import RunConfig, from_dict, to_dict
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from janus_jax import imagination
-from janus_jax.configs import ActionSpec, NetworkConfig
+from janus_jax.config.models import ActionSpec, NetworkConfig
+from janus_jax.config.sizes import dream_starts
 from janus_jax.envs.rollout import record
 from janus_jax.imagination import ActInfo
 from janus_jax.models import controller
 from janus_jax.records import PolicyStep, Transition
 from janus_jax.train.loop import whole_chunks
-from janus_jax.train.ppo_trainer import dream_starts
 
 T, E = 6, 2
 SPEC = ActionSpec(continuous=False, dim=3)

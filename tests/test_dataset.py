@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from janus_jax.configs import VAEConfig
+from janus_jax.config.models import VAEConfig
 from janus_jax.data import (
     DatasetCorruptError,
     DatasetWriter,

@@ -12,10 +12,9 @@ import textwrap
 import pytest
 from conftest import subprocess_env
 
-from janus_jax.train import presets
-from janus_jax.train.layout import Rounded, fit_to_devices, round_up
-from janus_jax.train.ppo_trainer import dream_starts
-from janus_jax.train.run_config import apply_overrides, to_dict
+from janus_jax.config import presets
+from janus_jax.config.run import apply_overrides, to_dict
+from janus_jax.config.sizes import Rounded, dream_starts, fit_to_devices, round_up
 
 
 @pytest.mark.parametrize(
@@ -123,8 +122,9 @@ WORKER = textwrap.dedent(
     """
     import json, sys
     import jax
-    from janus_jax.train import pipeline, presets
-    from janus_jax.train.run_config import apply_overrides
+    from janus_jax.train import pipeline
+    from janus_jax.config import presets
+    from janus_jax.config.run import apply_overrides
 
     assert jax.device_count() == 4, jax.devices()
     config = apply_overrides(presets.tiny(), sys.argv[2:])

@@ -11,8 +11,9 @@ import dataclasses
 
 import pytest
 
-from janus_jax.configs import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
-from janus_jax.train import pipeline, presets
+from janus_jax.config import presets
+from janus_jax.config.models import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.train import pipeline
 
 # A random policy scores about 22 on CartPole-v1 (its 16-episode mean stays
 # below 35); seeds 0, 1 and 2 of this config scored 106, 272 and 64 when it was

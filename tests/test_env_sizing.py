@@ -14,9 +14,10 @@ import pytest
 
 from janus_jax.agent import observation_config
 from janus_jax.cli import build_parser, run_config
+from janus_jax.config import presets
 from janus_jax.envs import make
 from janus_jax.models import mdn_rnn, vae
-from janus_jax.train import pipeline, presets
+from janus_jax.train import pipeline
 
 ENVS = ["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar"]
 if importlib.util.find_spec("Box2D") is not None:  # gymnasium[box2d]

@@ -11,7 +11,7 @@ import pytest
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 
-from janus_jax.configs import VAEConfig
+from janus_jax.config.models import VAEConfig
 from janus_jax.envs import (
     EnvSpec,
     GymnasiumEnv,

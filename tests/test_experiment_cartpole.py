@@ -9,7 +9,7 @@ import json
 import pytest
 from conftest import import_experiment
 
-from janus_jax.train import presets
+from janus_jax.config import presets
 
 
 @pytest.fixture(scope="module")

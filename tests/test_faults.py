@@ -16,14 +16,14 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from janus_jax import cli, files
+from janus_jax import cli
 from janus_jax.data import DatasetCorruptError, DatasetWriter, RolloutDataset
 from janus_jax.data.manifest import sha256_file
-from janus_jax.files import DiskFullError
-from janus_jax.train import metrics_log
-from janus_jax.train.checkpoint import CheckpointError, PhaseCheckpoints
+from janus_jax.run import files, metrics_log
+from janus_jax.run.checkpoint import CheckpointError, PhaseCheckpoints
+from janus_jax.run.files import DiskFullError
+from janus_jax.run.metrics_log import MetricsLogger, read_metrics
 from janus_jax.train.loop import RunIO, run_chunks
-from janus_jax.train.metrics_log import MetricsLogger, read_metrics
 
 SPEC = dict(
     env_id="Probe-v0",
@@ -420,7 +420,7 @@ def test_leftover_temporary_names_are_atomic_paths_only(tmp_path):
 
 KILLED_WRITER = """
 import os, signal, sys
-from janus_jax import files
+from janus_jax.run import files
 with files.atomic_path(sys.argv[1]) as tmp:
     tmp.write_bytes(b"half a summary")
     os.kill(os.getpid(), signal.SIGKILL)
@@ -432,8 +432,8 @@ def test_resuming_removes_what_a_killed_writer_left(tmp_path):
     import subprocess
     import sys
 
-    from janus_jax.train import presets
-    from janus_jax.train.run_dir import prepare_run_dir
+    from janus_jax.config import presets
+    from janus_jax.run.run_dir import prepare_run_dir
 
     out = tmp_path / "run"
     config = presets.tiny()
@@ -455,8 +455,8 @@ def test_resuming_removes_what_a_killed_writer_left(tmp_path):
 
 
 def test_a_run_made_before_a_field_existed_resumes_at_its_default(tmp_path):
-    from janus_jax.train import presets
-    from janus_jax.train.run_dir import prepare_run_dir
+    from janus_jax.config import presets
+    from janus_jax.run.run_dir import prepare_run_dir
 
     out = tmp_path / "run"
     config = presets.tiny()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from janus_jax import MDNRNNConfig, NetworkConfig, VAEConfig, WorldModelAgent, agent
+from janus_jax.diagnostics import gap
 from janus_jax.envs import compiled, make
 from janus_jax.models import mdn_rnn
-from janus_jax.train import gap
 
 
 def test_windows_hold_no_episode_end_before_their_last_step():

@@ -14,8 +14,8 @@ from janus_jax import (
     WorldModelAgent,
     act,
 )
+from janus_jax.diagnostics.evaluate import episode_returns
 from janus_jax.envs import make
-from janus_jax.train.evaluate import episode_returns
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
 
 

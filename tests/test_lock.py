@@ -16,16 +16,17 @@ import textwrap
 import pytest
 
 from janus_jax.cli import main
-from janus_jax.train import lock as lock_module
-from janus_jax.train import pipeline, presets
-from janus_jax.train.lock import LOCK_NAME, RunDirLock, RunDirLocked
+from janus_jax.config import presets
+from janus_jax.run import lock as lock_module
+from janus_jax.run.lock import LOCK_NAME, RunDirLock, RunDirLocked
+from janus_jax.train import pipeline
 
 HOST = socket.gethostname()
 
 HOLDER = textwrap.dedent(
     """
     import sys
-    from janus_jax.train.lock import RunDirLock
+    from janus_jax.run.lock import RunDirLock
     lock = RunDirLock(sys.argv[1])
     lock.acquire()
     print("held", flush=True)

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from janus_jax.run.metrics_log import MetricsLogger, read_metrics
 from janus_jax.train.loop import RunIO, run_chunks
-from janus_jax.train.metrics_log import MetricsLogger, read_metrics
 
 
 def _chunk(state, done, count):

@@ -1,4 +1,4 @@
-"""Tests for janus_jax.train.metrics_log: JSON-lines log, TensorBoard, progress."""
+"""Tests for janus_jax.run.metrics_log: JSON-lines log, TensorBoard, progress."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from janus_jax.train.metrics_log import MetricsLogger, Progress, read_metrics
+from janus_jax.run.metrics_log import MetricsLogger, Progress, read_metrics
 
 PHASES = ["collect", "vae", "mdn", "controller"]
 

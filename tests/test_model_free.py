@@ -12,16 +12,12 @@ import pytest
 
 from janus_jax import PPOConfig, WorldModelAgent
 from janus_jax.agent import act
-from janus_jax.configs import NetworkConfig
+from janus_jax.config import presets
+from janus_jax.config.models import NetworkConfig
+from janus_jax.config.run import apply_overrides
 from janus_jax.envs import GymnasiumEnv
 from janus_jax.imagination import observation_features
-from janus_jax.train import (
-    ControllerTrainingConfig,
-    WorldModelPPOTrainer,
-    pipeline,
-    presets,
-)
-from janus_jax.train.run_config import apply_overrides
+from janus_jax.train import ControllerTrainingConfig, WorldModelPPOTrainer, pipeline
 
 
 class SignBandit(gymnasium.Env):
@@ -137,7 +133,7 @@ def test_dream_updates_take_more_ppo_steps_on_dreams_only():
     """Each real rollout gives one PPO update on real + dreamed transitions,
     then dream_updates more on fresh dreams alone: the optimiser's step count
     says how many minibatches each saw."""
-    from janus_jax.train import presets as p
+    from janus_jax.config import presets as p
 
     config = p.tiny()
     agent = WorldModelAgent(

@@ -23,7 +23,7 @@ from janus_jax.pictures import (
     record_episode,
 )
 from janus_jax.pictures.drawing import _PALETTE, training_returns
-from janus_jax.train.metrics_log import read_metrics
+from janus_jax.run.metrics_log import read_metrics
 
 GAP, GRAY = 2, 128
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from janus_jax.configs import ActionSpec
+from janus_jax.config.models import ActionSpec
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.imagination import ActInfo
 from janus_jax.records import Transition
@@ -157,7 +157,7 @@ def test_replay_bytes_counts_every_array():
 
 def _small_agent():
     from janus_jax import WorldModelAgent
-    from janus_jax.configs import MDNRNNConfig, NetworkConfig, VAEConfig
+    from janus_jax.config.models import MDNRNNConfig, NetworkConfig, VAEConfig
 
     return WorldModelAgent(
         (4,),

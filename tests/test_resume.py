@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from janus_jax.data import RolloutDataset
-from janus_jax.files import leftover_temps
-from janus_jax.train.checkpoint import PhaseCheckpoints
-from janus_jax.train.run_dir import load_agent
+from janus_jax.run.checkpoint import PhaseCheckpoints
+from janus_jax.run.files import leftover_temps
+from janus_jax.run.run_dir import load_agent
 
 TRAIN = [sys.executable, "-m", "janus_jax.cli", "train", "--preset", "tiny"]
 # Enough updates that the kill lands mid-phase: 32 updates in chunks of 4.

@@ -6,10 +6,9 @@ import typing
 
 import pytest
 
-from janus_jax.configs import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
-from janus_jax.train import presets
-from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
-from janus_jax.train.run_config import (
+from janus_jax.config import presets
+from janus_jax.config.models import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.config.run import (
     MOVED,
     RunConfig,
     apply_overrides,
@@ -18,6 +17,7 @@ from janus_jax.train.run_config import (
     from_dict,
     to_dict,
 )
+from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
 
 CONFIG_CLASSES = (
     RunConfig,

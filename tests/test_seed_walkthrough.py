@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from janus_jax import VAEConfig, VariationalAutoencoder, WorldModelAgent
-from janus_jax.configs import MDNRNNConfig, NetworkConfig, PPOConfig
+from janus_jax.config.models import MDNRNNConfig, NetworkConfig, PPOConfig
 from janus_jax.train import (
     WorldModelPPOTrainer,
     WorldModelTrainer,

@@ -6,10 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from janus_jax.configs import ActionSpec, VAEConfig
-from janus_jax.data import DatasetWriter, RolloutDataset
+from janus_jax.config.models import ActionSpec, VAEConfig
+from janus_jax.data import DatasetWriter, RolloutDataset, sequences
 from janus_jax.models import vae
-from janus_jax.train import sequences
 
 # episode 0: 5 steps, terminated at the end; episode 1: 3 steps, truncated.
 ACTIONS = (np.array([0, 1, 2, 0, 1]), np.array([2, 2, 1]))

@@ -6,12 +6,12 @@ import jax
 import numpy as np
 import pytest
 
-from janus_jax.configs import MDNRNNConfig, VAEConfig
-from janus_jax.data import RolloutDataset
+from janus_jax.config.models import MDNRNNConfig, VAEConfig
+from janus_jax.config.training import WorldModelTrainingConfig
+from janus_jax.data import RolloutDataset, sequences
 from janus_jax.data.collect import collect
 from janus_jax.models import mdn_rnn, vae
-from janus_jax.train import WorldModelTrainer, sequences
-from janus_jax.train.config import WorldModelTrainingConfig
+from janus_jax.train import WorldModelTrainer
 from janus_jax.train.loop import RunIO
 
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from janus_jax.configs import VAEConfig
+from janus_jax.config.models import VAEConfig
 from janus_jax.models import vae
 from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
 

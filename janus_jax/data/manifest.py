@@ -42,7 +42,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from janus_jax import files
+from janus_jax.run import files
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"

@@ -23,7 +23,7 @@ from janus_jax.data.manifest import (
     write_manifest,
 )
 from janus_jax.data.shards import REWARD_DTYPE, array_bytes, pack_episodes
-from janus_jax.files import DiskFullError
+from janus_jax.run.files import DiskFullError
 
 LOCK_NAME = ".lock"
 

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.wrappers import AddRenderObservation
 
-from janus_jax.configs import ActionSpec
+from janus_jax.config.models import ActionSpec
 
 OBSERVATIONS = ("state", "pixels")
 

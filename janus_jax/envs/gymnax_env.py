@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
-from janus_jax.configs import ActionSpec
+from janus_jax.config.models import ActionSpec
 from janus_jax.envs import ids
 from janus_jax.envs.rollout import Policy, RolloutState, check_actions, record
 from janus_jax.envs.spec import EnvSpec

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from janus_jax.configs import ActionSpec
+from janus_jax.config.models import ActionSpec
 from janus_jax.envs.spec import action_shape, random_actions
 from janus_jax.records import PolicyStep, Transition
 

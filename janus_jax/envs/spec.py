@@ -11,7 +11,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from janus_jax.configs import ActionSpec, VAEConfig
+from janus_jax.config.models import ActionSpec, VAEConfig
 
 FAMILIES = ("gymnax", "gymnasium")
 OBSERVATION_DTYPES = ("uint8", "float32")

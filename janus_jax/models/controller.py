@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from janus_jax.configs import ActionSpec, NetworkConfig
+from janus_jax.config.models import ActionSpec, NetworkConfig
 
 _ACTIVATIONS = {
     "tanh": nn.tanh,

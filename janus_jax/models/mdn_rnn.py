@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from janus_jax.configs import MDNRNNConfig
+from janus_jax.config.models import MDNRNNConfig
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)  # a float: importing computes nothing
 DONE_PRIOR_LOGIT = -4.0

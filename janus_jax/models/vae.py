@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from janus_jax.configs import CONV_KERNEL, CONV_STRIDE, VAEConfig
+from janus_jax.config.models import CONV_KERNEL, CONV_STRIDE, VAEConfig
 from janus_jax.models import conv
 
 

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
-from janus_jax import files
+from janus_jax.run import files
 
 GAP = 2  # pixels between tiles and panels
 GAP_GRAY = 128  # mid-gray, distinct from the black/white of most frames

@@ -20,7 +20,7 @@ import optax
 from flax import struct
 
 from janus_jax import agent, imagination, ppo
-from janus_jax.configs import PPOConfig
+from janus_jax.config.models import PPOConfig
 from janus_jax.envs import RolloutState
 from janus_jax.imagination import WorldModelParams
 from janus_jax.models import controller, mdn_rnn, vae

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from janus_jax.train.checkpoint import CheckpointError, PhaseCheckpoints
-from janus_jax.train.metrics_log import MetricsLogger, Progress
+from janus_jax.run.checkpoint import CheckpointError, PhaseCheckpoints
+from janus_jax.run.metrics_log import MetricsLogger, Progress
 
 # Phases in run order: a resumed run rewinds the metrics log to its checkpoint.
 PHASES = ("collect", "vae", "mdn", "controller", "eval")

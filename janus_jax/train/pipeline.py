@@ -18,28 +18,28 @@ import jax
 import numpy as np
 
 from janus_jax import pictures
+from janus_jax.config.run import RunConfig
+from janus_jax.config.sizes import fit_to_devices
 from janus_jax.data import RolloutDataset
+from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.envs import EnvSpec, make, spec_of
 from janus_jax.parallel import DataParallel
-from janus_jax.train.checkpoint import read_json, write_json_atomic
-from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
-from janus_jax.train.layout import fit_to_devices
-from janus_jax.train.lock import RunDirLock
-from janus_jax.train.loop import PHASES, RunIO
-from janus_jax.train.metrics_log import MetricsLogger, read_metrics
-from janus_jax.train.ppo_trainer import (
-    WorldModelPPOTrainer,
-    check_multi_process_env,
-    dream_starts,
-)
-from janus_jax.train.run_config import RunConfig
-from janus_jax.train.run_dir import (
+from janus_jax.run.checkpoint import read_json, write_json_atomic
+from janus_jax.run.lock import RunDirLock
+from janus_jax.run.metrics_log import MetricsLogger, read_metrics
+from janus_jax.run.run_dir import (
     RunDirError,
     env_kwargs,
     load_agent,
     new_agent,
     prepare_run_dir,
     save_agent,
+)
+from janus_jax.train.loop import PHASES, RunIO
+from janus_jax.train.ppo_trainer import (
+    WorldModelPPOTrainer,
+    check_multi_process_env,
+    dream_starts,
 )
 from janus_jax.train.world_model import WorldModelTrainer, default_configs
 

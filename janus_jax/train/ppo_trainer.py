@@ -21,34 +21,17 @@ import numpy as np
 
 from janus_jax import ppo
 from janus_jax.agent import WorldModelAgent
-from janus_jax.configs import PPOConfig
+from janus_jax.config.models import PPOConfig
+from janus_jax.config.sizes import dream_starts
+from janus_jax.config.training import ControllerTrainingConfig
+from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.envs import as_env, check_observation, remake
 from janus_jax.models import mdn_rnn
 from janus_jax.parallel import DataParallel
+from janus_jax.run.metrics_log import MetricsLogger
 from janus_jax.train import control, replay
-from janus_jax.train.config import ControllerTrainingConfig
-from janus_jax.train.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.train.fit import init_fit_state, make_optimizer
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
-from janus_jax.train.metrics_log import MetricsLogger
-
-
-def dream_starts(
-    real: int, ratio: float, horizon: int, minibatch_size: int, devices: int = 1
-) -> int:
-    """Returns the dreams per update that make dreamed / (dreamed + real)
-    transitions about ``ratio`` (in [0, 1)), in multiples that keep the PPO
-    batch divisible into minibatches of ``minibatch_size``, rounded up to split
-    over ``devices`` (the dreams are sharded; devices=1 rounds nothing)."""
-    if not 0 <= ratio < 1:
-        raise ValueError(f"imagination_ratio={ratio!r} is invalid: must lie in [0, 1)")
-    if ratio == 0:
-        return 0
-    wanted = ratio / (1 - ratio) * real
-    step = minibatch_size // math.gcd(horizon, minibatch_size)
-    starts = step * max(1, round(wanted / (horizon * step)))
-    unit = math.lcm(step, devices)
-    return -(-starts // unit) * unit
 
 
 def check_multi_process_env(env_id: str, on_device: bool) -> None:

@@ -15,16 +15,15 @@ from pathlib import Path
 import jax
 
 from janus_jax.agent import MDNRNN, VariationalAutoencoder, observation_config
-from janus_jax.configs import MDNRNNConfig, VAEConfig, check_compatible
-from janus_jax.data import RolloutDataset
+from janus_jax.config.models import MDNRNNConfig, VAEConfig, check_compatible
+from janus_jax.config.training import WorldModelTrainingConfig
+from janus_jax.data import RolloutDataset, sequences
+from janus_jax.data.blocks import BlockStream, Source
 from janus_jax.data.collect import collect
 from janus_jax.envs import check_observation, env_id_of, made_with, spec_of
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.models import mdn_rnn, vae
 from janus_jax.parallel import DataParallel
-from janus_jax.train import sequences
-from janus_jax.train.blocks import BlockStream, Source
-from janus_jax.train.config import WorldModelTrainingConfig
 from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 

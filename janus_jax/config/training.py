@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from janus_jax.configs import (
-    FEATURES,
-    MDNRNNConfig,
-    VAEConfig,
-    _bool,
-    _fail,
-    _in_range,
-    _is_number,
-    _non_negative,
-    _non_negative_int,
-    _positive_int,
+from janus_jax.config.checks import (
+    check_bool,
+    fail,
+    in_range,
+    is_number,
+    non_negative,
+    non_negative_int,
+    positive_int,
 )
+from janus_jax.config.models import FEATURES, MDNRNNConfig, VAEConfig
 from janus_jax.devices import check_device
 
 DREAM_FROM = ("replay", "rollout")
@@ -80,20 +78,20 @@ class WorldModelTrainingConfig:
             "checkpoint_every",
             "max_resident_bytes",
         ):
-            _positive_int(self, field)
+            positive_int(self, field)
         for field, kind in (("vae", VAEConfig), ("mdn_rnn", MDNRNNConfig)):
             value = getattr(self, field)
             if value is not None and not isinstance(value, kind):
-                _fail(
+                fail(
                     type(self).__name__,
                     field,
                     value,
                     f"must be a {kind.__name__} or None",
                 )
         for field in ("vae_epochs", "mdn_epochs", "max_grad_norm"):
-            _non_negative(self, field)
+            non_negative(self, field)
         for field in ("vae_learning_rate", "mdn_learning_rate"):
-            _in_range(self, field, 1e-12, 10.0)
+            in_range(self, field, 1e-12, 10.0)
         if device is not None:
             # __init__ -> __post_init__ -> check_device: warn at the user's call.
             check_device(device, where=f"{type(self).__name__}.device", stacklevel=4)
@@ -184,26 +182,26 @@ class ControllerTrainingConfig:
             "checkpoint_every",
             "eval_episodes",
         ):
-            _positive_int(self, field)
-        _non_negative_int(self, "world_model_updates")
-        _non_negative_int(self, "vae_updates")
-        _in_range(self, "world_model_learning_rate", 1e-12, 10.0)
-        _bool(self, "use_tensorboard")
-        _bool(self, "learn_from_real")
-        _non_negative_int(self, "eval_every")
-        _non_negative_int(self, "dream_updates")
+            positive_int(self, field)
+        non_negative_int(self, "world_model_updates")
+        non_negative_int(self, "vae_updates")
+        in_range(self, "world_model_learning_rate", 1e-12, 10.0)
+        check_bool(self, "use_tensorboard")
+        check_bool(self, "learn_from_real")
+        non_negative_int(self, "eval_every")
+        non_negative_int(self, "dream_updates")
         if self.dream_from not in DREAM_FROM:
-            _fail(name, "dream_from", self.dream_from, f"must be one of {DREAM_FROM}")
+            fail(name, "dream_from", self.dream_from, f"must be one of {DREAM_FROM}")
         if self.eval_policy not in EVAL_POLICIES:
-            _fail(
+            fail(
                 name, "eval_policy", self.eval_policy, f"must be one of {EVAL_POLICIES}"
             )
         if self.features not in FEATURES:
-            _fail(name, "features", self.features, f"must be one of {FEATURES}")
+            fail(name, "features", self.features, f"must be one of {FEATURES}")
         if self.features == "observation" and (
             self.imagination_ratio or not self.learn_from_real
         ):
-            _fail(
+            fail(
                 name,
                 "features",
                 self.features,
@@ -211,8 +209,8 @@ class ControllerTrainingConfig:
                 "learn_from_real=True), or features='world_model'",
             )
         ratio = self.imagination_ratio
-        if not _is_number(ratio) or not 0 <= ratio < 1:
-            _fail(
+        if not is_number(ratio) or not 0 <= ratio < 1:
+            fail(
                 name,
                 "imagination_ratio",
                 ratio,
@@ -221,7 +219,7 @@ class ControllerTrainingConfig:
                 "below 1 (e.g. 0.5: as many dreamed transitions as real)",
             )
         if not self.learn_from_real and ratio == 0:
-            _fail(
+            fail(
                 name,
                 "learn_from_real",
                 False,

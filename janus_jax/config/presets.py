@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from janus_jax.configs import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
-from janus_jax.train.carracing_presets import carracing, carracing_paper
-from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
-from janus_jax.train.run_config import RunConfig
+from janus_jax.config.carracing_presets import carracing, carracing_paper
+from janus_jax.config.models import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.config.run import RunConfig
+from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
 
 DEFAULT = "cartpole"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import jax
 
 from janus_jax.agent import WorldModelAgent
+from janus_jax.config.run import RunConfig, from_dict, to_dict
 from janus_jax.envs import spec_of
 from janus_jax.envs.factory import evaluation_kwargs
-from janus_jax.files import leftover_temps
 from janus_jax.parallel import DataParallel
-from janus_jax.train.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
-from janus_jax.train.run_config import RunConfig, from_dict, to_dict
+from janus_jax.run.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
+from janus_jax.run.files import leftover_temps
 
 # What a run writes; --overwrite removes exactly these, nothing else in DIR.
 RUN_FILES = (

@@ -4,9 +4,9 @@ lists them with the others)."""
 
 from __future__ import annotations
 
-from janus_jax.configs import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
-from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
-from janus_jax.train.run_config import RunConfig
+from janus_jax.config.models import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.config.run import RunConfig
+from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
 
 # CarRacing's episode options while training (see envs/gymnasium_wrappers.py):
 # the 50-frame zoom-in is skipped, each action is held for 4 frames, and an

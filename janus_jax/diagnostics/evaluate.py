@@ -12,7 +12,7 @@ from janus_jax import agent
 from janus_jax.envs import RandomPolicy, compiled
 from janus_jax.imagination import WorldModelParams
 from janus_jax.models import mdn_rnn
-from janus_jax.train.metrics_log import Progress
+from janus_jax.run.metrics_log import Progress
 
 # Episodes of envs without a time limit are cut here (MinAtar's is 100,000 steps).
 DEFAULT_MAX_STEPS = 10_000

@@ -20,11 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from janus_jax.configs import ActionSpec
+from janus_jax.config.models import ActionSpec
 from janus_jax.data import RolloutDataset
-from janus_jax.files import atomic_write
+from janus_jax.data.blocks import Source
 from janus_jax.models import controller, vae
-from janus_jax.train.blocks import Source
+from janus_jax.run.files import atomic_write
 
 
 class EpisodeWindows(NamedTuple):

@@ -18,8 +18,7 @@ import dataclasses
 import math
 from typing import NamedTuple
 
-from janus_jax.train.ppo_trainer import dream_starts
-from janus_jax.train.run_config import RunConfig
+from janus_jax.config.run import RunConfig
 
 
 class Rounded(NamedTuple):
@@ -37,6 +36,24 @@ class Rounded(NamedTuple):
 def round_up(size: int, multiple: int) -> int:
     """Returns the smallest multiple of ``multiple`` that is >= ``size``."""
     return -(-size // multiple) * multiple
+
+
+def dream_starts(
+    real: int, ratio: float, horizon: int, minibatch_size: int, devices: int = 1
+) -> int:
+    """Returns the dreams per update that make dreamed / (dreamed + real)
+    transitions about ``ratio`` (in [0, 1)), in multiples that keep the PPO
+    batch divisible into minibatches of ``minibatch_size``, rounded up to split
+    over ``devices`` (the dreams are sharded; devices=1 rounds nothing)."""
+    if not 0 <= ratio < 1:
+        raise ValueError(f"imagination_ratio={ratio!r} is invalid: must lie in [0, 1)")
+    if ratio == 0:
+        return 0
+    wanted = ratio / (1 - ratio) * real
+    step = minibatch_size // math.gcd(horizon, minibatch_size)
+    starts = step * max(1, round(wanted / (horizon * step)))
+    unit = math.lcm(step, devices)
+    return -(-starts // unit) * unit
 
 
 def fit_to_devices(config: RunConfig, devices: int) -> tuple[RunConfig, list[Rounded]]:

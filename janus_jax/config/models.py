@@ -9,9 +9,19 @@ is allowed. Change a config with ``dataclasses.replace``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable
 from typing import Literal
+
+from janus_jax.config.checks import (
+    check_bool,
+    fail,
+    finite_float,
+    in_range,
+    is_number,
+    non_negative,
+    positive_int,
+    positive_tuple,
+)
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
 RNN_TYPES = ("lstm", "gru")
@@ -20,77 +30,6 @@ FEATURES = ("world_model", "observation")
 # The VAE encoder is the paper's: 4x4 convolutions with stride 2 and no padding.
 CONV_KERNEL = 4
 CONV_STRIDE = 2
-
-
-def _fail(cls: str, field: str, value, allowed: str) -> None:
-    raise ValueError(f"{cls}.{field}={value!r} is invalid: {allowed}")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    """True for a finite int or float; bools are refused (True is not 1.0 here)."""
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
-
-
-def _finite_float(value) -> float | None:
-    """Returns ``value`` as a float if it is a finite number (numpy's included),
-    else None; text and bools are not numbers here."""
-    if isinstance(value, str | bytes | bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _positive_int(obj, field: str) -> None:
-    value = getattr(obj, field)
-    if not _is_int(value) or value < 1:
-        _fail(type(obj).__name__, field, value, "must be an integer >= 1")
-
-
-def _non_negative_int(obj, field: str) -> None:
-    value = getattr(obj, field)
-    if not _is_int(value) or value < 0:
-        _fail(type(obj).__name__, field, value, "must be an integer >= 0")
-
-
-def _non_negative(obj, field: str) -> None:
-    value = getattr(obj, field)
-    if not _is_number(value) or value < 0:
-        _fail(type(obj).__name__, field, value, "must be a finite number >= 0")
-
-
-def _in_range(obj, field: str, low: float, high: float) -> None:
-    value = getattr(obj, field)
-    if not _is_number(value) or not low <= value <= high:
-        _fail(type(obj).__name__, field, value, f"must lie in [{low}, {high}]")
-
-
-def _bool(obj, field: str) -> None:
-    value = getattr(obj, field)
-    if not isinstance(value, bool):
-        _fail(type(obj).__name__, field, value, "must be True or False")
-
-
-def _positive_tuple(obj, field: str, allow_empty: bool = False) -> None:
-    value = getattr(obj, field)
-    if isinstance(value, list):  # the seed writes lists; store the hashable form
-        value = tuple(value)
-        object.__setattr__(obj, field, value)
-    ok = isinstance(value, tuple) and (allow_empty or len(value) > 0)
-    ok = ok and all(_is_int(v) and v > 0 for v in value)
-    if not ok:
-        what = "a tuple" if allow_empty else "a non-empty tuple"
-        _fail(type(obj).__name__, field, value, f"must be {what} of integers >= 1")
 
 
 def conv_output_size(size: int, num_layers: int) -> int:
@@ -141,19 +80,19 @@ class VAEConfig:
 
     def __post_init__(self):
         for field in ("input_channels", "input_height", "input_width", "latent_dim"):
-            _positive_int(self, field)
-        _positive_tuple(self, "hidden_channels")
-        _positive_tuple(self, "hidden_sizes", allow_empty=True)
-        _non_negative(self, "beta")
-        _non_negative(self, "kl_tolerance")
+            positive_int(self, field)
+        positive_tuple(self, "hidden_channels")
+        positive_tuple(self, "hidden_sizes", allow_empty=True)
+        non_negative(self, "beta")
+        non_negative(self, "kl_tolerance")
         if self.observation_size is not None:
-            _positive_int(self, "observation_size")
+            positive_int(self, "observation_size")
             return
         need = min_image_size(len(self.hidden_channels))
         for field in ("input_height", "input_width"):
             value = getattr(self, field)
             if value < need:
-                _fail(
+                fail(
                     "VAEConfig",
                     field,
                     value,
@@ -204,25 +143,25 @@ class MDNRNNConfig:
 
     def __post_init__(self):
         for field in ("latent_dim", "action_dim", "hidden_dim", "num_mixtures"):
-            _positive_int(self, field)
-        _positive_int(self, "rnn_layers")
+            positive_int(self, field)
+        positive_int(self, "rnn_layers")
         if self.rnn_type not in RNN_TYPES:
-            _fail(
+            fail(
                 "MDNRNNConfig", "rnn_type", self.rnn_type, f"must be one of {RNN_TYPES}"
             )
-        _non_negative(self, "temperature")
-        _bool(self, "predict_reward")
-        _bool(self, "predict_done")
+        non_negative(self, "temperature")
+        check_bool(self, "predict_reward")
+        check_bool(self, "predict_done")
         for field in ("log_sigma_min", "log_sigma_max"):
-            if not _is_number(getattr(self, field)):
-                _fail(
+            if not is_number(getattr(self, field)):
+                fail(
                     "MDNRNNConfig",
                     field,
                     getattr(self, field),
                     "must be a finite number",
                 )
         if not self.log_sigma_min < self.log_sigma_max:
-            _fail(
+            fail(
                 "MDNRNNConfig",
                 "log_sigma_min",
                 self.log_sigma_min,
@@ -242,10 +181,10 @@ class NetworkConfig:
     """LayerNorm after each hidden layer."""
 
     def __post_init__(self):
-        _positive_tuple(self, "layer_sizes", allow_empty=True)
-        _bool(self, "use_layer_norm")
+        positive_tuple(self, "layer_sizes", allow_empty=True)
+        check_bool(self, "use_layer_norm")
         if self.activation not in ACTIVATIONS:
-            _fail(
+            fail(
                 "NetworkConfig",
                 "activation",
                 self.activation,
@@ -267,12 +206,12 @@ class ActionSpec:
     """Box upper bounds (continuous only; default +1 in every dimension)."""
 
     def __post_init__(self):
-        _bool(self, "continuous")
-        _positive_int(self, "dim")
+        check_bool(self, "continuous")
+        positive_int(self, "dim")
         if not self.continuous:
             for field in ("low", "high"):
                 if getattr(self, field) is not None:
-                    _fail(
+                    fail(
                         "ActionSpec",
                         field,
                         getattr(self, field),
@@ -286,9 +225,9 @@ class ActionSpec:
             elif isinstance(value, str | bytes) or not isinstance(value, Iterable):
                 value = None  # a vector of bounds, not one number or text
             else:  # numpy arrays welcome: an env's Box bounds
-                value = tuple(_finite_float(v) for v in value)
+                value = tuple(finite_float(v) for v in value)
             if value is None or len(value) != self.dim or None in value:
-                _fail(
+                fail(
                     "ActionSpec",
                     field,
                     getattr(self, field),
@@ -296,7 +235,7 @@ class ActionSpec:
                 )
             object.__setattr__(self, field, value)
         if any(lo >= hi for lo, hi in zip(self.low, self.high, strict=True)):
-            _fail(
+            fail(
                 "ActionSpec",
                 "low",
                 self.low,
@@ -350,20 +289,20 @@ class PPOConfig:
                     "name of minibatch_size; give minibatch_size only"
                 )
             object.__setattr__(self, "minibatch_size", batch_size)
-        _positive_int(self, "n_epochs")
-        _positive_int(self, "minibatch_size")
+        positive_int(self, "n_epochs")
+        positive_int(self, "minibatch_size")
         for field in ("learning_rate", "clip_range", "max_grad_norm"):
-            _non_negative(self, field)
+            non_negative(self, field)
             if getattr(self, field) == 0:
-                _fail("PPOConfig", field, getattr(self, field), "must be > 0")
+                fail("PPOConfig", field, getattr(self, field), "must be > 0")
         for field in ("value_coef", "entropy_coef"):
-            _non_negative(self, field)
+            non_negative(self, field)
         if self.clip_range_vf is not None:
-            _non_negative(self, "clip_range_vf")
-        _in_range(self, "gamma", 0.0, 1.0)
-        _in_range(self, "gae_lambda", 0.0, 1.0)
-        _bool(self, "anneal_lr")
-        _bool(self, "normalize_advantages")
+            non_negative(self, "clip_range_vf")
+        in_range(self, "gamma", 0.0, 1.0)
+        in_range(self, "gae_lambda", 0.0, 1.0)
+        check_bool(self, "anneal_lr")
+        check_bool(self, "normalize_advantages")
 
 
 def check_compatible(vae: VAEConfig, mdn_rnn: MDNRNNConfig, action: ActionSpec) -> None:

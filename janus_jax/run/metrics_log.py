@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from janus_jax import files
+from janus_jax.run import files
 
 _RESERVED = ("phase", "step", "time_s")
 _FIX_LINE = (

@@ -13,8 +13,9 @@ import types
 import typing
 from typing import Any
 
-from janus_jax.configs import NetworkConfig, PPOConfig, _fail, _non_negative_int
-from janus_jax.train.config import ControllerTrainingConfig, WorldModelTrainingConfig
+from janus_jax.config.checks import fail, non_negative_int
+from janus_jax.config.models import NetworkConfig, PPOConfig
+from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -43,12 +44,12 @@ class RunConfig:
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"RunConfig.env_id={self.env_id!r} is invalid: an env id")
         if not isinstance(self.preset, str):
-            _fail("RunConfig", "preset", self.preset, "must be a str")
-        _non_negative_int(self, "seed")
+            fail("RunConfig", "preset", self.preset, "must be a str")
+        non_negative_int(self, "seed")
         # A section of another type would fail far from here, mid-run.
         for field, kind in _SECTIONS.items():
             if not isinstance(getattr(self, field), kind):
-                _fail(
+                fail(
                     "RunConfig",
                     field,
                     getattr(self, field),
@@ -57,7 +58,7 @@ class RunConfig:
         if not isinstance(self.env_kwargs, dict) or not all(
             isinstance(key, str) for key in self.env_kwargs
         ):
-            _fail(
+            fail(
                 "RunConfig",
                 "env_kwargs",
                 self.env_kwargs,
@@ -206,7 +207,7 @@ def with_env(
     sets the new env's."""
     # Imported here: gymnax computes on import, after the CLI's distributed setup.
     from janus_jax.agent import observation_config
-    from janus_jax.configs import MDNRNNConfig
+    from janus_jax.config.models import MDNRNNConfig
     from janus_jax.envs import spec_of
 
     old_env = config.env_id

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from janus_jax import files
+from janus_jax.run import files
 
 _MAX_LISTED_MISMATCHES = 3
 # Beside the step directories (orbax lists only names that are step numbers).
