@@ -21,7 +21,7 @@ class TestDiscrete(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_log_prob_and_entropy_match_numpy(self):
         params = _params(ActionSpec(continuous=False, dim=4))
-        policy = controller.Policy(
+        policy = controller.ActionDistribution(
             jnp.array([[1.0, 2.0, 0.5, -1.0], [0.0, 0.0, 0.0, 0.0]])
         )
         p = np.exp(policy.loc) / np.exp(policy.loc).sum(-1, keepdims=True)
@@ -38,7 +38,7 @@ class TestDiscrete(chex.TestCase):
         policy, value = controller.apply(params, jnp.ones((2, 7, 5)))
         chex.assert_shape(policy.loc, (2, 7, 3))
         chex.assert_shape(value, (2, 7))
-        logits = controller.Policy(jnp.log(jnp.array([0.2, 0.5, 0.3])))
+        logits = controller.ActionDistribution(jnp.log(jnp.array([0.2, 0.5, 0.3])))
         keys = jax.random.split(jax.random.key(1), 20_000)
         draws = jax.vmap(lambda k: controller.sample(k, params, logits))(keys)
         np.testing.assert_allclose(
@@ -52,7 +52,9 @@ class TestBoundedGaussian(chex.TestCase):
         super().setUp()
         self.action = ActionSpec(continuous=True, dim=1, low=(-2.0,), high=(1.0,))
         self.params = _params(self.action)
-        self.policy = controller.Policy(jnp.array([0.4]), jnp.array([np.log(0.7)]))
+        self.policy = controller.ActionDistribution(
+            jnp.array([0.4]), jnp.array([np.log(0.7)])
+        )
 
     def _density(self, a):
         """Returns p(a) by change of variables: a = low + (tanh(u) + 1) / 2 * range."""
@@ -61,7 +63,9 @@ class TestBoundedGaussian(chex.TestCase):
         return stats.norm.pdf(u, 0.4, 0.7) / (1.5 * (1 - y**2))
 
     def test_actions_stay_inside_bounds(self):
-        policy = controller.Policy(jnp.full((1000, 1), 5.0), jnp.full((1000, 1), 2.0))
+        policy = controller.ActionDistribution(
+            jnp.full((1000, 1), 5.0), jnp.full((1000, 1), 2.0)
+        )
         raw = controller.sample(jax.random.key(0), self.params, policy)
         actions = controller.env_action(self.params, raw)
         assert float(actions.min()) >= -2.0 and float(actions.max()) <= 1.0

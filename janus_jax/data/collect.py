@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -21,9 +21,15 @@ from tqdm.auto import tqdm
 from janus_jax.data.dataset import check_count
 from janus_jax.data.manifest import read_manifest
 from janus_jax.data.writer import DatasetWriter, existing_dataset
-from janus_jax.envs import RandomPolicy, StatelessPolicy, Transition, compiled, make
+from janus_jax.envs import (
+    ActionFn,
+    RandomPolicy,
+    StatelessPolicy,
+    Transition,
+    compiled,
+    make,
+)
 
-Policy = Callable[[jax.Array, jax.Array], jax.Array]
 Episode = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -134,7 +140,7 @@ def collect(
     path: str | Path,
     num_episodes: int,
     *,
-    policy: Policy | None = None,
+    policy: ActionFn | None = None,
     seed: int = 0,
     num_envs: int = 8,
     chunk_steps: int | None = None,

@@ -19,8 +19,9 @@ from janus_jax.envs.gymnasium_setup import make_single_env
 from janus_jax.envs.gymnax_env import GymnaxEnv, StepOut
 from janus_jax.envs.preprocess import preprocess_frames
 from janus_jax.envs.rollout import (
-    Policy,
+    ActionFn,
     RandomPolicy,
+    RolloutPolicy,
     RolloutState,
     StatelessPolicy,
     compiled,
@@ -30,13 +31,14 @@ from janus_jax.envs.spec import EnvSpec, check_observation, random_actions
 from janus_jax.records import PolicyStep, Transition
 
 __all__ = [
+    "ActionFn",
     "EnvSpec",
     "GymStep",
     "GymnasiumEnv",
     "GymnaxEnv",
-    "Policy",
     "PolicyStep",
     "RandomPolicy",
+    "RolloutPolicy",
     "RolloutState",
     "StatelessPolicy",
     "StepOut",

@@ -39,7 +39,12 @@ from janus_jax.envs.preprocess import (
     cropped_shape,
     preprocess_frames,
 )
-from janus_jax.envs.rollout import Policy, RolloutState, check_actions, record
+from janus_jax.envs.rollout import (
+    RolloutPolicy,
+    RolloutState,
+    check_actions,
+    record,
+)
 from janus_jax.envs.spec import EnvSpec, action_shape
 from janus_jax.records import Transition
 
@@ -290,7 +295,12 @@ class GymnasiumEnv:
         )
 
     def rollout(
-        self, policy: Policy, params: Any, state: RolloutState, key, num_steps: int
+        self,
+        policy: RolloutPolicy,
+        params: Any,
+        state: RolloutState,
+        key,
+        num_steps: int,
     ) -> tuple[RolloutState, Transition]:
         """Returns (state after the last step, Transition [T, E, ...]) by stepping
         the envs on the host; the policy runs jitted (compiled once per policy).

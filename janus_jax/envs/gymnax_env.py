@@ -25,7 +25,12 @@ from gymnax.environments import spaces
 
 from janus_jax.config.models import ActionSpec
 from janus_jax.envs import ids
-from janus_jax.envs.rollout import Policy, RolloutState, check_actions, record
+from janus_jax.envs.rollout import (
+    RolloutPolicy,
+    RolloutState,
+    check_actions,
+    record,
+)
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.records import Transition
 
@@ -153,7 +158,12 @@ class GymnaxEnv:
         return RolloutState(obs, env_state, policy_state, jnp.zeros(self.num_envs))
 
     def rollout(
-        self, policy: Policy, params: Any, state: RolloutState, key, num_steps: int
+        self,
+        policy: RolloutPolicy,
+        params: Any,
+        state: RolloutState,
+        key,
+        num_steps: int,
     ) -> tuple[RolloutState, Transition]:
         """Returns (state after the last step, Transition [T, E, ...]): pure, one
         ``lax.scan`` over the steps of the vmapped envs. Step t uses

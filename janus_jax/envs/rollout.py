@@ -8,7 +8,8 @@ envs step on the host, calling the policy jitted. ``compiled(env, policy,
 num_steps)`` returns the fastest form of either, so collection, evaluation, the
 trainer and the pictures are written once.
 
-A policy is a pure ``policy(params, key, obs [E, ...], state) -> PolicyStep``
+A ``RolloutPolicy`` is a pure ``policy(params, key, obs [E, ...], state) ->
+PolicyStep``
 (hashable: it is a static argument under jit). Where an episode ends, the
 rollout zeroes that env's policy state (M's carry starts each episode at 0).
 """
@@ -28,7 +29,10 @@ from janus_jax.config.models import ActionSpec
 from janus_jax.envs.spec import action_shape, random_actions
 from janus_jax.records import PolicyStep, Transition
 
-Policy = Callable[[Any, jax.Array, jax.Array, Any], PolicyStep]
+# A policy acting in an env: (params, key, obs [E, ...], state) -> PolicyStep.
+RolloutPolicy = Callable[[Any, jax.Array, jax.Array, Any], PolicyStep]
+# A stateless action function: (key, obs [E, ...]) -> actions [E, ...].
+ActionFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 @struct.dataclass
@@ -92,9 +96,10 @@ class RandomPolicy:
 
 @dataclasses.dataclass(frozen=True)
 class StatelessPolicy:
-    """Wraps a pure ``fn(key, obs [E, ...]) -> actions [E, ...]`` as a Policy."""
+    """Wraps a pure ``fn(key, obs [E, ...]) -> actions [E, ...]`` as a
+    RolloutPolicy."""
 
-    fn: Callable[[jax.Array, jax.Array], jax.Array]
+    fn: ActionFn
 
     def __call__(self, params, key, obs, state) -> PolicyStep:
         return PolicyStep(self.fn(key, obs), state)
@@ -105,7 +110,7 @@ def _on_device(env, policy, params, state, key, num_steps):
     return env.rollout(policy, params, state, key, num_steps)
 
 
-def compiled(env, policy: Policy, num_steps: int):
+def compiled(env, policy: RolloutPolicy, num_steps: int):
     """Returns ``run(params, state, key) -> (state, Transition [T, E, ...])``: one
     compiled program for gymnax envs, a host loop with a jitted policy for
     gymnasium envs."""

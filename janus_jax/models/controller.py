@@ -30,7 +30,7 @@ _ACTIVATIONS = {
 LOG_2 = float(np.log(2.0))
 
 
-class Policy(NamedTuple):
+class ActionDistribution(NamedTuple):
     """Distribution parameters: logits [..., A], or mean and log_std [..., A]."""
 
     loc: jax.Array
@@ -68,7 +68,7 @@ class _ActorCritic(nn.Module):
         if self.action.continuous:
             log_std = self.param("log_std", nn.initializers.zeros, (self.action.dim,))
             log_std = jnp.broadcast_to(log_std, loc.shape)
-        return Policy(loc, log_std), value
+        return ActionDistribution(loc, log_std), value
 
 
 @struct.dataclass
@@ -90,7 +90,9 @@ def init(
     return ControllerParams(net=net, config=config, action=action)
 
 
-def apply(params: ControllerParams, features: jax.Array) -> tuple[Policy, jax.Array]:
+def apply(
+    params: ControllerParams, features: jax.Array
+) -> tuple[ActionDistribution, jax.Array]:
     """Returns (policy, value [...]) for features [..., F]."""
     return _ActorCritic(params.config, params.action).apply(params.net, features)
 
@@ -104,7 +106,9 @@ def _log_half_range(action: ActionSpec) -> jax.Array:
     return jnp.log((jnp.asarray(action.high) - jnp.asarray(action.low)) / 2.0)
 
 
-def sample(key: jax.Array, params: ControllerParams, policy: Policy) -> jax.Array:
+def sample(
+    key: jax.Array, params: ControllerParams, policy: ActionDistribution
+) -> jax.Array:
     """Returns a raw action: an int32 index [...] or a pre-squash vector [..., A]."""
     if not params.action.continuous:
         return jax.random.categorical(key, policy.loc, axis=-1).astype(jnp.int32)
@@ -112,7 +116,7 @@ def sample(key: jax.Array, params: ControllerParams, policy: Policy) -> jax.Arra
     return policy.loc + jnp.exp(policy.log_std) * noise
 
 
-def mode(params: ControllerParams, policy: Policy) -> jax.Array:
+def mode(params: ControllerParams, policy: ActionDistribution) -> jax.Array:
     """Returns the most likely raw action (argmax, or the Gaussian mean)."""
     if not params.action.continuous:
         return jnp.argmax(policy.loc, axis=-1).astype(jnp.int32)
@@ -120,7 +124,7 @@ def mode(params: ControllerParams, policy: Policy) -> jax.Array:
 
 
 def log_prob(
-    params: ControllerParams, policy: Policy, raw_action: jax.Array
+    params: ControllerParams, policy: ActionDistribution, raw_action: jax.Array
 ) -> jax.Array:
     """Returns log pi(action) [...] of the action that ``raw_action`` maps to."""
     if not params.action.continuous:
@@ -132,7 +136,9 @@ def log_prob(
     return jnp.sum(gaussian - log_det, axis=-1)
 
 
-def entropy(params: ControllerParams, policy: Policy, key: jax.Array) -> jax.Array:
+def entropy(
+    params: ControllerParams, policy: ActionDistribution, key: jax.Array
+) -> jax.Array:
     """Returns the policy's entropy [...]: exact for discrete actions; for bounded
     continuous actions the Gaussian's entropy plus a one-sample estimate of the
     squashing's expected log-Jacobian (H[f(u)] = H[u] + E log|f'(u)|)."""
