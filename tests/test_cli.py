@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import janus_jax
 from janus_jax.agent import WorldModelAgent
-from janus_jax.cli import build_parser, main, run_config
+from janus_jax.cli import bench, build_parser, main, run_config
 from janus_jax.config import presets
 from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.envs import make
@@ -69,13 +70,18 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
     return status, out, err
 
 
-def console(*argv) -> subprocess.CompletedProcess:
-    """Returns the finished ``janus-jax ARGV`` process (the installed script)."""
+def console(*argv, cwd=None) -> subprocess.CompletedProcess:
+    """Returns the finished ``janus-jax ARGV`` process (the installed script), run
+    in ``cwd`` (default: this one)."""
     script = Path(sys.executable).with_name("janus-jax")
     script = script if script.exists() else shutil.which("janus-jax")
     assert script, "the janus-jax console script is not installed"
     return subprocess.run(
-        [str(script), *map(str, argv)], capture_output=True, text=True, timeout=120
+        [str(script), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
     )
 
 
@@ -456,6 +462,29 @@ def test_console_script_exits_2_without_traceback(tmp_path, argv):
     process = console(*(a.format(tmp=tmp_path) for a in argv))
     assert process.stdout == ""
     one_error_line(process.returncode, process.stderr)
+
+
+def test_bench_runs_the_benchmarks_of_the_checkout_from_any_directory(tmp_path):
+    # benchmarks/ is not installed and tmp_path holds none: the harness that
+    # answers is the one beside the janus_jax these tests import.
+    checkout = Path(__file__).resolve().parents[1] / "benchmarks"
+    assert bench.checkout_benchmarks() == checkout
+    process = console("bench", "--help", cwd=tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.startswith("usage: janus-jax bench")
+    assert "{imagination,ppo,world-model,all}" in process.stdout
+
+
+def test_bench_without_a_checkout_is_one_error_line(capsys, monkeypatch, tmp_path):
+    installed = tmp_path / "site-packages" / "janus_jax" / "__init__.py"
+    monkeypatch.setattr(janus_jax, "__file__", str(installed))
+    assert bench.checkout_benchmarks() is None
+    status, out, err = cli(capsys, "bench", "--help")
+    line = one_error_line(status, err)
+    assert out == ""
+    assert line.startswith("janus-jax bench: error:")
+    for words in ("source checkout", "git clone", "python -m benchmarks"):
+        assert words in line, line
 
 
 def test_argparse_mistake_is_one_error_line(capsys, run_dir):

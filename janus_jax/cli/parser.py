@@ -1,22 +1,10 @@
-"""``janus-jax``: the command line. Presets and overrides in, run directories out;
-the work itself is ``janus_jax.train.pipeline``.
-
-A user's mistake (unknown preset or env, a bad override, a directory holding
-another run, a dataset of another env...) ends with one line on stderr and exit
-status 2, never a traceback (``JANUS_JAX_DEBUG=1`` shows it, for bug reports);
-so does a full disk, with the file, what is intact and what to do.
-"""
+"""``janus-jax``'s arguments: every subcommand's options and help, the start of
+a multi-process run, and the RunConfig that a run's options describe."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import sys
-from pathlib import Path
-
-import numpy as np
 
 from janus_jax import parallel
 
@@ -111,6 +99,15 @@ _DISTRIBUTED = (  # flag, metavar, type, help
 def _distributed_options(parser: argparse.ArgumentParser, *, help: bool) -> None:
     for flag, meta, kind, text in _DISTRIBUTED:
         parser.add_argument(flag, metavar=meta, type=kind, help=text if help else None)
+
+
+# The commands that run pipeline stages, and the stages each runs.
+STAGES = {
+    "train": ("collect", "world_model", "controller", "evaluate"),
+    "collect": ("collect",),
+    "train-world-model": ("world_model",),
+    "train-controller": ("controller",),
+}
 
 
 def initialize_distributed(argv: list[str]) -> bool:
@@ -241,166 +238,3 @@ def run_config(args):
             )
         config = dataclasses.replace(config, seed=seed)
     return config
-
-
-STAGES = {
-    "train": ("collect", "world_model", "controller", "evaluate"),
-    "collect": ("collect",),
-    "train-world-model": ("world_model",),
-    "train-controller": ("controller",),
-}
-
-
-def _train(args) -> int:
-    from janus_jax.train import pipeline
-
-    if args.resume and args.overwrite:
-        raise ValueError("--resume and --overwrite contradict each other: pick one")
-    config = run_config(args)
-    out = Path(args.out or f"runs/{args.preset}")
-    summary = pipeline.run(
-        config,
-        out,
-        stages=STAGES[args.command],
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        dataset=getattr(args, "dataset", None),
-    )
-    if "eval_return_mean" in summary and args.command == "train":
-        print(
-            f"{config.env_id}: controller {summary['eval_return_mean']:.1f} +- "
-            f"{summary['eval_return_std']:.1f} over {summary['eval_episodes']} "
-            f"episodes, random policy {summary['random_return_mean']:.1f}; "
-            f"{summary['real_env_steps']:,} real and {summary['imagined_steps']:,} "
-            f"imagined steps in {summary['wall_time_s']:.0f} s -> {out}"
-        )
-    else:
-        print(f"{args.command}: done -> {out}")
-    return 0
-
-
-def _evaluate(args) -> int:
-    import jax
-
-    from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
-    from janus_jax.envs import make
-    from janus_jax.run import run_dir
-
-    if args.episodes < 1:
-        raise ValueError(f"--episodes={args.episodes} is invalid: must be >= 1")
-    agent = run_dir.load_agent(args.checkpoint)
-    config = run_dir.load_config(args.checkpoint)
-    num_envs = min(args.episodes, MAX_EVAL_ENVS)
-    kwargs = run_dir.env_kwargs(config, num_envs, evaluation=True)
-    policy = args.policy or config.controller.eval_policy
-    with make(config.env_id, **kwargs) as env:
-        returns = episode_returns(
-            jax.random.key(args.seed),
-            env,
-            agent.params,
-            args.episodes,
-            deterministic=policy == "mode",
-        )
-    result = {
-        "env_id": config.env_id,
-        "episodes": args.episodes,
-        "policy": policy,
-        "return_mean": float(np.mean(returns)),
-        "return_std": float(np.std(returns)),
-    }
-    print(json.dumps(result))
-    return 0
-
-
-def _dream(args) -> int:
-    from janus_jax.run import run_dir
-    from janus_jax.train import pipeline
-
-    if not args.out.endswith(".gif"):
-        raise ValueError(f"--out={args.out} is invalid: must name a .gif file")
-    if args.temperature is not None and args.temperature < 0:
-        raise ValueError(f"--temperature={args.temperature} is invalid: must be >= 0")
-    if args.steps < 1:
-        raise ValueError(f"--steps={args.steps} is invalid: must be >= 1")
-    agent = run_dir.load_agent(args.checkpoint)
-    config = run_dir.load_config(args.checkpoint)
-    path = pipeline.dream_gif(
-        config, agent, args.out, temperature=args.temperature, steps=args.steps
-    )
-    print(f"dream: wrote {path}")
-    return 0
-
-
-def _gap(args) -> int:
-    import jax
-
-    from janus_jax.diagnostics import gap
-    from janus_jax.envs import make
-    from janus_jax.run import run_dir
-    from janus_jax.run.files import write_json
-
-    for name in ("steps", "envs"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name}={getattr(args, name)} is invalid: must be >= 1")
-    agent = run_dir.load_agent(args.checkpoint)
-    if agent.mdn_rnn is None:
-        raise ValueError(f"{args.checkpoint} is a model-free run: it has no dream")
-    config = run_dir.load_config(args.checkpoint)
-    kwargs = run_dir.env_kwargs(config, args.envs, evaluation=True)
-    with make(config.env_id, **kwargs) as env:
-        report = gap.measure(jax.random.key(args.seed), env, agent.params, args.steps)
-    path = write_json(Path(args.checkpoint) / "gap.json", report)
-    print(json.dumps(report))
-    print(f"gap: wrote {path}", file=sys.stderr)
-    return 0
-
-
-def _config(args) -> int:
-    from janus_jax.config import presets
-    from janus_jax.config.run import describe
-
-    print("\n".join(describe(presets.preset(args.preset))))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Runs one command; returns its exit status (2 for a user's mistake)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:
-        from benchmarks.harness import main as bench
-
-        return bench(argv[1:], prog="janus-jax bench")
-    try:
-        initialize_distributed(argv)
-    except ValueError as err:
-        print(f"janus-jax {argv[0]}: error: {err}", file=sys.stderr)
-        return 2
-    from janus_jax.run.checkpoint import CheckpointError
-    from janus_jax.run.files import DiskFullError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    handlers = {"evaluate": _evaluate, "dream": _dream, "gap": _gap, "config": _config}
-    handler = handlers.get(args.command, _train)
-    try:
-        return handler(args)
-    except (ValueError, CheckpointError, FileNotFoundError, DiskFullError) as err:
-        if os.environ.get("JANUS_JAX_DEBUG"):
-            raise
-        message = " ".join(str(err).split())
-        print(f"janus-jax {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            f"janus-jax {args.command}: interrupted; continue with --resume",
-            file=sys.stderr,
-        )
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
