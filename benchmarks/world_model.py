@@ -33,6 +33,7 @@ import optax
 from benchmarks.common import block
 from janus_jax.config.models import MDNRNNConfig, VAEConfig
 from janus_jax.models import mdn_rnn, vae
+from janus_jax.records import Windows
 from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
 
 VAE_CONFIG = VAEConfig(input_height=64, input_width=64, latent_dim=32)
@@ -136,23 +137,18 @@ def random_frames(steps: int, batch: int) -> jax.Array:
     return jax.random.randint(jax.random.key(1), shape, 0, 256).astype(jnp.uint8)
 
 
-def _mdn_loss(params, batch, key):
-    del key
-    return mdn_rnn.loss(params, *batch)
-
-
 def mdn_fit(steps: int, length: int) -> JaxFit:
     """Returns M's chunk of ``steps`` steps on random sequences [K, B, T, ...]."""
     keys = jax.random.split(jax.random.key(3), 4)
     shape = (steps, BATCH, length)
-    batches = (
+    batches = Windows(
         jax.random.normal(keys[0], (steps, BATCH, length + 1, MDN_CONFIG.latent_dim)),
         jax.random.uniform(keys[1], shape + (MDN_CONFIG.action_dim,), minval=-1.0),
         jax.random.normal(keys[2], shape),
         jax.random.bernoulli(keys[3], 0.01, shape).astype(jnp.float32),
         jnp.ones(shape),
     )
-    return JaxFit(mdn_rnn.init(jax.random.key(4), MDN_CONFIG), _mdn_loss, batches)
+    return JaxFit(mdn_rnn.init(jax.random.key(4), MDN_CONFIG), mdn_rnn.loss, batches)
 
 
 class TorchVAE:

@@ -1,5 +1,6 @@
-"""The records every layer shares: a step is a ``Transition``, real or dreamed, and
-a policy's answer for one step is a ``PolicyStep``.
+"""The records every layer shares: a step is a ``Transition``, real or dreamed, a
+policy's answer for one step is a ``PolicyStep``, and what M learns from is a
+batch of ``Windows``.
 
 This module imports nothing of the project, so envs, models, imagination and the
 trainers can all speak it without importing each other.
@@ -41,3 +42,23 @@ class PolicyStep(NamedTuple):
     action: jax.Array  # [E] int32 or [E, A] float32
     state: Any  # the policy's state to carry on with (e.g. M's carry), leaves [E, ...]
     info: Any = None  # anything to record in Transition.info
+
+
+class Windows(NamedTuple):
+    """Fixed-length windows of single episodes, batch-major ``[W, ...]`` (a chunk
+    of them: ``[K, W, ...]``): what M learns from, as ``mdn_rnn.loss`` takes it.
+
+    A window holds L steps and the L + 1 observations around them; the steps
+    after its episode's end are padding, with ``mask`` 0 and reward and done 0.
+    Cut from the env's data, ``obs`` and ``actions`` are as the env gave and
+    took them; for M they are V's latents and M's float action vectors.
+    ``carry`` None starts M from zeros on every window (the dataset's windows,
+    cut at steps 0, L, 2L... of each episode); the replay's hold M's carry there.
+    """
+
+    obs: jax.Array  # [W, L+1, *observation_shape] o_t..o_{t+L} (M: latents [.., Z])
+    actions: jax.Array  # [W, L, ...] a_t..a_{t+L-1} (M: [W, L, A] float32)
+    rewards: jax.Array  # [W, L] float32 r_t..r_{t+L-1}
+    dones: jax.Array  # [W, L] float32: 1 where the episode terminated after the step
+    mask: jax.Array  # [W, L] float32: 1 on the episode's own steps, 0 on padding
+    carry: Any = None  # M's carry before step 0, leaves [W, H] (None: zeros)

@@ -42,6 +42,7 @@ from janus_jax.config.training import (
     WorldModelTrainingConfig,
 )
 from janus_jax.models import controller, mdn_rnn, vae
+from janus_jax.records import Windows
 
 INVALID = settings(
     max_examples=25,
@@ -466,7 +467,7 @@ def check_mdn_rnn(config, batch, length, seed):
 
     trains_finitely(
         lambda k: mdn_rnn.init(k, config),
-        lambda p: mdn_rnn.loss(p, latents, actions, rewards, dones, mask),
+        lambda p: mdn_rnn.loss(p, Windows(latents, actions, rewards, dones, mask)),
         extra=dream_step,
     )
 

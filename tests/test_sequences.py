@@ -56,9 +56,11 @@ def _frames(dataset):
 
 
 def _windows(dataset, length):
+    """The shard's windows with each observation's row number as its frame, so
+    ``obs`` says which rows a window looks up."""
     columns = ("episode_lengths", "actions", "rewards", "terminated")
     return sequences.shard_windows(
-        *(dataset.column(0, name) for name in columns), length
+        np.arange(10), *(dataset.column(0, name) for name in columns), length
     )
 
 
@@ -77,7 +79,7 @@ def test_windows_of_two_steps(dataset):
     # episode 0 (frames 0..5): windows at t=0, 2, 4; the last one padded.
     # episode 1 (frames 6..9): windows at t=0, 2; the last one padded.
     np.testing.assert_array_equal(
-        w.obs_rows, [[0, 1, 2], [2, 3, 4], [4, 5, 5], [6, 7, 8], [8, 9, 9]]
+        w.obs, [[0, 1, 2], [2, 3, 4], [4, 5, 5], [6, 7, 8], [8, 9, 9]]
     )
     np.testing.assert_array_equal(
         w.mask, np.array([[1, 1], [1, 1], [1, 0], [1, 1], [1, 0]], np.float32)
@@ -99,7 +101,7 @@ def test_windows_of_two_steps(dataset):
 
 def test_windows_the_length_of_an_episode(dataset):
     w = _windows(dataset, 5)
-    np.testing.assert_array_equal(w.obs_rows, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 9, 9]])
+    np.testing.assert_array_equal(w.obs, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 9, 9]])
     np.testing.assert_array_equal(w.mask, [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     np.testing.assert_array_equal(w.dones, [[0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
     np.testing.assert_array_equal(w.rewards, [[0, 1, 2, 3, 4], [100, 101, 102, 0, 0]])
@@ -108,7 +110,7 @@ def test_windows_the_length_of_an_episode(dataset):
 @pytest.mark.parametrize("length", [1, 2, 3, 4, 7])
 def test_no_window_mixes_episodes_and_rows_follow_time(dataset, length):
     windows = _windows(dataset, length)
-    obs = _frames(dataset)[windows.obs_rows]  # [W, L+1, 2]
+    obs = _frames(dataset)[windows.obs]  # [W, L+1, 2]
     episode, t = obs[..., 0], obs[..., 1]
     assert np.all(episode == episode[:, :1])
     # along a window t rises by one per valid step (from obs_t to obs_t+1)
@@ -152,13 +154,19 @@ def test_encode_frames_in_batches_equals_one_call(batch_size):
     assert len(np.unique(latents.round(5), axis=0)) == 10
 
 
-def test_to_sequences_looks_up_latents_and_one_hots_actions(dataset):
+def test_windows_look_up_latents_and_one_hot_actions(dataset):
     windows = _windows(dataset, 2)
     latents = np.stack([np.arange(10), 10 * np.arange(10)], 1).astype(np.float32)
-    seq = sequences.to_sequences(latents, windows, ActionSpec(continuous=False, dim=3))
+    columns = ("episode_lengths", "actions", "rewards", "terminated")
+    seq = sequences.encode_actions(
+        sequences.shard_windows(
+            latents, *(dataset.column(0, name) for name in columns), 2
+        ),
+        ActionSpec(continuous=False, dim=3),
+    )
     rows = [[0, 1, 2], [2, 3, 4], [4, 5, 5], [6, 7, 8], [8, 9, 9]]
-    np.testing.assert_array_equal(seq.latents[..., 0], rows)
-    np.testing.assert_array_equal(seq.latents[..., 1], 10 * np.array(rows))
+    np.testing.assert_array_equal(seq.obs[..., 0], rows)
+    np.testing.assert_array_equal(seq.obs[..., 1], 10 * np.array(rows))
     one_hot = {0: [1, 0, 0], 1: [0, 1, 0], 2: [0, 0, 1]}
     want_actions = [[0, 1], [2, 0], [1, None], [2, 2], [1, None]]
     assert seq.actions.shape == (5, 2, 3)
@@ -172,22 +180,19 @@ def test_to_sequences_looks_up_latents_and_one_hots_actions(dataset):
     np.testing.assert_array_equal(seq.mask, windows.mask)
 
 
-def test_to_sequences_keeps_continuous_actions_as_floats():
-    windows = sequences.EpisodeWindows(
-        obs_rows=np.array([[0, 1, 2]]),
-        actions=np.array([[[0.5, -1.0], [0.25, 1.0]]], np.float64),
-        rewards=np.zeros((1, 2), np.float32),
-        dones=np.zeros((1, 2), np.float32),
-        mask=np.ones((1, 2), np.float32),
+def test_windows_keep_continuous_actions_as_floats():
+    windows = sequences.shard_windows(
+        np.arange(6, dtype=np.float32).reshape(3, 2),  # one episode of 2 steps
+        np.array([2]),
+        np.array([[0.5, -1.0], [0.25, 1.0]], np.float64),
+        np.zeros(2, np.float32),
+        np.zeros(2, bool),
+        2,
     )
-    seq = sequences.to_sequences(
-        np.arange(6, dtype=np.float32).reshape(3, 2),
-        windows,
-        ActionSpec(continuous=True, dim=2),
-    )
+    seq = sequences.encode_actions(windows, ActionSpec(continuous=True, dim=2))
     np.testing.assert_array_equal(seq.actions, [[[0.5, -1.0], [0.25, 1.0]]])
     assert seq.actions.dtype == np.float32
-    np.testing.assert_array_equal(seq.latents, [[[0, 1], [2, 3], [4, 5]]])
+    np.testing.assert_array_equal(seq.obs, [[[0, 1], [2, 3], [4, 5]]])
 
 
 def test_window_sources_read_back_the_latents_written_beside_the_run(dataset, tmp_path):
@@ -200,8 +205,8 @@ def test_window_sources_read_back_the_latents_written_beside_the_run(dataset, tm
     frames = _frames(dataset)
     want = np.asarray(vae.get_latent(params, jnp.asarray(frames)))
     rows = [[0, 1, 2], [2, 3, 4], [4, 5, 5], [6, 7, 8], [8, 9, 9]]
-    np.testing.assert_allclose(seq.latents, want[np.array(rows)], rtol=1e-5)
+    np.testing.assert_allclose(seq.obs, want[np.array(rows)], rtol=1e-5)
     np.testing.assert_array_equal(seq.mask, _windows(dataset, 2).mask)
     assert source.items == 5
     # the byte count planned before loading is what the loaded windows take
-    assert source.nbytes == sum(x.nbytes for x in seq)
+    assert source.nbytes == sum(x.nbytes for x in jax.tree.leaves(seq))

@@ -65,7 +65,7 @@ def test_v_and_m_learn_from_a_dataset_three_times_the_cap(dataset):
     ]
     batch = jax.tree.map(lambda *xs: np.concatenate(xs), *windows)
     m_before = float(
-        mdn_rnn.loss(mdn_rnn.init(jax.random.key(1), config.mdn_rnn), *batch)[0]
+        mdn_rnn.loss(mdn_rnn.init(jax.random.key(1), config.mdn_rnn), batch)[0]
     )
-    m_after = float(mdn_rnn.loss(trainer.mdn_params, *batch)[0])
+    m_after = float(mdn_rnn.loss(trainer.mdn_params, batch)[0])
     assert m_after < m_before - 0.5, (m_before, m_after)

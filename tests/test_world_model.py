@@ -15,6 +15,7 @@ from scipy import stats
 
 from janus_jax import MDNRNNConfig, VAEConfig, WorldModelAgent
 from janus_jax.models import mdn_rnn, vae
+from janus_jax.records import Windows
 
 
 class TestVAE(chex.TestCase):
@@ -306,7 +307,7 @@ class TestMDNRNN(chex.TestCase):
         dones = jnp.asarray(rng.integers(0, 2, (2, 5)), jnp.float32)
         mask = jnp.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], jnp.float32)
         total, metrics = mdn_rnn.loss(
-            self.params, latents, actions, rewards, dones, mask
+            self.params, Windows(latents, actions, rewards, dones, mask)
         )
         _, out = mdn_rnn.unroll(
             self.params,
@@ -327,7 +328,7 @@ class TestMDNRNN(chex.TestCase):
             lambda x: jnp.full_like(x, 0.3), mdn_rnn.initial_carry(self.config, (2,))
         )
         _, with_carry = mdn_rnn.loss(
-            self.params, latents, actions, rewards, dones, mask, carry
+            self.params, Windows(latents, actions, rewards, dones, mask, carry)
         )
         _, out = mdn_rnn.unroll(
             self.params,
@@ -342,7 +343,8 @@ class TestMDNRNN(chex.TestCase):
         # Padded steps (mask 0) do not change the loss, whatever they hold.
         noisy = latents.at[1, 5].set(99.0)
         total2, _ = mdn_rnn.loss(
-            self.params, noisy, actions, rewards.at[1, 4].set(50.0), dones, mask
+            self.params,
+            Windows(noisy, actions, rewards.at[1, 4].set(50.0), dones, mask),
         )
         np.testing.assert_allclose(float(total), float(total2), rtol=1e-6)
 
@@ -364,9 +366,10 @@ class TestMDNRNN(chex.TestCase):
             signs = jax.random.choice(sign_key, jnp.array([-1.0, 1.0]), (32, 9, 2))
             latents = signs + 0.1 * jax.random.normal(noise_key, (32, 9, 2))
             zeros = jnp.zeros((32, 8))
-            return mdn_rnn.loss(
-                params, latents, jnp.zeros((32, 8, 1)), zeros, zeros, jnp.ones((32, 8))
+            windows = Windows(
+                latents, jnp.zeros((32, 8, 1)), zeros, zeros, jnp.ones((32, 8))
             )
+            return mdn_rnn.loss(params, windows)
 
         _, metrics = _adam_fit(loss_fn, params, 1e-2, 600)
         nlls = metrics["mdn/latent_nll"]

@@ -1,5 +1,5 @@
 """A rollout dataset ready for V and M, one shard at a time: its frames, and its
-episodes cut into M's training windows of latents encoded by V.
+episodes cut into M's training ``Windows`` of latents encoded by V.
 
 Each shard is one ``blocks.Source``: V's source loads its frames in the stored
 dtype (uint8 pixels take a quarter of float32); M's loads the shard's latents,
@@ -14,7 +14,6 @@ import functools
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,40 +23,26 @@ from janus_jax.config.models import ActionSpec
 from janus_jax.data import RolloutDataset
 from janus_jax.data.blocks import Source
 from janus_jax.models import controller, vae
+from janus_jax.records import Windows
 from janus_jax.run.files import atomic_write
 
 
-class EpisodeWindows(NamedTuple):
-    """Fixed-length slices of single episodes, batch-major, as row indices."""
-
-    obs_rows: np.ndarray  # [W, L+1] rows of the frames array (clipped at the end)
-    actions: np.ndarray  # [W, L, ...] as stored
-    rewards: np.ndarray  # [W, L] float32
-    dones: np.ndarray  # [W, L] float32: terminated after the step (not truncated)
-    mask: np.ndarray  # [W, L] float32: 1 on the episode's own steps
-
-
-class Sequences(NamedTuple):
-    """M's training input, batch-major (see ``mdn_rnn.loss``)."""
-
-    latents: np.ndarray  # [W, L+1, Z]
-    actions: np.ndarray  # [W, L, A] float32 (one-hot for discrete actions)
-    rewards: np.ndarray  # [W, L]
-    dones: np.ndarray  # [W, L]
-    mask: np.ndarray  # [W, L]
-
-
 def shard_windows(
+    frames: np.ndarray,
     lengths: np.ndarray,
     actions: np.ndarray,
     rewards: np.ndarray,
     terminated: np.ndarray,
     length: int,
-) -> EpisodeWindows:
-    """Returns one shard's episodes (``episode_lengths`` [E] and its step arrays
-    [sum T]) cut into windows of ``length`` steps, rows indexing the shard's
-    observations: a window starts at steps 0, L, 2L... of each episode and the
-    last one of an episode is padded (mask 0), so no window mixes two episodes."""
+) -> Windows:
+    """Returns one shard's episodes cut into Windows of ``length`` steps.
+
+    frames: one row per stored observation [sum(T_e + 1), ...], the observations
+    or V's latents of them; lengths: ``episode_lengths`` [E]; actions, rewards,
+    terminated: the step arrays [sum T_e]. A window starts at steps 0, L, 2L...
+    of each episode and the last one of an episode is padded (mask 0, rows
+    clipped to the episode's end), so no window mixes two episodes. Actions stay
+    as stored; dones are terminations (not truncations)."""
     rows, acts, rews, dones, mask = [], [], [], [], []
     step0 = obs0 = 0
     for steps in np.asarray(lengths).tolist():
@@ -73,8 +58,8 @@ def shard_windows(
         step0 += steps
         obs0 += steps + 1
     f32 = lambda parts: np.stack(parts).astype(np.float32)  # noqa: E731
-    return EpisodeWindows(
-        obs_rows=np.stack(rows),
+    return Windows(
+        obs=frames[np.stack(rows)],
         actions=np.stack(acts),
         rewards=f32(rews),
         dones=f32(dones),
@@ -124,19 +109,11 @@ def encode_frames(
     return np.concatenate(out)
 
 
-def to_sequences(
-    latents: np.ndarray, windows: EpisodeWindows, action: ActionSpec
-) -> Sequences:
-    """Returns the windows with latents [W, L+1, Z] looked up from per-frame
-    latents [N, Z] and actions as M's float vectors."""
+def encode_actions(windows: Windows, action: ActionSpec) -> Windows:
+    """Returns the windows with their actions as M's float vectors [W, L, A]
+    (one-hot for discrete actions)."""
     actions = controller.encode_action(action, jnp.asarray(windows.actions))
-    return Sequences(
-        latents=latents[windows.obs_rows],
-        actions=np.asarray(actions),
-        rewards=windows.rewards,
-        dones=windows.dones,
-        mask=windows.mask,
-    )
+    return windows._replace(actions=np.asarray(actions))
 
 
 def frame_sources(dataset: RolloutDataset) -> list[Source]:
@@ -181,23 +158,25 @@ def window_sources(
     action: ActionSpec,
     latent_dim: int,
 ) -> list[Source]:
-    """Returns one source per shard: its windows of ``length`` steps as
-    Sequences, from the latents ``encode_dataset`` wrote in ``directory``."""
+    """Returns one source per shard: its Windows of ``length`` steps for M
+    (latents and action vectors), from the latents ``encode_dataset`` wrote in
+    ``directory``."""
     per_window = (length + 1) * latent_dim + length * (action.dim + 3)
     sources = []
     for index, entry in enumerate(dataset.manifest["shards"]):
         file = latent_file(directory, entry)
         with np.load(file, allow_pickle=False) as npz:  # reads only the lengths
             windows = num_windows(npz["episode_lengths"], length)
-        load = functools.partial(_shard_sequences, dataset, index, file, length, action)
+        load = functools.partial(_load_windows, dataset, index, file, length, action)
         sources.append(Source(windows, windows * per_window * 4, load))
     return sources
 
 
-def _shard_sequences(
+def _load_windows(
     dataset: RolloutDataset, index: int, file: Path, length: int, action: ActionSpec
-) -> Sequences:
+) -> Windows:
     with np.load(file, allow_pickle=False) as npz:
         latents, lengths = npz["latents"], npz["episode_lengths"]
     columns = (dataset.column(index, n) for n in ("actions", "rewards", "terminated"))
-    return to_sequences(latents, shard_windows(lengths, *columns, length), action)
+    windows = shard_windows(latents, lengths, *columns, length)
+    return encode_actions(windows, action)

@@ -18,6 +18,7 @@ import optax
 from flax import struct
 
 from janus_jax.config.models import MDNRNNConfig
+from janus_jax.records import Windows
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)  # a float: importing computes nothing
 DONE_PRIOR_LOGIT = -4.0
@@ -160,23 +161,21 @@ def sample(
 
 
 def loss(
-    params: MDNRNNParams,
-    latents: jax.Array,
-    actions: jax.Array,
-    rewards: jax.Array,
-    dones: jax.Array,
-    mask: jax.Array,
-    carry: tuple | None = None,
+    params: MDNRNNParams, windows: Windows, key: jax.Array | None = None
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Returns (loss, metrics) for batch-major sequences.
+    """Returns (loss, metrics) of M on batch-major ``windows``.
 
-    latents [B, T+1, Z] (z_0..z_T), actions [B, T, A], rewards [B, T], dones [B, T]
-    (termination after step t), mask [B, T] (1 where step t is real data); carry:
-    the RNN state before step 0 (leaves [B, H]; None for zeros, e.g. windows that
-    start an episode, or the state reached by the earlier part of the episode). The
-    latent NLL is averaged per dimension (as the original code does), reward is
-    a squared error and done a logistic loss, each averaged over valid steps.
+    windows.obs: the latents z_0..z_T [B, T+1, Z]; actions [B, T, A] float;
+    rewards [B, T]; dones [B, T] (termination after step t); mask [B, T] (1 where
+    step t is real data); carry: the RNN state before step 0 (leaves [B, H]; None
+    for zeros, e.g. windows that start an episode, or the state reached by the
+    earlier part of the episode). The latent NLL is averaged per dimension (as
+    the original code does), reward is a squared error and done a logistic loss,
+    each averaged over valid steps. ``key`` is unused (the loss draws nothing):
+    it is there so that ``loss`` is a ``fit.LossFn``.
     """
+    del key
+    latents, actions, rewards, dones, mask, carry = windows
     config = params.config
     batch = latents.shape[0]
     time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731

@@ -24,7 +24,7 @@ from janus_jax.config.models import PPOConfig
 from janus_jax.envs import RolloutState
 from janus_jax.imagination import WorldModelParams
 from janus_jax.models import controller, mdn_rnn, vae
-from janus_jax.records import Transition
+from janus_jax.records import Transition, Windows
 from janus_jax.train import replay
 from janus_jax.train.fit import FitState, fit_chunk
 
@@ -68,20 +68,7 @@ class ControlState:
     imagined_steps: jax.Array  # int32 dreamed transitions used so far
 
 
-def _mdn_loss(params, windows: replay.Windows, key):
-    del key
-    return mdn_rnn.loss(
-        params,
-        windows.obs,  # already latents (``_encoded``)
-        windows.actions,
-        windows.rewards,
-        windows.dones,
-        windows.mask,
-        carry=windows.carry,
-    )
-
-
-def _encoded(vae_params, windows: replay.Windows, action_spec) -> replay.Windows:
+def _encoded(vae_params, windows: Windows, action_spec) -> Windows:
     """Returns the windows with observations [..., L+1, *obs] as V's latents
     [..., L+1, Z] and actions as M's float vectors."""
     obs = windows.obs
@@ -143,7 +130,7 @@ def _refresh_world_model(setup: ControlSetup, params, state: ControlState, key):
     draw = lambda k: replay.windows(state.replay, k, setup.num_windows, setup.window)  # noqa: E731
     batches = _encoded(params.vae, jax.vmap(draw)(keys), params.controller.action)
     mdn_state, metrics = fit_chunk(
-        state.mdn, batches, loss_fn=_mdn_loss, optimizer=setup.mdn_optimizer
+        state.mdn, batches, loss_fn=mdn_rnn.loss, optimizer=setup.mdn_optimizer
     )
     metrics = {k: v for k, v in metrics.items() if k.startswith("mdn/")}
     return state.replace(mdn=mdn_state), metrics

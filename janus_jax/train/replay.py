@@ -13,15 +13,13 @@ resumed run continues with the same data.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
 from janus_jax.envs.spec import EnvSpec
-from janus_jax.records import Transition
+from janus_jax.records import Transition, Windows
 
 
 @struct.dataclass
@@ -37,17 +35,6 @@ class Replay:
     carry: tuple  # M's carry when C acted at t (leaves [C, E, H])
     head: jax.Array  # int32: the row the next step goes to
     filled: jax.Array  # int32: rows holding data (<= C)
-
-
-class Windows(NamedTuple):
-    """Windows of single episodes drawn from a replay, batch-major."""
-
-    obs: jax.Array  # [W, L+1, *obs]: o_t0, then o_{t+1} of each step
-    actions: jax.Array  # [W, L, ...] as the env took them
-    rewards: jax.Array  # [W, L] (0 where masked)
-    dones: jax.Array  # [W, L] float32: terminated after the step
-    mask: jax.Array  # [W, L] float32: 1 up to and including the episode's end
-    carry: tuple  # M's carry before the window's first step (leaves [W, H])
 
 
 def capacity_for(replay_steps: int, num_envs: int, rollout_length: int) -> int:
@@ -121,8 +108,9 @@ def cut(replay: Replay) -> Replay:
 
 
 def windows(replay: Replay, key: jax.Array, num: int, length: int) -> Windows:
-    """Returns ``num`` windows of ``length`` steps, each starting at a uniformly
-    drawn stored step of a uniformly drawn env, with the carry M had there.
+    """Returns ``num`` windows of ``length`` steps (observations and actions as
+    the env gave and took them), each starting at a uniformly drawn stored step
+    of a uniformly drawn env, with the carry M had there.
 
     A window never runs into the next episode or past the newest step: the steps
     after its episode's end (terminated or truncated, that step included in the

@@ -46,11 +46,6 @@ def _vae_loss(params, frames, key):
     return vae.loss(params, frames, key)
 
 
-def _mdn_loss(params, batch: sequences.Sequences, key):
-    del key
-    return mdn_rnn.loss(params, *batch)
-
-
 class WorldModelTrainer:
     """Trains V and M of World Models on a random policy's experience of ``env``.
 
@@ -265,7 +260,7 @@ class WorldModelTrainer:
             c.mdn_batch_size,
             c.mdn_epochs,
             c.mdn_learning_rate,
-            _mdn_loss,
+            mdn_rnn.loss,
         )
         return self.mdn_params
 
