@@ -1,4 +1,5 @@
-"""Rollout datasets: round trips, crash safety, integrity, streaming, mixing.
+"""Rollout datasets: round trips, crash safety, integrity, and the frames and
+training windows read back from them.
 
 Every value an episode writes encodes (episode id, step): ``1 + id * BASE + t``,
 so each sampled frame or window is checked against the ground truth on its own,
@@ -15,10 +16,10 @@ from janus_jax.config.models import VAEConfig
 from janus_jax.data import (
     DatasetCorruptError,
     DatasetWriter,
-    MixedDataset,
     RolloutDataset,
-    Windows,
+    sequences,
 )
+from janus_jax.records import Windows
 
 BASE = 1000
 OBS_SHAPE = (2, 3)
@@ -56,27 +57,45 @@ def random_lengths(count, low, high, seed=0, first_id=0):
     return {first_id + i: int(n) for i, n in enumerate(rng.integers(low, high, count))}
 
 
+def training_windows(dataset: RolloutDataset, length: int):
+    """Returns every shard's windows for M (``sequences.shard_windows`` on its
+    stored observations, as training cuts V's latents of them), concatenated."""
+    columns = ("episode_lengths", "actions", "rewards", "terminated")
+    parts = [
+        sequences.shard_windows(
+            dataset.column(i, "obs"), *(dataset.column(i, n) for n in columns), length
+        )
+        for i in range(dataset.num_shards)
+    ]
+    fields = zip(*(w[:5] for w in parts), strict=True)  # carry: None, zeros
+    return Windows(*map(np.concatenate, fields))
+
+
 def check_windows(windows: Windows, lengths: dict[int, int]):
     """Asserts every row is the true window of its episode; returns (ids, starts,
     valid steps) per row."""
-    batch, length = windows.mask.shape
-    episode, start = np.divmod(windows.obs[:, 0, 0, 0].astype(np.int64) - 1, BASE)
+    obs, actions, rewards, dones, mask, _ = windows
+    batch, length = mask.shape
+    episode, start = np.divmod(obs[:, 0, 0, 0].astype(np.int64) - 1, BASE)
     steps = np.array([lengths[e] for e in episode])
     valid = np.minimum(length, steps - start)
     assert (valid >= 1).all()
     k = np.arange(length + 1)
-    code = 1 + episode[:, None] * BASE + start[:, None] + k  # [B, L + 1]
-    obs_real, step_real = k <= valid[:, None], k[:-1] < valid[:, None]
-    obs = np.where(obs_real, code, 0)[:, :, None, None]
-    np.testing.assert_array_equal(windows.obs, np.broadcast_to(obs, windows.obs.shape))
-    act = np.where(step_real, code[:, :-1], 0)
-    np.testing.assert_array_equal(windows.actions, np.stack([act, -act], -1))
-    np.testing.assert_array_equal(windows.rewards, act)
-    np.testing.assert_array_equal(windows.mask, step_real.astype(np.float32))
+    # Past an episode's end the rows repeat its last observation and action
+    # (clipped, never a neighbour's), with rewards and dones zero and mask 0.
+    t = np.minimum(start[:, None] + k, steps[:, None])  # [B, L + 1]
+    code = 1 + episode[:, None] * BASE + t
+    np.testing.assert_array_equal(
+        obs, np.broadcast_to(code[:, :, None, None], obs.shape)
+    )
+    step_real = k[:-1] < valid[:, None]
+    act = 1 + episode[:, None] * BASE + np.minimum(t[:, :-1], steps[:, None] - 1)
+    np.testing.assert_array_equal(actions, np.stack([act, -act], -1))
+    np.testing.assert_array_equal(rewards, np.where(step_real, code[:, :-1], 0))
+    np.testing.assert_array_equal(mask, step_real.astype(np.float32))
     last = (start[:, None] + k[:-1] == steps[:, None] - 1) & step_real
     even = (episode % 2 == 0)[:, None]
-    np.testing.assert_array_equal(windows.terminated, last & even)
-    np.testing.assert_array_equal(windows.truncated, last & ~even)
+    np.testing.assert_array_equal(dones, (last & even).astype(np.float32))
     return episode, start, valid
 
 
@@ -120,11 +139,12 @@ def test_round_trip_manifest_and_contents(tmp_path):
     np.testing.assert_array_equal(dataset.episode_lengths(), list(lengths.values()))
     returns = [sum(1 + e * BASE + t for t in range(n)) for e, n in lengths.items()]
     np.testing.assert_allclose(dataset.episode_returns(), returns, rtol=1e-6)
-    for windows in take(dataset.windows(32, 6, seed=0), 20):
-        assert windows.obs.shape == (32, 7, *OBS_SHAPE)
-        assert windows.actions.shape == (32, 6, 2)
-        assert windows.terminated.dtype == bool and windows.mask.dtype == np.float32
-        check_windows(windows, lengths)
+    windows = training_windows(dataset, 6)
+    count = sum(-(-n // 6) for n in lengths.values())
+    assert windows.obs.shape == (count, 7, *OBS_SHAPE)
+    assert windows.actions.shape == (count, 6, 2)
+    assert windows.dones.dtype == windows.mask.dtype == np.float32
+    check_windows(windows, lengths)
     seen = [check_frames(f, lengths) for f in take(dataset.frames(64, seed=1), 20)]
     episode, t = map(np.concatenate, zip(*seen, strict=True))
     final = t == np.array([lengths[e] for e in episode])
@@ -134,27 +154,24 @@ def test_round_trip_manifest_and_contents(tmp_path):
 def test_windows_never_mix_episodes_and_mask_the_tail(tmp_path):
     lengths = write_dataset(tmp_path, random_lengths(60, 1, 25, seed=1))
     dataset = RolloutDataset(tmp_path)
-    rows = [check_windows(w, lengths) for w in take(dataset.windows(64, 8, 3), 60)]
-    episode, start, valid = map(np.concatenate, zip(*rows, strict=True))
+    assert dataset.num_shards > 1  # episodes on both sides of a shard boundary
+    episode, start, valid = check_windows(training_windows(dataset, 8), lengths)
     assert (valid < 8).any() and (valid == 8).any()  # padded and full windows
     assert (start == 0).any()
-    assert set(episode) == set(lengths)  # every episode, length 1 included
+    # every step of every episode in exactly one window, length 1 included
+    np.testing.assert_array_equal(
+        np.bincount(episode, weights=valid, minlength=60), list(lengths.values())
+    )
 
 
-def test_same_seed_same_batches(tmp_path):
+def test_same_seed_same_frames(tmp_path):
     write_dataset(tmp_path, random_lengths(40, 1, 20), shard_steps=30)
 
     def batches(seed):
-        dataset = RolloutDataset(tmp_path, max_resident_bytes=4000)
-        windows = take(dataset.windows(16, 5, seed), 30)
-        return windows, take(dataset.frames(16, seed), 30)
+        return take(RolloutDataset(tmp_path).frames(16, seed), 30)
 
-    (w1, f1), (w2, f2), (w3, f3) = batches(5), batches(5), batches(6)
-    for a, b in zip(w1, w2, strict=True):
-        for name in Windows._fields:
-            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    f1, f2, f3 = batches(5), batches(5), batches(6)
     np.testing.assert_array_equal(np.stack(f1), np.stack(f2))
-    assert not np.array_equal(w1[0].obs, w3[0].obs)
     assert not np.array_equal(f1[0], f3[0])
 
 
@@ -205,7 +222,7 @@ def test_resume_after_interrupted_writer(tmp_path, monkeypatch):
     dataset = RolloutDataset(tmp_path)
     assert dataset.num_episodes == 11
     np.testing.assert_array_equal(dataset.episode_lengths(), list(lengths.values()))
-    episode, _, _ = check_windows(next(dataset.windows(500, 4, 0)), lengths)
+    episode, _, _ = check_windows(training_windows(dataset, 4), lengths)
     assert set(episode) == set(lengths)  # never episode 50 from the orphans
 
 
@@ -244,12 +261,12 @@ def test_corrupted_shard_is_named(tmp_path):
     path.write_bytes(bytes(data))
     dataset = RolloutDataset(tmp_path)  # same size: found by the hash on load
     with pytest.raises(DatasetCorruptError, match="shard-00001.npz.*sha256"):
-        next(dataset.frames(8, 0))
+        list(dataset.iter_episodes())
     with pytest.raises(DatasetCorruptError, match="shard-00001.npz"):
         RolloutDataset(tmp_path).verify()
     path.write_bytes(bytes(len(data)))  # unreadable, even without the hash
     with pytest.raises(DatasetCorruptError, match="shard-00001.npz.*cannot be read"):
-        next(RolloutDataset(tmp_path, verify=False).windows(8, 4, 0))
+        list(RolloutDataset(tmp_path, verify=False).iter_episodes())
     assert issubclass(DatasetCorruptError, ValueError)
 
 
@@ -271,93 +288,6 @@ def test_truncated_missing_shards_and_manifests_are_named(tmp_path):
         RolloutDataset(tmp_path)
     with pytest.raises(FileNotFoundError, match="no-such-dir"):
         RolloutDataset(tmp_path / "no-such-dir")
-
-
-def test_memory_cap_streams_every_shard(tmp_path):
-    # 12 shards of 4 episodes x 10 steps; the cap holds 3 of them.
-    lengths = write_dataset(tmp_path, {i: 10 for i in range(48)}, shard_steps=40)
-    shard_bytes = json.loads((tmp_path / "manifest.json").read_text())["shards"]
-    cap = int(3.5 * shard_bytes[0]["array_bytes"])
-    dataset = RolloutDataset(tmp_path, max_resident_bytes=cap)
-    assert dataset.nbytes > 3 * cap
-    for name, batches in [
-        ("frames", dataset.frames(16, seed=0)),
-        ("windows", dataset.windows(16, 4, seed=0)),
-    ]:
-        counts = np.zeros(12, int)
-        for batch in take(batches, 300):
-            assert 0 < dataset.resident_bytes <= cap
-            if name == "frames":
-                episode, _ = check_frames(batch, lengths)
-            else:
-                episode, _, _ = check_windows(batch, lengths)
-            shard = episode // 4
-            assert len(set(shard)) <= 3  # a batch only sees resident shards
-            counts += np.bincount(shard, minlength=12)
-        assert (counts > 0.4 * counts.mean()).all(), (name, counts)
-        batches.close()
-        assert dataset.resident_bytes == 0
-    with pytest.raises(ValueError, match="max_resident_bytes=100 .*shard-0000"):
-        RolloutDataset(tmp_path, max_resident_bytes=100)
-
-
-def test_mixed_dataset_follows_weights_and_reports_sources(tmp_path):
-    lengths_a = write_dataset(tmp_path / "a", random_lengths(20, 2, 15))
-    lengths_b = write_dataset(tmp_path / "b", random_lengths(20, 2, 15, first_id=500))
-    lengths = {**lengths_a, **lengths_b}
-    a, b = RolloutDataset(tmp_path / "a"), RolloutDataset(tmp_path / "b")
-    mixed = MixedDataset([a, b], weights=[0.8, 0.2])
-    sources = []
-    for windows in take(mixed.windows(200, 5, seed=0), 20):
-        episode, _, _ = check_windows(windows, lengths)
-        np.testing.assert_array_equal(windows.source, (episode >= 500).astype(int))
-        sources.append(windows.source)
-    assert abs(np.mean(np.concatenate(sources) == 0) - 0.8) < 0.025
-    frames, source = next(mixed.frames(4000, seed=1, with_source=True))
-    episode, _ = check_frames(frames, lengths)
-    np.testing.assert_array_equal(source, (episode >= 500).astype(int))
-    assert abs(np.mean(source == 0) - 0.8) < 0.025
-    assert (
-        abs(np.mean(next(MixedDataset([a, b]).windows(4000, 2, 0)).source) - 0.5) < 0.03
-    )
-    only_a = MixedDataset([a, b], weights=[1, 0])
-    batches = only_a.frames(64, seed=0)
-    assert (check_frames(next(batches), lengths)[0] < 500).all()
-    assert b.resident_bytes == 0  # a zero-weight dataset is never loaded
-
-
-def test_mixed_dataset_rejects_mismatches_and_bad_weights(tmp_path):
-    write_dataset(tmp_path / "a", {0: 5})
-    a = RolloutDataset(tmp_path / "a")
-    for change, field in [
-        ({"observation_shape": (3, 2)}, "observation_shape"),
-        ({"observation_dtype": "uint8"}, "observation_dtype"),
-        ({"action_shape": (3,)}, "action_shape"),
-    ]:
-        spec = {**SPEC, **change}
-        obs = np.zeros((3, *spec["observation_shape"]), spec["observation_dtype"])
-        actions = np.zeros((2, *spec["action_shape"]), np.float32)
-        path = tmp_path / field
-        with DatasetWriter(path, env_id="Other-v0", **spec) as writer:
-            writer.add_episode(obs, actions, [1, 2], [0, 1], [0, 0])
-        if field == "action_shape":
-            # Frames from envs with other action spaces may train one VAE together;
-            # only windows (which carry actions) need the actions to agree.
-            mixed = MixedDataset([a, RolloutDataset(path)])
-            assert next(mixed.frames(4, seed=0)).shape == (
-                4,
-                *SPEC["observation_shape"],
-            )
-            with pytest.raises(ValueError, match=f"datasets\\[1\\].*{field}"):
-                mixed.windows(2, 2, seed=0)
-            continue
-        with pytest.raises(ValueError, match=f"datasets\\[1\\].*{field}"):
-            MixedDataset([a, RolloutDataset(path)])
-    for weights in ([0.5], [-1.0, 2.0], [0, 0], [float("nan"), 1.0]):
-        with pytest.raises(ValueError, match="weights="):
-            MixedDataset([a, a], weights=weights)
-    with pytest.raises(ValueError, match="datasets is empty"):
-        MixedDataset([])
 
 
 @pytest.mark.parametrize(
@@ -418,8 +348,7 @@ def test_integer_data_must_fit_and_settings_are_checked(tmp_path):
     dataset = RolloutDataset(tmp_path / "ok")
     for call, match in [
         (lambda: dataset.frames(0, 0), "batch_size=0"),
-        (lambda: dataset.windows(4, 0, 0), "length=0"),
-        (lambda: dataset.windows(4, 2, -1), "seed=-1"),
+        (lambda: dataset.frames(4, -1), "seed=-1"),
     ]:
         with pytest.raises(ValueError, match=match):
             call()

@@ -1,22 +1,19 @@
-"""Rollout datasets on disk (shards + a manifest) and streaming loaders.
+"""Rollout datasets on disk (shards + a manifest) and the loaders that train on them.
 
-``DatasetWriter`` appends whole episodes crash-safely; ``RolloutDataset`` streams
-random frames (for V) and fixed-length windows (for M) within a memory cap;
-``MixedDataset`` mixes several datasets by weight. Collection (running envs)
-lives in ``janus_jax.data.collect``, imported on its own so that reading a
-dataset needs no env packages.
+``DatasetWriter`` appends whole episodes crash-safely; ``RolloutDataset`` reads
+them back one shard at a time. Training reads through ``sequences`` (V's frames,
+M's ``Windows`` of V's latents) and ``blocks.BlockStream`` (batches within a
+memory cap, the same ones on resume). Collection (running envs) lives in
+``janus_jax.data.collect``, imported on its own so that reading a dataset needs
+no env packages.
 """
 
 from janus_jax.data.dataset import RolloutDataset
 from janus_jax.data.manifest import DatasetCorruptError
-from janus_jax.data.mixed import MixedDataset
-from janus_jax.data.shards import Windows
 from janus_jax.data.writer import DatasetWriter
 
 __all__ = [
     "DatasetCorruptError",
     "DatasetWriter",
-    "MixedDataset",
     "RolloutDataset",
-    "Windows",
 ]

@@ -1,19 +1,14 @@
-"""RolloutDataset: reads what DatasetWriter wrote, streaming shards through memory.
+"""RolloutDataset: reads what DatasetWriter wrote, one shard at a time.
 
-Sampling: each iterator keeps a FIFO of resident shards within
-``max_resident_bytes``, draws every batch element uniformly over them (frames
-over all observations, final ones included; windows over all (episode, start
-step) pairs) and rotates shards in a fresh shuffled order per pass: a shuffle
-buffer over shards, detailed in ``stream.py``. Same seed, same batches.
-
-Memory: the cap binds each live iterator. Iterators of one dataset share loaded
-shards, so ``resident_bytes`` (distinct loaded shards) is at most the cap times
-the number of iterators drawing at once. An iterator releases its shards when
-it is closed or garbage collected. Not thread-safe.
+Training reads a dataset shard by shard through ``sequences`` (its frames for V,
+its windows of V's latents for M) and ``blocks.BlockStream``, which bounds the
+memory. This reader gives the manifest's facts, single shard arrays
+(``column``), every episode in order (``iter_episodes``) and a few random
+frames (``frames``, for the pictures), never holding more than one shard.
 
 Integrity: at construction every listed shard must exist with the size the
 manifest records (a truncated file raises DatasetCorruptError naming it). With
-``verify=True`` a shard's sha256 is checked the first time this object loads it
+``verify=True`` a shard's sha256 is checked the first time this object reads it
 (hashing everything up front would read the whole dataset before the first
 batch); ``verify()`` checks all shards now, hashes and contents. A shard that
 cannot be parsed or disagrees with the manifest raises DatasetCorruptError
@@ -34,17 +29,9 @@ from janus_jax.data.manifest import (
     read_manifest,
     sha256_file,
 )
-from janus_jax.data.shards import (
-    Shard,
-    Windows,
-    empty_windows,
-    fill_frames,
-    fill_windows,
-    load_shard,
-)
-from janus_jax.data.stream import ShardStream
+from janus_jax.data.shards import Shard, load_shard
 
-__all__ = ["DatasetCorruptError", "RolloutDataset", "Windows"]
+__all__ = ["DatasetCorruptError", "RolloutDataset"]
 
 
 def check_count(name: str, value, minimum: int = 1) -> None:
@@ -55,25 +42,15 @@ def check_count(name: str, value, minimum: int = 1) -> None:
 
 
 class RolloutDataset:
-    """The rollout dataset in directory ``path``; see the module docstring for the
-    sampling scheme, the memory cap and the integrity checks."""
+    """The rollout dataset in directory ``path``; see the module docstring for
+    the integrity checks."""
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        verify: bool = True,
-        max_resident_bytes: int = 2 * 1024**3,
-    ):
-        check_count("max_resident_bytes", max_resident_bytes)
+    def __init__(self, path: str | os.PathLike, *, verify: bool = True):
         self.path = Path(path)
         self.manifest: dict = read_manifest(self.path)
-        self.max_resident_bytes = int(max_resident_bytes)
         self._verify_on_load = bool(verify)
         self._verified: set[int] = set()
         self._entries: list[dict] = self.manifest["shards"]
-        self._pool: dict[int, Shard] = {}
-        self._refs: dict[int, int] = {}
         for entry in self._entries:
             file = self.path / entry["file"]
             if not file.is_file():
@@ -86,13 +63,6 @@ class RolloutDataset:
                     f"shard {file} is {size} bytes but the manifest records "
                     f"{entry['bytes']} (truncated or overwritten)"
                 )
-        largest = max(self._entries, key=lambda e: e["array_bytes"], default=None)
-        if largest is not None and largest["array_bytes"] > self.max_resident_bytes:
-            raise ValueError(
-                f"max_resident_bytes={max_resident_bytes} is invalid: shard "
-                f"{largest['file']} alone takes {largest['array_bytes']} bytes in "
-                "memory; raise the cap or write smaller shards (shard_steps)"
-            )
         self._spec = {
             "observation_shape": self.observation_shape,
             "obs_dtype": self.observation_dtype,
@@ -122,57 +92,29 @@ class RolloutDataset:
     def action_dtype(self) -> np.dtype:
         return np.dtype(self.manifest["action_dtype"])
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes the whole dataset's arrays would take in memory."""
-        return sum(e["array_bytes"] for e in self._entries)
-
-    @property
-    def resident_bytes(self) -> int:
-        """Bytes of shard arrays loaded now, over all live iterators."""
-        return sum(shard.nbytes for shard in self._pool.values())
-
     def frames(self, batch_size: int, seed: int) -> Iterator[np.ndarray]:
         """Returns an endless iterator of random observations [B, *obs_shape] in
-        the stored dtype (final observations included), for training V."""
+        the stored dtype, each drawn uniformly over every stored observation
+        (final ones included), holding one shard at a time: a few batches to
+        look at (the pictures); V trains through ``sequences.frame_sources``."""
         self._check_sampling(batch_size, seed)
         return self._frames(batch_size, seed)
 
     def _frames(self, batch_size: int, seed: int) -> Iterator[np.ndarray]:
-        stream = self._stream(np.random.default_rng(seed), "obs")
-        try:
-            while True:
-                out = np.empty(
-                    (batch_size, *self.observation_shape), self.observation_dtype
-                )
-                stream.draw(
-                    batch_size,
-                    lambda s, idx, rows, out=out: fill_frames(s, idx, out, rows),
-                )
-                yield out
-        finally:
-            stream.close()
-
-    def windows(self, batch_size: int, length: int, seed: int) -> Iterator[Windows]:
-        """Returns an endless iterator of random Windows of ``length`` steps
-        ([B, L + 1, *obs_shape] observations, [B, L] the rest), each inside one
-        episode and zero-padded with mask 0 after its end, for training M."""
-        self._check_sampling(batch_size, seed)
-        check_count("length", length)
-        return self._windows(batch_size, length, seed)
-
-    def _windows(self, batch_size: int, length: int, seed: int) -> Iterator[Windows]:
-        stream = self._stream(np.random.default_rng(seed), "steps")
-        try:
-            while True:
-                out = empty_windows(batch_size, length, self._spec)
-                stream.draw(
-                    batch_size,
-                    lambda s, idx, rows, out=out: fill_windows(s, idx, out, rows),
-                )
-                yield out
-        finally:
-            stream.close()
+        rng = np.random.default_rng(seed)
+        sizes = np.array([e["steps"] + e["episodes"] for e in self._entries])
+        ends = np.cumsum(sizes)
+        while True:
+            picks = rng.integers(0, ends[-1], size=batch_size)
+            which = np.searchsorted(ends, picks, side="right")
+            out = np.empty(
+                (batch_size, *self.observation_shape), self.observation_dtype
+            )
+            for index in np.unique(which).tolist():
+                rows = np.flatnonzero(which == index)
+                shard = self._load(index)
+                out[rows] = shard.obs[picks[rows] - (ends[index] - sizes[index])]
+            yield out
 
     def episode_lengths(self) -> np.ndarray:
         """Returns every episode's number of steps [E] int64, in write order."""
@@ -202,20 +144,17 @@ class RolloutDataset:
         """Yields every episode in write order as (obs [T+1, ...], actions [T, ...],
         rewards [T], terminated [T], truncated [T]), holding one shard at a time."""
         for i in range(self.num_shards):
-            shard = self._acquire(i)
-            try:
-                for e in range(len(shard.lengths)):
-                    steps = slice(shard.step_starts[e], shard.step_starts[e + 1])
-                    obs = slice(shard.obs_starts[e], shard.obs_starts[e + 1])
-                    yield (
-                        shard.obs[obs],
-                        shard.actions[steps],
-                        shard.rewards[steps],
-                        shard.terminated[steps],
-                        shard.truncated[steps],
-                    )
-            finally:
-                self._release(i)
+            shard = self._load(i)
+            for e in range(len(shard.lengths)):
+                steps = slice(shard.step_starts[e], shard.step_starts[e + 1])
+                obs = slice(shard.obs_starts[e], shard.obs_starts[e + 1])
+                yield (
+                    shard.obs[obs],
+                    shard.actions[steps],
+                    shard.rewards[steps],
+                    shard.terminated[steps],
+                    shard.truncated[steps],
+                )
 
     def verify(self) -> None:
         """Checks every shard now, its sha256 and that it holds the episodes,
@@ -223,8 +162,7 @@ class RolloutDataset:
         time); raises DatasetCorruptError naming the first bad one."""
         for i in range(self.num_shards):
             self._check_hash(i)
-            self._acquire(i)
-            self._release(i)
+            self._load(i)
 
     def _check_sampling(self, batch_size: int, seed: int) -> None:
         check_count("batch_size", batch_size)
@@ -247,10 +185,7 @@ class RolloutDataset:
 
     def column(self, index: int, name: str) -> np.ndarray:
         """Returns array ``name`` of shard ``index`` (one of the shard arrays),
-        reading only that member unless the shard is loaded."""
-        if index in self._pool:
-            shard = self._pool[index]
-            return shard.lengths if name == "episode_lengths" else getattr(shard, name)
+        reading only that member."""
         if self._verify_on_load:
             self._check_hash(index)
         file = self.path / self._entries[index]["file"]
@@ -260,32 +195,13 @@ class RolloutDataset:
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise DatasetCorruptError(f"shard {file} cannot be read: {err}") from None
 
-    def _acquire(self, index: int) -> Shard:
-        if index not in self._pool:
-            if self._verify_on_load:
-                self._check_hash(index)
-            entry = self._entries[index]
-            self._pool[index] = load_shard(self.path / entry["file"], entry, self._spec)
-            self._refs[index] = 0
-        self._refs[index] += 1
-        return self._pool[index]
-
-    def _release(self, index: int) -> None:
-        self._refs[index] -= 1
-        if self._refs[index] == 0:
-            del self._pool[index], self._refs[index]
-
-    def _stream(self, rng: np.random.Generator, unit: str) -> ShardStream:
-        """Returns a new iterator state drawing "obs" (frames) or "steps" (window
-        starts) over this dataset's shards; MixedDataset builds on it."""
-        return ShardStream(
-            self._entries,
-            self.max_resident_bytes,
-            self._acquire,
-            self._release,
-            rng,
-            unit,
-        )
+    def _load(self, index: int) -> Shard:
+        """Returns shard ``index`` read whole and checked (its hash first, once,
+        with ``verify=True``)."""
+        if self._verify_on_load:
+            self._check_hash(index)
+        entry = self._entries[index]
+        return load_shard(self.path / entry["file"], entry, self._spec)
 
     def __repr__(self) -> str:
         return (

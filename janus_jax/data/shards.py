@@ -1,4 +1,4 @@
-"""One shard: whole episodes concatenated in an ``.npz``, and sampling from it.
+"""One shard: whole episodes concatenated in an ``.npz``, packed and loaded.
 
 A shard of E episodes with lengths T_1..T_E (steps) holds::
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -34,29 +33,6 @@ SHARD_ARRAYS = (
     "truncated",
     "episode_lengths",
 )
-
-
-class Windows(NamedTuple):
-    """A batch of fixed-length windows of consecutive steps of single episodes.
-
-    Rows past an episode's end are zero (False for the flags) with ``mask`` 0; a
-    window holds L steps and the L + 1 observations around them.
-    """
-
-    obs: np.ndarray
-    """[B, L + 1, *observation_shape] o_t..o_{t+L}, in the stored dtype."""
-    actions: np.ndarray
-    """[B, L, *action_shape] a_t..a_{t+L-1}, in the stored dtype."""
-    rewards: np.ndarray
-    """[B, L] float32 r_t..r_{t+L-1}."""
-    terminated: np.ndarray
-    """[B, L] bool."""
-    truncated: np.ndarray
-    """[B, L] bool."""
-    mask: np.ndarray
-    """[B, L] float32: 1 on the episode's steps, 0 on the padding after its end."""
-    source: np.ndarray
-    """[B] int32: which dataset of a MixedDataset each row came from (0 for one)."""
 
 
 def pack_episodes(episodes: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
@@ -84,21 +60,6 @@ class Shard:
     lengths: np.ndarray
     step_starts: np.ndarray  # [E + 1]: episode e's steps are [starts[e], starts[e+1])
     obs_starts: np.ndarray  # [E + 1]: the same for its T_e + 1 observations
-
-    @property
-    def nbytes(self) -> int:
-        """The shard arrays' bytes, as ``array_bytes`` counts them in the manifest
-        (the O(E) boundary indices are left out)."""
-        arrays = (self.obs, self.actions, self.rewards, self.terminated)
-        return sum(a.nbytes for a in (*arrays, self.truncated, self.lengths))
-
-    @property
-    def num_steps(self) -> int:
-        return len(self.rewards)
-
-    @property
-    def num_obs(self) -> int:
-        return len(self.obs)
 
 
 def array_bytes(packed: dict[str, np.ndarray]) -> int:
@@ -150,52 +111,3 @@ def load_shard(path: Path, entry: dict, spec: dict) -> Shard:
         step_starts=step_starts,
         obs_starts=step_starts + np.arange(len(lengths) + 1),
     )
-
-
-def empty_windows(batch_size: int, length: int, spec: dict) -> Windows:
-    """Returns an all-padding Windows of [batch_size, length] to be filled."""
-    b, n = batch_size, length
-    return Windows(
-        obs=np.zeros((b, n + 1, *spec["observation_shape"]), spec["obs_dtype"]),
-        actions=np.zeros((b, n, *spec["action_shape"]), spec["action_dtype"]),
-        rewards=np.zeros((b, n), REWARD_DTYPE),
-        terminated=np.zeros((b, n), bool),
-        truncated=np.zeros((b, n), bool),
-        mask=np.zeros((b, n), np.float32),
-        source=np.zeros((b,), np.int32),
-    )
-
-
-def fill_frames(shard: Shard, obs_rows: np.ndarray, out: np.ndarray, rows) -> None:
-    """Writes into ``out[rows]`` the shard's observations number ``obs_rows``."""
-    out[rows] = shard.obs[obs_rows]
-
-
-def fill_windows(shard: Shard, steps: np.ndarray, out: Windows, rows) -> None:
-    """Writes into ``out[rows]`` the windows starting at the shard's global step
-    indices ``steps`` [n], zero past each one's episode end."""
-    length = out.actions.shape[1]
-    episode = np.searchsorted(shard.step_starts, steps, side="right") - 1
-    t = steps - shard.step_starts[episode]
-    remaining = (shard.lengths[episode] - t)[:, None]  # >= 1 steps left
-    offsets = np.arange(length + 1)
-    # Clamp indices inside the episode so the gather never reads a neighbour;
-    # the clamped rows are then zeroed by the masks.
-    last_step = (shard.step_starts[episode + 1] - 1)[:, None]
-    step_idx = np.minimum(steps[:, None] + offsets[:-1], last_step)
-    obs_first = (shard.obs_starts[episode] + t)[:, None]
-    obs_last = (shard.obs_starts[episode + 1] - 1)[:, None]
-    obs_idx = np.minimum(obs_first + offsets, obs_last)
-    step_valid = offsets[:-1] < remaining  # [n, L]
-    obs_valid = offsets <= remaining  # [n, L + 1]: o_{t+k} exists for k <= T - t
-    for name, idx, valid in (
-        ("obs", obs_idx, obs_valid),
-        ("actions", step_idx, step_valid),
-        ("rewards", step_idx, step_valid),
-        ("terminated", step_idx, step_valid),
-        ("truncated", step_idx, step_valid),
-    ):
-        values = getattr(shard, name)[idx]
-        values[~valid] = 0
-        getattr(out, name)[rows] = values
-    out.mask[rows] = step_valid
