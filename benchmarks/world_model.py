@@ -33,8 +33,9 @@ import optax
 from benchmarks.common import block
 from janus_jax.config.models import MDNRNNConfig, VAEConfig
 from janus_jax.models import mdn_rnn, vae
+from janus_jax.optim import init_train_state, make_optimizer
 from janus_jax.records import Windows
-from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
+from janus_jax.train.fit import fit_chunk
 
 VAE_CONFIG = VAEConfig(input_height=64, input_width=64, latent_dim=32)
 MDN_CONFIG = MDNRNNConfig(latent_dim=32, action_dim=3, hidden_dim=256, num_mixtures=5)
@@ -72,7 +73,7 @@ class JaxFit:
     def __init__(self, params, loss_fn, batches):
         optimizer = make_optimizer(LEARNING_RATE, None)
         params = jax.tree.map(jnp.copy, params)  # donated: keep the caller's
-        self.state = init_fit_state(params, optimizer, jax.random.key(0))
+        self.state = init_train_state(params, optimizer, jax.random.key(0))
         self.batches = batches
         self.steps = jax.tree.leaves(batches)[0].shape[0]
         jitted = jax.jit(

@@ -20,14 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from janus_jax.components import MDNRNN, Component, VariationalAutoencoder
+from janus_jax.config.architecture import default_configs
 from janus_jax.config.models import (
     FEATURES,
     ActionSpec,
     MDNRNNConfig,
     NetworkConfig,
     VAEConfig,
-    check_compatible,
-    min_image_size,
 )
 from janus_jax.devices import check_device
 from janus_jax.imagination import (
@@ -54,7 +53,7 @@ def act(
     a_t = C([z_t, h_t]) (sampled, or the mode when ``deterministic``), and M's
     carry advanced by (z_t, a_t) as the state; ``info`` is the ActInfo.
 
-    A ``janus_jax.envs`` Policy (params, key, obs, state), so every env rollout
+    A ``janus_jax.envs.RolloutPolicy`` (params, key, obs, state), so every env rollout
     can run the agent: ``env.rollout(act, params, state, key, T)``. Without V
     (``params.vae`` None: model-free PPO) C acts on the observations' features
     and the state (None) passes through."""
@@ -89,36 +88,6 @@ def channels_last(observation_shape: tuple[int, ...]) -> tuple[int, ...]:
         )
         return fixed
     return shape
-
-
-def observation_config(observation_shape: tuple[int, ...]) -> VAEConfig:
-    """Returns the default VAEConfig for observations of this shape: an MLP V for
-    vectors; for images the paper's convolutions, as many of them as the image
-    takes (64x64: all four; MinAtar's 10x10: the first two, (32, 64))."""
-    shape = tuple(int(s) for s in observation_shape)
-    if len(shape) == 1:
-        return VAEConfig(observation_size=shape[0])
-    if len(shape) != 3:
-        raise ValueError(
-            f"observation_shape={shape} is invalid: must be (size,) for vectors or "
-            "(height, width, channels) for images"
-        )
-    height, width, channels = shape
-    paper = VAEConfig.hidden_channels
-    layers = [
-        n for n in range(1, len(paper) + 1) if min_image_size(n) <= min(shape[:2])
-    ]
-    if not layers:
-        raise ValueError(
-            f"observation_shape={shape} is too small for V's 4x4 convolutions: "
-            f"images need at least {min_image_size(1)} pixels a side"
-        )
-    return VAEConfig(
-        input_height=height,
-        input_width=width,
-        input_channels=channels,
-        hidden_channels=paper[: layers[-1]],
-    )
 
 
 @partial(jax.jit, static_argnames=("horizon", "reward_fn", "done_mode"))
@@ -165,14 +134,6 @@ class WorldModelAgent:
         self.features = features
         observation_shape = channels_last(observation_shape)
         self._observation_shape = tuple(observation_shape)
-        if vae_config is None:
-            vae_config = observation_config(observation_shape)
-        elif vae_config.observation_shape != tuple(observation_shape):
-            raise ValueError(
-                "vae_config expects observations of shape "
-                f"{vae_config.observation_shape}, but "
-                f"observation_shape={tuple(observation_shape)}"
-            )
         self._default_bounds = action_low is None and action_high is None
         self.action_spec = ActionSpec(
             continuous=bool(continuous_actions),
@@ -180,11 +141,9 @@ class WorldModelAgent:
             low=action_low,
             high=action_high,
         )
-        if mdn_rnn_config is None:
-            mdn_rnn_config = MDNRNNConfig(
-                latent_dim=vae_config.latent_dim, action_dim=int(action_dim)
-            )
-        check_compatible(vae_config, mdn_rnn_config, self.action_spec)
+        vae_config, mdn_rnn_config = default_configs(
+            observation_shape, self.action_spec, vae_config, mdn_rnn_config
+        )
         self.controller_config = controller_config or NetworkConfig()
         vae_key, mdn_key, controller_key, self._key = jax.random.split(
             jax.random.key(seed), 4

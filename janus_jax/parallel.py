@@ -25,6 +25,9 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+# The one home of the rule is config.sizes; named here for DataParallel's users.
+from janus_jax.config.sizes import check_divisible
+
 AXIS = "data"
 _ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
@@ -72,15 +75,6 @@ def initialize(
         )
     jax.distributed.initialize(coordinator, num_processes, process_id)
     return True
-
-
-def check_divisible(name: str, size: int, devices: int) -> None:
-    """Raises ValueError naming ``name`` unless ``size`` splits over ``devices``."""
-    if size % devices:
-        raise ValueError(
-            f"{name}={size} does not divide over {devices} devices: batch sizes "
-            "are global and must be a multiple of the device count"
-        )
 
 
 @dataclasses.dataclass(frozen=True)

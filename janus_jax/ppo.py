@@ -12,10 +12,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from janus_jax.config.models import PPOConfig
 from janus_jax.models import controller
+from janus_jax.optim import TrainState, make_optimizer
 
 
 class Batch(NamedTuple):
@@ -121,11 +121,17 @@ def loss(
     return total, metrics
 
 
-def make_optimizer(
+# Adam's eps for C, as the common PPO implementations set it (V and M keep
+# optax's default 1e-8).
+ADAM_EPS = 1e-5
+
+
+def optimizer(
     config: PPOConfig, total_gradient_steps: int | None = None
 ) -> optax.GradientTransformation:
-    """Returns Adam with global-norm clipping; with anneal_lr the step size decays
-    linearly to 0 over ``total_gradient_steps`` (required then)."""
+    """Returns ``optim.make_optimizer`` with PPO's settings: Adam (eps 1e-5)
+    after global-norm clipping; with anneal_lr the step size decays linearly to
+    0 over ``total_gradient_steps`` (required then)."""
     learning_rate = config.learning_rate
     if config.anneal_lr:
         if not total_gradient_steps or total_gradient_steps < 1:
@@ -136,28 +142,7 @@ def make_optimizer(
         learning_rate = optax.linear_schedule(
             config.learning_rate, 0.0, total_gradient_steps
         )
-    return optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(learning_rate, eps=1e-5),
-    )
-
-
-@struct.dataclass
-class TrainState:
-    """Controller parameters, optimiser state and the count of gradient steps."""
-
-    params: controller.ControllerParams
-    opt_state: optax.OptState
-    step: jax.Array
-
-
-def init_train_state(
-    params: controller.ControllerParams, optimizer: optax.GradientTransformation
-) -> TrainState:
-    """Returns a TrainState at step 0."""
-    return TrainState(
-        params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32)
-    )
+    return make_optimizer(learning_rate, config.max_grad_norm, eps=ADAM_EPS)
 
 
 def update(
@@ -186,7 +171,9 @@ def update(
         (_, metrics), grads = grad_fn(state.params, minibatch, step_key, config)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.step + 1), metrics
+        return state.replace(
+            params=params, opt_state=opt_state, step=state.step + 1
+        ), metrics
 
     def epoch(state, epoch_key):
         perm_key, steps_key = jax.random.split(epoch_key)

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from janus_jax import ppo
+from janus_jax import optim, ppo
 from janus_jax.config.models import (
     ACTIVATIONS,
     FEATURES,
@@ -549,7 +549,7 @@ def check_ppo(network, action, case, features, seed):
     terminated = rng.uniform(size=(length, envs)) < 0.2
     truncated = (rng.uniform(size=(length, envs)) < 0.2) & ~terminated
     steps = config.n_epochs * (length * envs // config.minibatch_size)
-    optimizer = ppo.make_optimizer(config, total_gradient_steps=2 * steps)
+    optimizer = ppo.optimizer(config, total_gradient_steps=2 * steps)
 
     @jax.jit
     def run(key):
@@ -575,7 +575,7 @@ def check_ppo(network, action, case, features, seed):
             returns=returns,
             mask=jnp.ones((length, envs)),
         )
-        state = ppo.init_train_state(params, optimizer)
+        state = optim.init_train_state(params, optimizer)
         state, metrics = ppo.update(state, batch, update_key, config, optimizer)
         loss = ppo.loss(state.params, batch, loss_key, config)
         return batch, state, metrics, loss

@@ -13,8 +13,18 @@ import pytest
 from conftest import subprocess_env
 
 from janus_jax.config import presets
+from janus_jax.config.models import PPOConfig
 from janus_jax.config.run import apply_overrides, to_dict
-from janus_jax.config.sizes import Rounded, dream_starts, fit_to_devices, round_up
+from janus_jax.config.sizes import (
+    DREAMS,
+    Rounded,
+    check_run_sizes,
+    controller_sizes,
+    dream_starts,
+    fit_to_devices,
+    round_up,
+)
+from janus_jax.config.training import ControllerTrainingConfig
 
 
 @pytest.mark.parametrize(
@@ -116,6 +126,64 @@ def test_num_envs_keeps_the_ppo_batch_whole_minibatches():
 def test_model_free_runs_round_only_the_controller():
     fitted, changes = _changes(presets.preset("cartpole-ppo"), 8)
     assert changes == {"controller.num_envs": (4, 8)}
+
+
+def test_controller_sizes_by_hand():
+    # 2 envs x 32 steps = 64 real; ratio 0.5 of horizons 8 wants 64 dreamed
+    # steps = 8 dreams (a multiple of 32 / gcd(8, 32) = 4). With one dream
+    # update the PPO batches hold 64 + 2 x 8 x 8 = 192 rows: 6 minibatches of 32.
+    c = ControllerTrainingConfig(
+        num_envs=2,
+        rollout_length=32,
+        imagination_ratio=0.5,
+        imagination_horizon=8,
+        dream_updates=1,
+    )
+    ppo = PPOConfig(minibatch_size=32)
+    assert tuple(controller_sizes(c, ppo)) == (64, 8, 6)
+    # The trainer's own rollout length and env count replace the config's:
+    # 4 x 16 = 64 real steps again.
+    assert controller_sizes(c, ppo, num_envs=4, rollout_length=16).real == 64
+    # 8 dreams split over 2 devices; on 3 they become lcm(4, 3) = 12 (and 2
+    # envs do not split over 3).
+    assert controller_sizes(c, ppo, 2).dream_starts == 8
+    with pytest.raises(ValueError, match="controller.num_envs=2 does not divide"):
+        controller_sizes(c, ppo, 3)
+    assert controller_sizes(c, ppo, 3, num_envs=3, rollout_length=32).dream_starts == 12
+
+
+@pytest.mark.parametrize(
+    "fields,minibatch,world_model,message",
+    [
+        ({"rollout_length": 10}, 32, True, r"minibatch_size=32 must divide .* = 20"),
+        (
+            {"imagination_ratio": 0.0, "dream_updates": 2},
+            32,
+            True,
+            "dream_updates=2 needs dreams",
+        ),
+        ({"imagination_ratio": 0.5}, 32, False, "cannot dream"),
+    ],
+)
+def test_controller_sizes_refuse_what_does_not_fit(
+    fields, minibatch, world_model, message
+):
+    c = ControllerTrainingConfig(num_envs=2, **fields)
+    with pytest.raises(ValueError, match=message):
+        controller_sizes(
+            c, PPOConfig(minibatch_size=minibatch), world_model=world_model
+        )
+
+
+def test_a_run_checks_the_sizes_of_the_phases_it_trains():
+    tiny = presets.tiny()  # V batches of 32, M of 4, 2 envs
+    check_run_sizes(tiny, 4, world_model=True, controller=False)
+    with pytest.raises(ValueError, match="world_model.mdn_batch_size=4 does not"):
+        check_run_sizes(tiny, 8, world_model=True, controller=False)
+    with pytest.raises(ValueError, match="controller.num_envs=2 does not divide"):
+        check_run_sizes(tiny, 4, world_model=False, controller=True)
+    check_run_sizes(fit_to_devices(tiny, 8)[0], 8, world_model=True, controller=True)
+    assert DREAMS.startswith("the dreams per update (set by controller.num_envs")
 
 
 WORKER = textwrap.dedent(

@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from janus_jax.agent import observation_config
 from janus_jax.cli import build_parser, run_config
 from janus_jax.config import presets
+from janus_jax.config.architecture import default_configs, default_vae_config
+from janus_jax.config.models import ActionSpec, MDNRNNConfig, VAEConfig
 from janus_jax.envs import make
 from janus_jax.models import mdn_rnn, vae
 from janus_jax.train import pipeline
@@ -81,17 +82,33 @@ def test_every_preset_runs_on_every_observation_kind(capsys, name, env_id):
 
 def test_small_frames_get_the_breakout_presets_two_convolutions():
     breakout = presets.breakout().world_model.vae
-    derived = observation_config((10, 10, 4))
+    derived = default_vae_config((10, 10, 4))
     assert derived.hidden_channels == breakout.hidden_channels == (32, 64)
     assert derived.observation_shape == (10, 10, 4)
     # 4x4 stride-2 convolutions need 4, 10, 22, 46 pixels for 1, 2, 3, 4 layers.
-    assert observation_config((64, 64, 3)).hidden_channels == (32, 64, 128, 256)
-    assert observation_config((30, 21, 1)).hidden_channels == (32, 64)
-    assert observation_config((22, 22, 1)).hidden_channels == (32, 64, 128)
-    assert observation_config((4, 4, 1)).hidden_channels == (32,)
-    assert observation_config((6,)).observation_size == 6
+    assert default_vae_config((64, 64, 3)).hidden_channels == (32, 64, 128, 256)
+    assert default_vae_config((30, 21, 1)).hidden_channels == (32, 64)
+    assert default_vae_config((22, 22, 1)).hidden_channels == (32, 64, 128)
+    assert default_vae_config((4, 4, 1)).hidden_channels == (32,)
+    assert default_vae_config((6,)).observation_size == 6
     with pytest.raises(ValueError, match=r"observation_shape=\(3, 3, 1\) is too small"):
-        observation_config((3, 3, 1))
+        default_vae_config((3, 3, 1))
+
+
+def test_default_configs_fill_what_is_unset_and_check_what_is_given():
+    box = ActionSpec(continuous=True, dim=3, low=(-1, 0, 0), high=(1, 1, 1))
+    v, m = default_configs((64, 64, 3), box)
+    assert v == VAEConfig(input_height=64, input_width=64, input_channels=3)
+    assert m == MDNRNNConfig(latent_dim=v.latent_dim, action_dim=3)
+    two = ActionSpec(continuous=False, dim=2)
+    small = VAEConfig(observation_size=4, latent_dim=2)
+    v, m = default_configs((4,), two, small)
+    assert v is small and m == MDNRNNConfig(latent_dim=2, action_dim=2)
+    wide = MDNRNNConfig(latent_dim=2, action_dim=5, hidden_dim=8)
+    with pytest.raises(ValueError, match=r"shape \(4,\), but observation_shape=\(6,\)"):
+        default_configs((6,), two, small)
+    with pytest.raises(ValueError, match=r"MDNRNNConfig.action_dim=5 is invalid"):
+        default_configs((4,), two, small, wide)
 
 
 def test_the_users_architecture_overrides_survive_the_new_env(capsys):

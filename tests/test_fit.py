@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from janus_jax import optim
 from janus_jax.train import fit
 
 LR = 0.05
@@ -75,14 +76,14 @@ def _problem(steps, batch_size=8, dim=3, seed=0):
 
 def _state(params, optimizer, seed=0):
     params = jax.tree.map(jnp.asarray, params)
-    return fit.init_fit_state(params, optimizer, jax.random.key(seed))
+    return optim.init_train_state(params, optimizer, jax.random.key(seed))
 
 
 class FitChunkTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_k_steps_equal_adam_written_out(self):
         params0, batches = _problem(steps=5)
-        optimizer = fit.make_optimizer(LR, None)
+        optimizer = optim.make_optimizer(LR, None)
         chunk = self.variant(
             lambda s, b: fit.fit_chunk(s, b, loss_fn=_ls_loss, optimizer=optimizer)
         )
@@ -100,7 +101,7 @@ class FitChunkTest(chex.TestCase):
     def test_clipping_reports_the_unclipped_norm_and_updates_on_clipped_grads(self):
         clip = 1e-3
         params0, batches = _problem(steps=3, seed=1)
-        optimizer = fit.make_optimizer(LR, clip)
+        optimizer = optim.make_optimizer(LR, clip)
         chunk = self.variant(
             lambda s, b: fit.fit_chunk(s, b, loss_fn=_ls_loss, optimizer=optimizer)
         )
@@ -135,7 +136,7 @@ class FitChunkTest(chex.TestCase):
 def test_zero_max_grad_norm_disables_clipping():
     # WorldModelTrainingConfig documents max_grad_norm=0 as "disabled"
     params0, batches = _problem(steps=3)
-    optimizer = fit.make_optimizer(LR, 0.0)
+    optimizer = optim.make_optimizer(LR, 0.0)
     state, _ = fit.fit_chunk(
         _state(params0, optimizer), batches, loss_fn=_ls_loss, optimizer=optimizer
     )
@@ -146,7 +147,7 @@ def test_zero_max_grad_norm_disables_clipping():
 
 def test_accumulation_is_one_adam_step_on_the_mean_gradient():
     params0, batches = _problem(steps=2, seed=2)
-    optimizer = fit.make_optimizer(LR, None, accumulation_steps=2)
+    optimizer = optim.make_optimizer(LR, None, accumulation_steps=2)
     state0 = _state(params0, optimizer)
 
     def run(state, k):
@@ -187,7 +188,7 @@ def test_step_keys_are_fold_in_of_the_step_and_chunks_resume():
     # noise, so they show which key every step used.
     sgd = optax.sgd(1.0)
     key = jax.random.key(42)
-    state0 = fit.init_fit_state(jnp.zeros(4), sgd, key)
+    state0 = optim.init_train_state(jnp.zeros(4), sgd, key)
     batches = jnp.zeros((5, 1))
     state, _ = fit.fit_chunk(state0, batches, loss_fn=_noise_loss, optimizer=sgd)
     want = -sum(
@@ -205,7 +206,7 @@ def test_step_keys_are_fold_in_of_the_step_and_chunks_resume():
 
 def test_a_jitted_chunk_compiles_once_for_same_shapes():
     params0, batches = _problem(steps=4)
-    optimizer = fit.make_optimizer(LR, 1.0)
+    optimizer = optim.make_optimizer(LR, 1.0)
 
     @jax.jit
     @chex.assert_max_traces(n=1)

@@ -1,6 +1,9 @@
 """The controller's host path: WorldModelPPOTrainer and evaluation on a
 gymnasium vector env (gymnasium's own CartPole, no Box2D, so it is quick)."""
 
+import warnings
+
+import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +17,7 @@ from janus_jax import (
     WorldModelAgent,
     act,
 )
+from janus_jax.config.training import ControllerTrainingConfig
 from janus_jax.diagnostics.evaluate import episode_returns
 from janus_jax.envs import make
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
@@ -117,3 +121,25 @@ def test_a_resumed_run_starts_the_host_envs_episodes_afresh(env):
         jax.tree.leaves(state.train), jax.tree.leaves(restarted.train), strict=True
     ):
         np.testing.assert_array_equal(a, b)
+
+
+def test_envs_holding_another_count_set_num_envs_and_say_so(env):
+    default = ControllerTrainingConfig().num_envs
+    assert default != 2
+    # Two gymnasium envs and no count asked for: the trainer takes theirs.
+    with pytest.warns(UserWarning, match=rf"training.num_envs={default} -> 2: "):
+        trainer = WorldModelPPOTrainer(_agent(), env)
+    assert trainer.training.num_envs == trainer.num_envs == 2
+    # A list of gymnasium envs is stepped as given, whatever count was asked.
+    envs = [gymnasium.make("CartPole-v1") for _ in range(3)]
+    with pytest.warns(UserWarning, match=r"num_envs=8 -> 3: the envs given hold 3"):
+        trainer = WorldModelPPOTrainer(_agent(), envs, num_envs=8)
+    assert trainer.training.num_envs == trainer.env.num_envs == 3
+    trainer.close()
+    # An id is made with the count asked for: nothing changes, nothing is said.
+    agent = _agent()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer = WorldModelPPOTrainer(agent, "CartPole-v1", num_envs=2)
+    assert trainer.training.num_envs == trainer.env.num_envs == 2
+    trainer.close()

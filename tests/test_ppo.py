@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from janus_jax import ActionSpec, NetworkConfig, PPOConfig, ppo
+from janus_jax import ActionSpec, NetworkConfig, PPOConfig, optim, ppo
 from janus_jax.models import controller
 
 
@@ -167,8 +167,8 @@ def _train_bandit(params, reward_fn, feature_fn, updates=40, n=256, seed=0):
     config = PPOConfig(
         learning_rate=3e-3, n_epochs=4, minibatch_size=64, entropy_coef=0.0
     )
-    optimizer = ppo.make_optimizer(config)
-    state = ppo.init_train_state(params, optimizer)
+    optimizer = ppo.optimizer(config)
+    state = optim.init_train_state(params, optimizer)
 
     @jax.jit
     def one_update(state, key):
@@ -242,10 +242,10 @@ class TestPPOLearning(chex.TestCase):
 def test_update_rejects_a_minibatch_size_that_does_not_divide_the_batch():
     params, batch = _batch_with_ratios([1.0] * 5, [0.0] * 5)
     config = PPOConfig(minibatch_size=2)
-    optimizer = ppo.make_optimizer(config)
+    optimizer = ppo.optimizer(config)
     with pytest.raises(ValueError, match=r"PPOConfig.minibatch_size=2 .*batch of 5"):
         ppo.update(
-            ppo.init_train_state(params, optimizer),
+            optim.init_train_state(params, optimizer),
             batch,
             jax.random.key(0),
             config,
@@ -255,14 +255,14 @@ def test_update_rejects_a_minibatch_size_that_does_not_divide_the_batch():
 
 def test_annealing_needs_the_number_of_steps_and_reaches_zero():
     with pytest.raises(ValueError, match="total_gradient_steps"):
-        ppo.make_optimizer(PPOConfig(anneal_lr=True))
+        ppo.optimizer(PPOConfig(anneal_lr=True))
     params, batch = _batch_with_ratios([1.0] * 4, [1.0, -1.0, 1.0, -1.0])
     config = PPOConfig(
         anneal_lr=True, minibatch_size=4, n_epochs=2, normalize_advantages=False
     )
-    optimizer = ppo.make_optimizer(config, total_gradient_steps=2)
+    optimizer = ppo.optimizer(config, total_gradient_steps=2)
     state, _ = ppo.update(
-        ppo.init_train_state(params, optimizer),
+        optim.init_train_state(params, optimizer),
         batch,
         jax.random.key(0),
         config,

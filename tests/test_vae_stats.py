@@ -8,7 +8,8 @@ import pytest
 
 from janus_jax.config.models import VAEConfig
 from janus_jax.models import vae
-from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
+from janus_jax.optim import init_train_state, make_optimizer
+from janus_jax.train.fit import fit_chunk
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_training_leaves_the_observation_statistics_alone():
         vae.init(jax.random.key(0), config), [1.0, -2.0, 3.0], [0.5, 2.0, 4.0]
     )
     optimizer = make_optimizer(1e-2, None)
-    state = init_fit_state(params, optimizer, jax.random.key(1))
+    state = init_train_state(params, optimizer, jax.random.key(1))
     obs = jax.random.normal(jax.random.key(2), (50, 64, 3)) * 3.0 + 1.0
     state, _ = fit_chunk(state, obs, loss_fn=vae.loss, optimizer=optimizer)
     np.testing.assert_array_equal(state.params.obs_mean, [1.0, -2.0, 3.0])

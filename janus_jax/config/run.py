@@ -13,6 +13,7 @@ import types
 import typing
 from typing import Any
 
+from janus_jax.config.architecture import default_mdn_rnn_config, default_vae_config
 from janus_jax.config.checks import fail, non_negative_int
 from janus_jax.config.models import NetworkConfig, PPOConfig
 from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
@@ -206,8 +207,6 @@ def with_env(
     (CarRacing's action repeat...) and are dropped; ``--set env_kwargs...``
     sets the new env's."""
     # Imported here: gymnax computes on import, after the CLI's distributed setup.
-    from janus_jax.agent import observation_config
-    from janus_jax.config.models import MDNRNNConfig
     from janus_jax.envs import spec_of
 
     old_env = config.env_id
@@ -222,12 +221,10 @@ def with_env(
     rest = [o for o in overrides if _section(o) is None]
     config = apply_overrides(config, rest)
     spec = spec_of(config.env_id, **config.env_kwargs)
-    vae_config = observation_config(spec.observation_shape)
+    vae_config = default_vae_config(spec.observation_shape)
     config = _with_architecture(config, "vae", vae_config, overrides)
     vae_config = config.world_model.vae  # with the user's overrides
-    mdn_config = vae_config and MDNRNNConfig(
-        latent_dim=vae_config.latent_dim, action_dim=spec.action.dim
-    )
+    mdn_config = vae_config and default_mdn_rnn_config(vae_config, spec.action.dim)
     config = _with_architecture(config, "mdn_rnn", mdn_config, overrides)
     return config, _rederived(config, spec, old_env)
 

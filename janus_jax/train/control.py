@@ -24,9 +24,10 @@ from janus_jax.config.models import PPOConfig
 from janus_jax.envs import RolloutState
 from janus_jax.imagination import WorldModelParams
 from janus_jax.models import controller, mdn_rnn, vae
+from janus_jax.optim import TrainState
 from janus_jax.records import Transition, Windows
 from janus_jax.train import replay
-from janus_jax.train.fit import FitState, fit_chunk
+from janus_jax.train.fit import fit_chunk
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,18 +38,19 @@ class ControlSetup:
     rollout_length: int
     dream_starts: int  # dreams per update (0: no imagination)
     dream_from_replay: bool  # dreams start from the replay (else the rollout)
-    horizon: int
+    imagination_horizon: int
     temperature: float
     learn_from_real: bool  # False: C learns from dreams only
     world_model_updates: int  # M gradient steps per update (0: M frozen)
     vae_updates: int  # V gradient steps per update on replay frames (0: V fixed)
     vae_batch_size: int  # frames per V step
-    window: int  # steps per window of M's refresh
-    num_windows: int  # windows per M gradient step, drawn afresh from the replay
+    sequence_length: int  # steps per window of M's refresh
+    world_model_batch_size: int  # windows per M step, drawn afresh from the replay
     dream_updates: int  # extra PPO updates on fresh dreams only, per real rollout
+    vae_optimizer: optax.GradientTransformation
     mdn_optimizer: optax.GradientTransformation
     ppo: PPOConfig
-    optimizer: optax.GradientTransformation
+    controller_optimizer: optax.GradientTransformation
     # The dream starts' layout over the devices: a NamedSharding splitting axis 0
     # (None: one device).
     start_sharding: Any = None
@@ -58,9 +60,9 @@ class ControlSetup:
 class ControlState:
     """What one controller update carries to the next."""
 
-    train: ppo.TrainState
-    mdn: FitState | None  # None: no world model (model-free PPO)
-    vae: FitState | None  # V, when it keeps learning (None: V as given)
+    train: TrainState  # C's
+    mdn: TrainState | None  # None: no world model (model-free PPO)
+    vae: TrainState | None  # V, when it keeps learning (None: V as given)
     replay: replay.Replay | None  # recent real steps: V's, M's and dreams' data
     rollout: RolloutState  # the envs, M's carry per env (the policy state), returns
     key: jax.Array  # uint32 key data; update u uses fold_in(key, u)
@@ -104,7 +106,7 @@ def dream(
             (z0, carry0), setup.start_sharding
         )
     return imagination.imagine(
-        dream_key, params, z0, carry0, setup.horizon, setup.temperature
+        dream_key, params, z0, carry0, setup.imagination_horizon, setup.temperature
     )
 
 
@@ -117,7 +119,7 @@ def _refresh_vae(setup: ControlSetup, state: ControlState, key):
         state.vae,
         jax.vmap(draw)(keys),
         loss_fn=vae.loss,
-        optimizer=setup.mdn_optimizer,
+        optimizer=setup.vae_optimizer,
     )
     metrics = {k: v for k, v in metrics.items() if k.startswith("vae/")}
     return state.replace(vae=vae_state), metrics
@@ -127,7 +129,9 @@ def _refresh_world_model(setup: ControlSetup, params, state: ControlState, key):
     """Returns (state, metrics) after M's ``world_model_updates`` gradient steps,
     each on fresh windows of the replay starting from the carries stored there."""
     keys = jax.random.split(key, setup.world_model_updates)
-    draw = lambda k: replay.windows(state.replay, k, setup.num_windows, setup.window)  # noqa: E731
+    draw = lambda k: replay.windows(  # noqa: E731
+        state.replay, k, setup.world_model_batch_size, setup.sequence_length
+    )
     batches = _encoded(params.vae, jax.vmap(draw)(keys), params.controller.action)
     mdn_state, metrics = fit_chunk(
         state.mdn, batches, loss_fn=mdn_rnn.loss, optimizer=setup.mdn_optimizer
@@ -181,7 +185,11 @@ def learn(
             imagined_steps=state.imagined_steps + steps.astype(jnp.int32)
         )
     train, ppo_metrics = ppo.update(
-        state.train, jax.tree.map(_flat, *parts), ppo_key, config, setup.optimizer
+        state.train,
+        jax.tree.map(_flat, *parts),
+        ppo_key,
+        config,
+        setup.controller_optimizer,
     )
     metrics.update(ppo_metrics)
     if setup.dream_updates:
@@ -217,7 +225,7 @@ def _dream_updates(setup: ControlSetup, params, train, real, key, memory):
         batch = imagination.to_ppo_batch(
             train.params, dreamed, config.gamma, config.gae_lambda
         )
-        train, _ = ppo.update(train, batch, ppo_key, config, setup.optimizer)
+        train, _ = ppo.update(train, batch, ppo_key, config, setup.controller_optimizer)
         return train, None
 
     keys = jax.random.split(jax.random.fold_in(key, 1), setup.dream_updates)

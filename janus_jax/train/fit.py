@@ -1,4 +1,5 @@
-"""Supervised fitting of V and M: optimiser, epoch schedule and the jitted chunk.
+"""Supervised fitting of V and M: a gradient step and the jitted chunk of them
+(the state and the optimiser: ``janus_jax.optim``).
 
 A phase is a number of gradient steps; the Python loop asks a
 ``blocks.BlockStream`` for the batches of steps ``[s, s + K)`` and hands the
@@ -15,52 +16,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
+
+from janus_jax.optim import TrainState
 
 LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
 
 
-@struct.dataclass
-class FitState:
-    """Parameters, optimiser state, gradient steps done and the phase's key data."""
-
-    params: Any
-    opt_state: Any
-    step: jax.Array  # int32 scalar: gradient (micro-batch) steps done
-    key: jax.Array  # uint32 key data (jax.random.key_data), stored in checkpoints
-
-
-def make_optimizer(
-    learning_rate: float, max_grad_norm: float | None, accumulation_steps: int = 1
-) -> optax.GradientTransformation:
-    """Returns Adam after global-norm clipping, applied once every
-    ``accumulation_steps`` micro-batches on their mean gradient (optax.MultiSteps)."""
-    parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm else []
-    optimizer = optax.chain(*parts, optax.adam(learning_rate))
-    if accumulation_steps > 1:
-        optimizer = optax.MultiSteps(optimizer, every_k_schedule=accumulation_steps)
-    return optimizer
-
-
-def init_fit_state(
-    params: Any, optimizer: optax.GradientTransformation, key: jax.Array
-) -> FitState:
-    """Returns the state of a phase about to take its first step."""
-    return FitState(
-        params=params,
-        opt_state=optimizer.init(params),
-        step=jnp.zeros((), jnp.int32),
-        key=jax.random.key_data(key),
-    )
-
-
 def fit_step(
-    state: FitState,
+    state: TrainState,
     batch: Any,
     *,
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
-) -> tuple[FitState, dict[str, jax.Array]]:
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """Returns (state after one gradient step on ``batch``, that step's metrics);
     the step's key is ``fold_in(state.key, state.step)``."""
     step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
@@ -75,16 +43,16 @@ def fit_step(
 
 
 def fit_chunk(
-    state: FitState,
+    state: TrainState,
     batches: Any,
     *,
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
-) -> tuple[FitState, dict[str, jax.Array]]:
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """Returns (state after K steps, the chunk's mean metrics) for ``batches``
     whose leaves are [K, B, ...]: step k takes batch k, all in one ``lax.scan``."""
 
-    def body(state: FitState, batch):
+    def body(state: TrainState, batch):
         return fit_step(state, batch, loss_fn=loss_fn, optimizer=optimizer)
 
     state, metrics = jax.lax.scan(body, state, batches)

@@ -19,7 +19,7 @@ import numpy as np
 
 from janus_jax import pictures
 from janus_jax.config.run import RunConfig
-from janus_jax.config.sizes import fit_to_devices
+from janus_jax.config.sizes import check_run_sizes, fit_to_devices
 from janus_jax.data import RolloutDataset
 from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.envs import EnvSpec, make, spec_of
@@ -36,12 +36,8 @@ from janus_jax.run.run_dir import (
     save_agent,
 )
 from janus_jax.train.loop import PHASES, RunIO
-from janus_jax.train.ppo_trainer import (
-    WorldModelPPOTrainer,
-    check_multi_process_env,
-    dream_starts,
-)
-from janus_jax.train.world_model import WorldModelTrainer, default_configs
+from janus_jax.train.ppo_trainer import WorldModelPPOTrainer, check_multi_process_env
+from janus_jax.train.world_model import WorldModelTrainer, env_configs
 
 STAGES = ("collect", "world_model", "controller", "evaluate")
 
@@ -117,7 +113,7 @@ def _resolved(config: RunConfig) -> tuple[RunConfig, EnvSpec]:
     id or an observation V cannot take raises here, before anything is written."""
     spec = spec_of(config.env_id, **config.env_kwargs)
     wm = config.world_model
-    vae_config, mdn_config = default_configs(spec, wm.vae, wm.mdn_rnn)
+    vae_config, mdn_config = env_configs(spec, wm.vae, wm.mdn_rnn)
     world_model = dataclasses.replace(wm, vae=vae_config, mdn_rnn=mdn_config)
     return dataclasses.replace(config, world_model=world_model), spec
 
@@ -125,31 +121,14 @@ def _resolved(config: RunConfig) -> tuple[RunConfig, EnvSpec]:
 def _check_layout(config: RunConfig, spec: EnvSpec, stages, par: DataParallel) -> None:
     """Raises ValueError (before anything is written) unless the run's global
     batches split evenly over the devices, and its env can be stepped by them."""
-    wm, c = config.world_model, config.controller
     if "controller" in stages:
         check_multi_process_env(config.env_id, spec.on_device)
-    sizes = {}
-    if "world_model" in stages:
-        sizes["world_model.vae_batch_size"] = wm.vae_batch_size
-        sizes["world_model.mdn_batch_size"] = wm.mdn_batch_size
-    if "controller" in stages:
-        sizes["controller.num_envs"] = c.num_envs
-        real = c.num_envs * c.rollout_length
-        starts = dream_starts(
-            real,
-            c.imagination_ratio,
-            c.imagination_horizon,
-            config.ppo.minibatch_size,
-            par.size,
-        )
-        if starts:
-            # Derived, so say where it comes from.
-            sizes[
-                "the dreams per update (set by controller.num_envs, rollout_length, "
-                "imagination_ratio, imagination_horizon and ppo.minibatch_size)"
-            ] = starts
-    for name, size in sizes.items():
-        par.check_divisible(name, size)
+    check_run_sizes(
+        config,
+        par.size,
+        world_model="world_model" in stages,
+        controller="controller" in stages,
+    )
 
 
 def _check_inputs(config: RunConfig, out: Path, stages, dataset) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 from pathlib import Path
 
 import jax
@@ -22,15 +23,15 @@ import numpy as np
 from janus_jax import ppo
 from janus_jax.agent import WorldModelAgent
 from janus_jax.config.models import PPOConfig
-from janus_jax.config.sizes import dream_starts
+from janus_jax.config.sizes import controller_sizes
 from janus_jax.config.training import ControllerTrainingConfig
 from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.envs import as_env, check_observation, remake
 from janus_jax.models import mdn_rnn
+from janus_jax.optim import init_train_state, make_optimizer
 from janus_jax.parallel import DataParallel
 from janus_jax.run.metrics_log import MetricsLogger
 from janus_jax.train import control, replay
-from janus_jax.train.fit import init_fit_state, make_optimizer
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 
 
@@ -44,18 +45,19 @@ def check_multi_process_env(env_id: str, on_device: bool) -> None:
         )
 
 
-def _training_config(training, overrides: dict) -> ControllerTrainingConfig:
+def _training_config(training, fields: dict) -> ControllerTrainingConfig:
     """Returns ``training`` (default: ControllerTrainingConfig()) with the
-    keyword form's values set; an unknown keyword raises ValueError."""
+    keyword form's ``fields`` set (a None value leaves a field as it is); an
+    unknown keyword raises ValueError."""
     training = training or ControllerTrainingConfig()
-    fields = {f.name for f in dataclasses.fields(training)}
-    unknown = sorted(set(overrides) - fields)
+    names = {f.name for f in dataclasses.fields(training)}
+    unknown = sorted(set(fields) - names)
     if unknown:
         raise ValueError(
             f"WorldModelPPOTrainer got unknown keywords {unknown}: the keyword form "
-            f"takes ControllerTrainingConfig's fields ({', '.join(sorted(fields))})"
+            f"takes ControllerTrainingConfig's fields ({', '.join(sorted(names))})"
         )
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given = {k: v for k, v in fields.items() if v is not None}
     return dataclasses.replace(training, **given) if given else training
 
 
@@ -64,14 +66,14 @@ class WorldModelPPOTrainer:
     on real and imagined experience; the agent's params are updated in place.
 
     config: PPO's hyperparameters. training: the phase's ControllerTrainingConfig
-    (steps, envs, imagination, M's refresh, chunks); the seed's keywords
-    (``imagination_ratio``, ``imagination_horizon``, ``use_tensorboard``) and
-    any other of its fields (``num_envs=8``) given here replace its values.
-    envs: an env id (``training.num_envs`` copies), a ``janus_jax.envs.make``
-    env (with its own ``num_envs`` unless one is given), or a list of
-    ``gymnasium.make`` envs of one spec (stepped together). run_dir: metrics,
-    TensorBoard files and checkpoints (run_dir/checkpoints/controller); None
-    keeps nothing on disk.
+    (steps, envs, imagination, M's refresh, chunks); its fields given as
+    keywords (the seed's ``imagination_ratio=0.5``, ``num_envs=8``...) replace
+    its values. envs: an env id (``training.num_envs`` copies), a
+    ``janus_jax.envs.make`` env (with its own ``num_envs`` unless one is given),
+    or a list of ``gymnasium.make`` envs of one spec (stepped together); envs
+    that hold another number of envs than ``training.num_envs`` set it, with a
+    warning. run_dir: metrics, TensorBoard files and checkpoints
+    (run_dir/checkpoints/controller); None keeps nothing on disk.
     """
 
     def __init__(
@@ -79,9 +81,6 @@ class WorldModelPPOTrainer:
         world_model_agent: WorldModelAgent,
         envs,
         config: PPOConfig | None = None,
-        imagination_ratio: float | None = None,
-        imagination_horizon: int | None = None,
-        use_tensorboard: bool | None = None,
         *,
         training: ControllerTrainingConfig | None = None,
         seed: int = 0,
@@ -90,25 +89,22 @@ class WorldModelPPOTrainer:
         parallel: DataParallel | None = None,
         **training_fields,
     ):
-        self.training = _training_config(
-            training,
-            dict(
-                training_fields,
-                imagination_ratio=imagination_ratio,
-                imagination_horizon=imagination_horizon,
-                use_tensorboard=use_tensorboard,
-            ),
-        )
-        t = self.training
+        t = _training_config(training, training_fields)
         self.agent = world_model_agent
         self.config = config or PPOConfig()
         self.seed = seed
         # An env object brings its own count unless one was asked for.
-        asked = training is not None or "num_envs" in training_fields
+        asked = training is not None or training_fields.get("num_envs") is not None
         self.env = as_env(envs, t.num_envs if asked or isinstance(envs, str) else None)
-        self.num_envs = self.env.num_envs
-        if self.num_envs != t.num_envs:
-            self.training = t = dataclasses.replace(t, num_envs=self.num_envs)
+        if self.env.num_envs != t.num_envs:
+            warnings.warn(
+                f"WorldModelPPOTrainer: training.num_envs={t.num_envs} -> "
+                f"{self.env.num_envs}: the envs given hold {self.env.num_envs} envs",
+                stacklevel=2,
+            )
+            t = dataclasses.replace(t, num_envs=self.env.num_envs)
+        self.training = t
+        self.num_envs = t.num_envs
         if self.agent.vae is not None:
             check_observation(self.env.spec, self.agent.vae.config)
         elif self.env.spec.observation_shape != self.agent.observation_shape:
@@ -120,7 +116,6 @@ class WorldModelPPOTrainer:
         self.agent.match_actions(self.env.spec.action, self.env.spec.env_id)
         self.parallel = parallel or DataParallel.create()
         check_multi_process_env(self.env.spec.env_id, self.env.spec.on_device)
-        self.parallel.check_divisible("num_envs", self.num_envs)
         primary = self.parallel.is_primary
         self.io = io or RunIO(
             run_dir=None if run_dir is None else Path(run_dir), progress=primary
@@ -142,53 +137,37 @@ class WorldModelPPOTrainer:
 
     def _setup(self, total_timesteps: int, rollout_length: int):
         """Returns (ControlSetup, number of updates rounded up to whole chunks)."""
-        t = self.training
-        model_free = self.agent.mdn_rnn is None
-        if model_free and t.imagination_ratio:
-            raise ValueError(
-                f"imagination_ratio={t.imagination_ratio}: an agent without a world "
-                "model (features='observation') cannot dream; use 0"
-            )
-        real = self.num_envs * rollout_length
-        minibatch = self.config.minibatch_size
-        if t.learn_from_real and real % minibatch:
-            raise ValueError(
-                f"PPOConfig.minibatch_size={minibatch} must divide num_envs x "
-                f"rollout_length = {self.num_envs} x {rollout_length} = {real}"
-            )
-        horizon = t.imagination_horizon
-        starts = dream_starts(
-            real, t.imagination_ratio, horizon, minibatch, self.parallel.size
-        )
-        if starts:
-            self.parallel.check_divisible("the dreams per update", starts)
-        updates = math.ceil(total_timesteps / real)
-        _, updates = whole_chunks(updates, t.updates_per_chunk)
-        if t.dream_updates and not starts:
-            raise ValueError(
-                f"dream_updates={t.dream_updates} needs dreams: set "
-                "imagination_ratio above 0"
-            )
-        batch = real * t.learn_from_real + starts * horizon
-        batch += t.dream_updates * starts * horizon
-        grad_steps = updates * self.config.n_epochs * (batch // minibatch)
-        setup = control.ControlSetup(
-            num_envs=self.num_envs,
+        t, model_free = self.training, self.agent.mdn_rnn is None
+        sizes = controller_sizes(
+            t,
+            self.config,
+            self.parallel.size,
+            world_model=not model_free,
             rollout_length=rollout_length,
-            dream_starts=starts,
+        )
+        _, updates = whole_chunks(
+            math.ceil(total_timesteps / sizes.real), t.updates_per_chunk
+        )
+        grad_steps = updates * self.config.n_epochs * sizes.minibatches
+        setup = control.ControlSetup(
+            num_envs=t.num_envs,
+            rollout_length=rollout_length,
+            dream_starts=sizes.dream_starts,
             dream_from_replay=t.dream_from == "replay" and not model_free,
-            horizon=horizon,
+            imagination_horizon=t.imagination_horizon,
             temperature=1.0 if model_free else self.agent.mdn_rnn.config.temperature,
             learn_from_real=t.learn_from_real,
-            window=t.sequence_length,
-            num_windows=t.world_model_batch_size,
+            sequence_length=t.sequence_length,
+            world_model_batch_size=t.world_model_batch_size,
             world_model_updates=0 if model_free else t.world_model_updates,
             vae_updates=0 if model_free else t.vae_updates,
             vae_batch_size=t.vae_batch_size,
             dream_updates=t.dream_updates,
+            # V and M refresh with the same settings, each with its own optimiser.
+            vae_optimizer=make_optimizer(t.world_model_learning_rate, 1.0),
             mdn_optimizer=make_optimizer(t.world_model_learning_rate, 1.0),
             ppo=self.config,
-            optimizer=ppo.make_optimizer(self.config, grad_steps),
+            controller_optimizer=ppo.optimizer(self.config, grad_steps),
             start_sharding=None
             if self.parallel.trivial
             else self.parallel.sharding(0, 1),
@@ -201,19 +180,20 @@ class WorldModelPPOTrainer:
         carry = mdn = memory = vae = None  # model-free: no M, no carry
         if params.mdn_rnn is not None:
             carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (self.num_envs,))
-            mdn = init_fit_state(params.mdn_rnn, setup.mdn_optimizer, state_key)
+            mdn = init_train_state(params.mdn_rnn, setup.mdn_optimizer, state_key)
         if setup.vae_updates:
             vae_key = jax.random.fold_in(state_key, 1)
-            vae = init_fit_state(params.vae, setup.mdn_optimizer, vae_key)
+            vae = init_train_state(params.vae, setup.vae_optimizer, vae_key)
         if setup.world_model_updates or setup.vae_updates or setup.dream_from_replay:
-            t = self.training
             rows = replay.capacity_for(
-                t.replay_steps, self.num_envs, max(setup.rollout_length, setup.window)
+                self.training.replay_steps,
+                self.num_envs,
+                max(setup.rollout_length, setup.sequence_length),
             )
             memory = replay.init(rows, self.env.spec, carry)
         rollout = self.env.start(reset_key, carry)
         state = control.ControlState(
-            train=ppo.init_train_state(params.controller, setup.optimizer),
+            train=init_train_state(params.controller, setup.controller_optimizer),
             mdn=mdn,
             vae=vae,
             replay=memory,

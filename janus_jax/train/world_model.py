@@ -14,8 +14,9 @@ from pathlib import Path
 
 import jax
 
-from janus_jax.agent import MDNRNN, VariationalAutoencoder, observation_config
-from janus_jax.config.models import MDNRNNConfig, VAEConfig, check_compatible
+from janus_jax.agent import MDNRNN, VariationalAutoencoder
+from janus_jax.config.architecture import default_configs
+from janus_jax.config.models import MDNRNNConfig, VAEConfig
 from janus_jax.config.training import WorldModelTrainingConfig
 from janus_jax.data import RolloutDataset, sequences
 from janus_jax.data.blocks import BlockStream, Source
@@ -23,23 +24,21 @@ from janus_jax.data.collect import collect
 from janus_jax.envs import check_observation, env_id_of, made_with, spec_of
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.models import mdn_rnn, vae
+from janus_jax.optim import init_train_state, make_optimizer
 from janus_jax.parallel import DataParallel
-from janus_jax.train.fit import fit_chunk, init_fit_state, make_optimizer
+from janus_jax.train.fit import fit_chunk
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 
 
-def default_configs(
+def env_configs(
     spec: EnvSpec, vae_config: VAEConfig | None, mdn_config: MDNRNNConfig | None
 ) -> tuple[VAEConfig, MDNRNNConfig]:
-    """Returns V's and M's configs: the given ones checked against the env, or
-    ones derived from its observation shape and action space."""
-    vae_config = vae_config or observation_config(spec.observation_shape)
-    check_observation(spec, vae_config)
-    mdn_config = mdn_config or MDNRNNConfig(
-        latent_dim=vae_config.latent_dim, action_dim=spec.action.dim
-    )
-    check_compatible(vae_config, mdn_config, spec.action)
-    return vae_config, mdn_config
+    """Returns V's and M's configs for the env: the given ones checked against
+    it, or the defaults (``config.architecture``) for its observations and
+    actions."""
+    if vae_config is not None:  # the env's error names the VAEConfig to use
+        check_observation(spec, vae_config)
+    return default_configs(spec.observation_shape, spec.action, vae_config, mdn_config)
 
 
 def _vae_loss(params, frames, key):
@@ -76,7 +75,7 @@ class WorldModelTrainer:
         self.spec = getattr(env, "spec", None)  # a janus-jax env's EnvSpec
         if not hasattr(self.spec, "observation_shape"):
             self.spec = spec_of(self.env_id, **self.env_kwargs)
-        self.vae_config, self.mdn_config = default_configs(
+        self.vae_config, self.mdn_config = env_configs(
             self.spec, self.config.vae, self.config.mdn_rnn
         )
         self.io = io or RunIO(
@@ -180,9 +179,11 @@ class WorldModelTrainer:
             max(1, math.ceil(epochs * per_epoch)), c.chunk_steps
         )
         optimizer = make_optimizer(
-            lr, c.max_grad_norm or None, c.gradient_accumulation_steps
+            lr,
+            c.max_grad_norm or None,
+            accumulation_steps=c.gradient_accumulation_steps,
         )
-        state = init_fit_state(params, optimizer, self._keys[phase])
+        state = init_train_state(params, optimizer, self._keys[phase])
         state = self.parallel.replicate(state)
         kwargs = {"loss_fn": loss_fn, "optimizer": optimizer}
         compiled = jax.jit(functools.partial(fit_chunk, **kwargs), donate_argnums=0)
