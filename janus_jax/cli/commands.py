@@ -49,7 +49,11 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import jax
 
-    from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
+    from janus_jax.diagnostics.evaluate import (
+        MAX_EVAL_ENVS,
+        evaluate_episodes,
+        single_trajectory_notice,
+    )
     from janus_jax.envs import make
     from janus_jax.run import run_dir
 
@@ -61,7 +65,7 @@ def _evaluate(args) -> int:
     kwargs = run_dir.env_kwargs(config, num_envs, evaluation=True)
     policy = args.policy or config.controller.eval_policy
     with make(config.env_id, **kwargs) as env:
-        returns = episode_returns(
+        evaluation = evaluate_episodes(
             jax.random.key(args.seed),
             env,
             agent.params,
@@ -72,9 +76,14 @@ def _evaluate(args) -> int:
         "env_id": config.env_id,
         "episodes": args.episodes,
         "policy": policy,
-        "return_mean": float(np.mean(returns)),
-        "return_std": float(np.std(returns)),
+        "return_mean": float(np.mean(evaluation.returns)),
+        "return_std": float(np.std(evaluation.returns)),
+        "distinct_episodes": evaluation.distinct,
     }
+    # stdout stays one JSON line for scripts; the notice is for the reader.
+    notice = single_trajectory_notice(evaluation, policy == "mode")
+    if notice:
+        print(notice, file=sys.stderr)
     print(json.dumps(result))
     return 0
 

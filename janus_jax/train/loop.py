@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from janus_jax.run.checkpoint import CheckpointError, PhaseCheckpoints
 from janus_jax.run.metrics_log import MetricsLogger, Progress
 
@@ -31,6 +33,8 @@ class RunIO:
     logger: MetricsLogger | None = None
     progress: bool = True
     resume: bool = False
+    # The notices printed so far: a run says each one once, not at every eval.
+    notices: set = dataclasses.field(default_factory=set)
 
     def checkpoints(self, phase: str) -> PhaseCheckpoints | None:
         """Returns the phase's checkpoint directory (None without a run dir)."""
@@ -41,6 +45,13 @@ class RunIO:
     def log(self, phase: str, step: int, metrics: dict, **extra) -> None:
         if self.logger is not None:
             self.logger.write(phase, step, metrics, **extra)
+
+    def notice(self, kind: str, line: str) -> None:
+        """Prints ``line`` unless a notice of this ``kind`` was printed already
+        (above any progress bar, which tqdm redraws)."""
+        if line and kind not in self.notices:
+            self.notices.add(kind)
+            tqdm.write(line)
 
 
 def whole_chunks(total: int, chunk: int) -> tuple[int, int]:

@@ -21,7 +21,12 @@ from janus_jax import pictures
 from janus_jax.config.run import RunConfig
 from janus_jax.config.sizes import check_run_sizes, fit_to_devices
 from janus_jax.data import RolloutDataset
-from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
+from janus_jax.diagnostics.evaluate import (
+    MAX_EVAL_ENVS,
+    episode_returns,
+    evaluate_episodes,
+    single_trajectory_notice,
+)
 from janus_jax.envs import EnvSpec, make, spec_of
 from janus_jax.parallel import DataParallel
 from janus_jax.run.checkpoint import read_json, write_json_atomic
@@ -235,28 +240,33 @@ def _train_controller(config: RunConfig, agent, io: RunIO, par) -> dict:
 
 def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> dict:
     """Returns the evaluation fields of the summary: the controller's return
-    (acting as ``eval_policy`` says) and a random policy's, over the same number
-    of episodes."""
+    (acting as ``eval_policy`` says) and how many of its episodes differ, and a
+    random policy's return, over the same number of episodes. Episodes that were
+    all one trajectory print a notice, unless the run printed it already."""
     c = config.controller
     key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
+    deterministic = c.eval_policy == "mode"
     with make(
         config.env_id,
         **env_kwargs(config, min(c.eval_episodes, MAX_EVAL_ENVS), evaluation=True),
     ) as env:
-        ours = episode_returns(
+        evaluation = evaluate_episodes(
             key_agent,
             env,
             agent.params,
             c.eval_episodes,
-            deterministic=c.eval_policy == "mode",
+            deterministic=deterministic,
             progress=io.progress,
         )
         rand = episode_returns(
             key_random, env, None, c.eval_episodes, progress=io.progress
         )
+    io.notice("single_trajectory", single_trajectory_notice(evaluation, deterministic))
+    ours = evaluation.returns
     result = {
         "eval_return_mean": float(np.mean(ours)),
         "eval_return_std": float(np.std(ours)),
+        "eval_distinct_episodes": evaluation.distinct,
         "eval_episodes": int(c.eval_episodes),
         "eval_policy": c.eval_policy,
         "random_return_mean": float(np.mean(rand)),
@@ -264,16 +274,13 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
     }
     if io.logger is not None:  # an evaluation killed after its rows: drop them
         io.logger.rewind(PHASES, "eval", 0)
-    for who in ("eval", "random"):
-        io.log(
-            who,
-            c.eval_episodes,
-            {
-                f"{who}/return_mean": result[f"{who}_return_mean"],
-                f"{who}/return_std": result[f"{who}_return_std"],
-            },
-            real_env_steps=real_env_steps,
-        )
+    logged = {
+        "eval": ("return_mean", "return_std", "distinct_episodes"),
+        "random": ("return_mean", "return_std"),
+    }
+    for who, names in logged.items():
+        row = {f"{who}/{k}": result[f"{who}_{k}"] for k in names}
+        io.log(who, c.eval_episodes, row, real_env_steps=real_env_steps)
     return result
 
 

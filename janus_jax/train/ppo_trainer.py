@@ -25,7 +25,11 @@ from janus_jax.agent import WorldModelAgent
 from janus_jax.config.models import PPOConfig
 from janus_jax.config.sizes import controller_sizes
 from janus_jax.config.training import ControllerTrainingConfig
-from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
+from janus_jax.diagnostics.evaluate import (
+    MAX_EVAL_ENVS,
+    evaluate_episodes,
+    single_trajectory_notice,
+)
 from janus_jax.envs import as_env, check_observation, remake
 from janus_jax.models import mdn_rnn
 from janus_jax.optim import init_train_state, make_optimizer
@@ -274,9 +278,11 @@ class WorldModelPPOTrainer:
         return run_chunk
 
     def evaluate(self, state: control.ControlState, steps: int) -> dict:
-        """Returns eval/return_mean and eval/return_std of the state's C (and M)
-        over ``eval_episodes`` episodes of a copy of the env (acting as
-        ``eval_policy`` says; the key derives from the seed and ``steps``)."""
+        """Returns eval/return_mean, eval/return_std and eval/distinct_episodes
+        of the state's C (and M) over ``eval_episodes`` episodes of a copy of
+        the env (acting as ``eval_policy`` says; the key derives from the seed
+        and ``steps``). The first evaluation whose episodes were all one
+        trajectory prints a notice, once per run."""
         t = self.training
         vae = self.agent.vae
         vae_params = None if vae is None else self.parallel.replicate(vae.params)
@@ -286,16 +292,17 @@ class WorldModelPPOTrainer:
                 self.env, min(t.eval_episodes, MAX_EVAL_ENVS), evaluation=True
             )
         key = jax.random.fold_in(jax.random.key(self.seed + 1), steps)
-        returns = episode_returns(
-            key,
-            self._eval_env,
-            params,
-            t.eval_episodes,
-            deterministic=t.eval_policy == "mode",
+        deterministic = t.eval_policy == "mode"
+        evaluation = evaluate_episodes(
+            key, self._eval_env, params, t.eval_episodes, deterministic=deterministic
         )
+        if self.parallel.is_primary:
+            notice = single_trajectory_notice(evaluation, deterministic)
+            self.io.notice("single_trajectory", notice)
         return {
-            "eval/return_mean": float(np.mean(returns)),
-            "eval/return_std": float(np.std(returns)),
+            "eval/return_mean": float(np.mean(evaluation.returns)),
+            "eval/return_std": float(np.std(evaluation.returns)),
+            "eval/distinct_episodes": evaluation.distinct,
         }
 
     def train(
