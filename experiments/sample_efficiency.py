@@ -7,11 +7,18 @@ observations, evaluation return against real env steps, over seeds.
 
 Each (env, agent, seed) is one ``janus-jax train`` run (``janus_jax.train.pipeline``)
 in ``OUT/ENV/AGENT/seed-N``, evaluated during training every ``eval_every`` real
-env steps with the same 32-episode evaluation for both agents (argmax / mean
-actions). Random data counts as real env steps: a world-model agent's curve
-starts after its dataset. A finished run is not run again (delete its folder
-to rerun it). Writes ``OUT/results.json``, ``OUT/results.md`` (the table) and
-``OUT/sample_efficiency.png`` (mean and min-max band over seeds).
+env steps with the same 32-episode evaluation for both agents: the mode policy
+(argmax / mean actions), or sampled actions on a row whose env resets to one
+state (there every mode evaluation is one trajectory played 32 times). Random
+data counts as real env steps: a world-model agent's curve starts after its
+dataset. A finished run is not run again (delete its folder to rerun it).
+
+The table gives, per env and agent, the mean over seeds at each budget with its
+95% bootstrap interval, and the final evaluation per seed with the mean and the
+interquartile mean over seeds and their intervals; steps to a threshold count a
+crossing of the mean of 3 consecutive evaluations (``seed_statistics`` holds
+the rules). Writes ``OUT/results.json``, ``OUT/results.md`` (the table) and
+``OUT/sample_efficiency.png`` (the mean over seeds, its interval shaded).
 """
 
 from __future__ import annotations
@@ -19,15 +26,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from sample_efficiency_report import EVAL_POLICIES, plot, table
+from seed_statistics import (
+    RULES,
+    at_budget,
+    estimate,
+    first_crossing,
+    iqm,
+    mean,
+    steps_to,
+)
 
 from janus_jax.config import presets
-from janus_jax.config.run import RunConfig
+from janus_jax.config.run import RunConfig, with_env
 from janus_jax.run.metrics_log import read_metrics
 from janus_jax.train import pipeline
 
@@ -44,8 +60,20 @@ class Row:
     rule: str  # "each": every seed must pass; "mean": the mean over seeds
     target_steps: int  # the world-model agent's target, in real env steps
     eval_every: int = 0  # real env steps between evaluations (0: budgets[0] / 2)
+    env_id: str | None = None  # None: the presets' env; else moved as --env does
+    eval_policy: str = "mode"  # "sample" where mode evaluations are one trajectory
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"rule={self.rule!r} is invalid: must be one of {RULES}")
+        if self.eval_policy not in EVAL_POLICIES:
+            raise ValueError(
+                f"eval_policy={self.eval_policy!r} is invalid: must be one of "
+                f"{tuple(EVAL_POLICIES)}"
+            )
 
 
+MINATAR_BUDGETS = (100_000, 250_000, 500_000, 1_000_000)
 ROWS = {
     "cartpole": Row(
         "CartPole-v1",
@@ -70,10 +98,23 @@ ROWS = {
         "Breakout-MinAtar",
         "breakout",
         "breakout-ppo",
-        (100_000, 250_000, 500_000, 1_000_000),
+        MINATAR_BUDGETS,
         None,
         "mean",
         500_000,
+    ),
+    # gymnax's SpaceInvaders resets to one state and steps without chance: the
+    # mode policy plays one trajectory 32 times (issue 26), so actions are sampled.
+    "spaceinvaders": Row(
+        "SpaceInvaders-MinAtar",
+        "breakout",
+        "breakout-ppo",
+        MINATAR_BUDGETS,
+        None,
+        "mean",
+        500_000,
+        env_id="SpaceInvaders-MinAtar",
+        eval_policy="sample",
     ),
 }
 AGENTS = ("world model", "model-free PPO")
@@ -94,51 +135,37 @@ def run_one(config: RunConfig, out: Path) -> dict:
     return result
 
 
-def curve(out: Path, summary: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (real env steps, evaluation return) of a run's evaluations during
-    training, random data included, ending with its final evaluation."""
+def curve(out: Path, summary: dict) -> tuple[np.ndarray, np.ndarray, list]:
+    """Returns (real env steps, evaluation return, distinct episodes or None
+    where not recorded) of a run's evaluations during training, random data
+    included, ending with its final evaluation."""
     offset = summary.get("random_data_steps", 0)
-    steps, returns = [], []
+    steps, returns, distinct = [], [], []
     for row in read_metrics(out / "metrics.jsonl"):
         if row["phase"] == "controller" and "eval/return_mean" in row:
             steps.append(offset + row["real_env_steps"])
             returns.append(row["eval/return_mean"])
+            distinct.append(row.get("eval/distinct_episodes"))
     steps.append(summary["real_env_steps"])
     returns.append(summary["eval_return_mean"])
-    return np.asarray(steps), np.asarray(returns)
+    distinct.append(summary.get("eval_distinct_episodes"))
+    return np.asarray(steps), np.asarray(returns), distinct
 
 
-def at_budget(steps, returns, budget: int) -> float:
-    """Returns the last evaluation within ``budget`` real steps (nan if none)."""
-    within = steps <= budget
-    return float(returns[within][-1]) if within.any() else math.nan
-
-
-def steps_to(curves, threshold: float, rule: str) -> float:
-    """Returns the first evaluation's real steps at which the seeds pass
-    ``threshold`` (each seed, or their mean), or inf if they never do."""
-    if rule == "each":
-        firsts = []
-        for steps, returns in curves:
-            hit = np.flatnonzero(returns >= threshold)
-            firsts.append(steps[hit[0]] if hit.size else math.inf)
-        return float(max(firsts))
-    grid = np.unique(np.concatenate([s for s, _ in curves]))
-    for x in grid:
-        values = [at_budget(s, r, int(x)) for s, r in curves]
-        if not any(math.isnan(v) for v in values) and np.mean(values) >= threshold:
-            return float(x)
-    return math.inf
-
-
-def config_for(preset_name: str, seed: int, eval_every: int, last: int) -> RunConfig:
-    """Returns the preset at ``seed``, evaluated every ``eval_every`` real steps,
-    its controller stopped at the table's last budget ``last`` (random data
+def config_for(preset_name: str, seed: int, eval_every: int, row: Row) -> RunConfig:
+    """Returns the preset at ``seed`` (on the row's env, re-derived as ``janus-jax
+    train --env`` does), evaluated every ``eval_every`` real steps as the row
+    says, its controller stopped at the row's last budget (random data
     included) when the preset runs longer."""
     config = dataclasses.replace(presets.preset(preset_name), seed=seed)
+    if row.env_id is not None and row.env_id != config.env_id:
+        config, _ = with_env(config, row.env_id, [])
     c = config.controller
+    last = row.budgets[-1]
     steps = min(c.total_timesteps, max(last - random_steps(config), eval_every))
-    controller = dataclasses.replace(c, eval_every=eval_every, total_timesteps=steps)
+    controller = dataclasses.replace(
+        c, eval_every=eval_every, total_timesteps=steps, eval_policy=row.eval_policy
+    )
     return dataclasses.replace(config, controller=controller)
 
 
@@ -147,7 +174,13 @@ def random_steps(config: RunConfig) -> int:
     cap above needs it before the data exists; the table uses the real count."""
     if config.controller.features == "observation":
         return 0
-    typical = {"CartPole-v1": 22, "Pendulum-v1": 200, "Breakout-MinAtar": 60}
+    # SpaceInvaders: a random policy's mean length over 64 episodes, 57.6.
+    typical = {
+        "CartPole-v1": 22,
+        "Pendulum-v1": 200,
+        "Breakout-MinAtar": 60,
+        "SpaceInvaders-MinAtar": 58,
+    }
     return config.world_model.num_episodes * typical.get(config.env_id, 100)
 
 
@@ -164,15 +197,17 @@ def run_row(key: str, seeds, out: Path, report_only: bool) -> dict:
             if report_only and not (run_dir / "summary.json").exists():
                 continue
             eval_every = row.eval_every or max(row.budgets[0] // 2, 1)
-            config = config_for(preset_name, seed, eval_every, row.budgets[-1])
-            summary = run_one(config, run_dir)
-            steps, returns = curve(run_dir, summary)
+            summary = run_one(config_for(preset_name, seed, eval_every, row), run_dir)
+            steps, returns, distinct = curve(run_dir, summary)
             runs.append(
                 {
                     "seed": seed,
                     "steps": steps.tolist(),
                     "returns": returns.tolist(),
+                    "distinct": distinct,
                     "final": summary["eval_return_mean"],
+                    "eval_policy": summary.get("eval_policy", "mode"),
+                    "eval_episodes": summary.get("eval_episodes"),
                     "real_env_steps": summary["real_env_steps"],
                     "wall_time_s": summary["wall_time_s"],
                     "random_return": summary["random_return_mean"],
@@ -182,121 +217,57 @@ def run_row(key: str, seeds, out: Path, report_only: bool) -> dict:
     return results
 
 
+def over_seeds(values) -> dict:
+    """Returns the per-seed values with their mean and IQM, each a dict of its
+    value and 95% bootstrap interval."""
+    return {
+        "values": list(values),
+        "mean": estimate(values, mean)._asdict(),
+        "iqm": estimate(values, iqm)._asdict(),
+    }
+
+
 def summarize(key: str, results: dict) -> dict:
-    """Returns the table cells of one env: returns at budgets, steps to the
-    threshold, wall time, for both agents."""
+    """Returns the table cells of one env: per agent, returns at the budgets and
+    at the end over seeds, steps to the threshold, single-trajectory
+    evaluations, wall time."""
     row = ROWS[key]
     threshold = row.threshold
     free = results["model-free PPO"]
     if threshold is None and free:
         last = row.budgets[-1]
         threshold = float(
-            np.mean(
-                [
-                    at_budget(np.array(r["steps"]), np.array(r["returns"]), last)
-                    for r in free
-                ]
-            )
+            np.mean([at_budget(r["steps"], r["returns"], last) for r in free])
         )
-    cells = {"threshold": threshold, "rule": row.rule, "agents": {}}
+    cells = {
+        "name": row.name,
+        "budgets": row.budgets,
+        "threshold": threshold,
+        "rule": row.rule,
+        "eval_policy": row.eval_policy,
+        "target_steps": row.target_steps,
+        "agents": {},
+    }
     for agent, runs in results.items():
         if not runs:
             continue
         curves = [(np.array(r["steps"]), np.array(r["returns"])) for r in runs]
-        budgets = {b: [at_budget(s, r, b) for s, r in curves] for b in row.budgets}
+        recorded = [d for r in runs for d in r.get("distinct", []) if d is not None]
         cells["agents"][agent] = {
             "seeds": [r["seed"] for r in runs],
-            "budgets": budgets,
+            "eval_policy": sorted({r.get("eval_policy", "mode") for r in runs}),
+            "budgets": {
+                b: over_seeds([at_budget(s, r, b) for s, r in curves])
+                for b in row.budgets
+            },
+            "final": over_seeds([r["final"] for r in runs]),
             "steps_to_threshold": steps_to(curves, threshold, row.rule),
-            "final": [r["final"] for r in runs],
+            "crossings": [first_crossing(s, r, threshold) for s, r in curves],
+            "single_trajectory": [sum(d == 1 for d in recorded), len(recorded)],
             "real_env_steps": [r["real_env_steps"] for r in runs],
             "wall_time_s": [r["wall_time_s"] for r in runs],
         }
     return cells
-
-
-def _mean_range(values) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "-"
-    return f"{np.mean(values):.1f} ({min(values):.0f}..{max(values):.0f})"
-
-
-def _steps(x: float) -> str:
-    return "never" if math.isinf(x) else f"{x:,.0f}"
-
-
-def table(summaries: dict) -> str:
-    """Returns the results as a Markdown table, one block per env."""
-    lines = []
-    for key, cells in summaries.items():
-        row = ROWS[key]
-        rule = "each seed" if row.rule == "each" else "mean over seeds"
-        lines += [
-            f"**{row.name}**: threshold {cells['threshold']:.1f} ({rule}); "
-            f"world-model target <= {row.target_steps:,} real steps",
-            "",
-            "| agent | "
-            + " | ".join(f"return at {b:,}" for b in row.budgets)
-            + " | steps to threshold | final (steps) | wall s |",
-            "|---" * (len(row.budgets) + 4) + "|",
-        ]
-        for agent, a in cells["agents"].items():
-            budgets = " | ".join(_mean_range(a["budgets"][b]) for b in row.budgets)
-            final = f"{_mean_range(a['final'])} ({max(a['real_env_steps']):,})"
-            wall = f"{np.mean(a['wall_time_s']):.0f}"
-            lines.append(
-                f"| {agent} | {budgets} | {_steps(a['steps_to_threshold'])} | "
-                f"{final} | {wall} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot(results: dict, summaries: dict, path: Path) -> Path:
-    """Returns the PNG: one panel per env, evaluation return against real env
-    steps (log scale), mean and min-max band over seeds for both agents."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
-
-    figure = Figure(figsize=(5 * len(results), 4), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(results), squeeze=False)[0]
-    for ax, (key, by_agent) in zip(axes, results.items(), strict=True):
-        for agent, runs in by_agent.items():
-            if not runs:
-                continue
-            grid = np.unique(np.concatenate([r["steps"] for r in runs]))
-            values = np.array(
-                [
-                    [
-                        at_budget(np.array(r["steps"]), np.array(r["returns"]), x)
-                        for x in grid
-                    ]
-                    for r in runs
-                ]
-            )
-            mean = np.nanmean(values, axis=0)
-            (line,) = ax.plot(grid, mean, label=f"{agent} ({len(runs)} seeds)")
-            ax.fill_between(
-                grid,
-                np.nanmin(values, 0),
-                np.nanmax(values, 0),
-                color=line.get_color(),
-                alpha=0.2,
-            )
-        threshold = summaries[key]["threshold"]
-        if threshold is not None:
-            ax.axhline(threshold, color="gray", linestyle="--", linewidth=1)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
-        ax.set_title(ROWS[key].name)
-        ax.set_xlabel("real env steps (random data included)")
-        ax.set_ylabel("evaluation return (32 episodes)")
-        ax.legend(loc="best", fontsize=8)
-    figure.savefig(path, dpi=100)
-    return path
 
 
 def main(argv: list[str] | None = None) -> dict:
