@@ -3,11 +3,15 @@
 Both describe themselves with an ``EnvSpec`` and implement one rollout
 interface (``start``, ``rollout``; see ``janus_jax.envs.rollout``) returning
 time-major ``Transition`` records; ``make`` picks the family from the id.
+An env of the user's own class comes as a class path (``module:Class``), an
+instance (copied: ``copies_of``) or a factory (``env_fn``): ``custom``.
 """
 
+from janus_jax.envs.custom import copies_of
 from janus_jax.envs.factory import (
     as_env,
     env_id_of,
+    env_source,
     family_of,
     made_with,
     make,
@@ -46,7 +50,9 @@ __all__ = [
     "as_env",
     "check_observation",
     "compiled",
+    "copies_of",
     "env_id_of",
+    "env_source",
     "family_of",
     "made_with",
     "make",

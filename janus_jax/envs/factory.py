@@ -4,9 +4,12 @@ several ``gymnasium.make`` envs)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium
 
-from janus_jax.envs import ids
+from janus_jax.envs import custom, ids
+from janus_jax.envs.env_factories import check_env_fn
 from janus_jax.envs.gymnasium_env import GymnasiumEnv
 from janus_jax.envs.gymnasium_setup import made_with
 from janus_jax.envs.gymnasium_wrappers import TRAINING_ONLY
@@ -43,15 +46,36 @@ def family_of(env_id: str, family: str | None = None) -> str:
     raise ValueError(ids.unknown_id_message(env_id, family))
 
 
-def make(env_id: str, *, family: str | None = None, **kwargs) -> Env:
+def make(
+    env_id=None,
+    *,
+    family: str | None = None,
+    env_fn: Callable[..., gymnasium.Env] | None = None,
+    **kwargs,
+) -> Env:
     """Returns a GymnaxEnv for gymnax ids, else a GymnasiumEnv for gymnasium ids.
 
+    env_id: an id, gymnasium's ``module:EnvId-vN``, a class path ``module:Class``
+    (a gymnasium.Env subclass, made with the gymnasium kwargs), or a gymnasium
+    env instance (made anew from its id, or else copied: ``copies_of``).
+    env_fn: instead, a callable returning a new gymnasium env (for envs that
+    cannot be copied); env_id, if given, then only names it.
     kwargs: ``num_envs`` (both families: how many envs a rollout steps), then
     ``GymnaxEnv``'s (``env_params``, constructor kwargs) or ``GymnasiumEnv``'s
     (``observation``, ``image_size``, ``crop``, ``vectorization_mode``, and
     ``gymnasium.make`` kwargs). Old ids ("CarRacing-v2", "MinAtar-Breakout")
     and unknown ones raise ValueError naming the id to use.
     """
+    if isinstance(env_id, gymnasium.Env):
+        env_id, made = env_source(env_id, env_fn)
+        return make(env_id, family="gymnasium", **{**made, **kwargs})
+    if env_fn is not None:
+        if family == "gymnax":
+            raise ValueError(
+                "family='gymnax' is invalid with env_fn: a factory makes gymnasium "
+                "envs; leave family unset"
+            )
+        return GymnasiumEnv(env_id, env_fn=env_fn, **kwargs)
     if family_of(env_id, family) == "gymnax":
         cpu_only = sorted(set(kwargs) & GYMNASIUM_ONLY)
         if cpu_only:
@@ -66,14 +90,8 @@ def make(env_id: str, *, family: str | None = None, **kwargs) -> Env:
 def remake(env: Env, num_envs: int, evaluation: bool = False) -> Env:
     """Returns a new env of ``num_envs`` envs made as ``env`` was (a fresh copy:
     stepping it leaves ``env``'s episodes alone); ``evaluation`` leaves out the
-    training-only episode options (``no_progress_steps``). Envs built from
-    instances of an unregistered class cannot be remade: register the class
-    first."""
-    if env.spec.family == "gymnasium" and not ids.is_gymnasium_id(env.spec.env_id):
-        raise ValueError(
-            f"cannot make another {env.spec.env_id!r}: it is not a registered id; "
-            "register it (gymnasium.register) and build the envs with gymnasium.make"
-        )
+    training-only episode options (``no_progress_steps``). Envs of an
+    unregistered class are made by the factory (``env_fn``) they were made by."""
     kwargs = evaluation_kwargs(env.made_with) if evaluation else env.made_with
     return make(env.spec.env_id, family=env.spec.family, num_envs=num_envs, **kwargs)
 
@@ -91,28 +109,46 @@ def spec_of(env_id: str, **kwargs):
 
 def env_id_of(env) -> str:
     """Returns the id of an env given as an id, a janus-jax env, or a (list of)
-    ``gymnasium.make`` env (which records its id)."""
+    gymnasium env: the id it was made from (``gymnasium.make`` records it), else
+    its class's ``module:Class``."""
     if isinstance(env, (list, tuple)) and env:
         env = env[0]
     if isinstance(env, str):
         return env
     if isinstance(env, Env):
         return env.spec.env_id
-    if isinstance(env, gymnasium.Env) and env.spec is not None:
-        return env.spec.id
+    if isinstance(env, gymnasium.Env):
+        return env.spec.id if custom.rebuildable(env) else custom.name_of(env)
     raise ValueError(
-        f"env={env!r} is invalid: pass an env id ('CartPole-v1'), "
-        "janus_jax.envs.make(...), or envs made by gymnasium.make"
+        f"env={env!r} is invalid: pass an env id ('CartPole-v1'), module:Class, "
+        "a gymnasium env, or janus_jax.envs.make(...)"
     )
 
 
-def as_env(envs, num_envs: int | None, **kwargs) -> Env:
+def env_source(env, env_fn=None) -> tuple[str, dict]:
+    """Returns (id, make's kwargs) that make more envs like ``env`` (an id, a
+    janus-jax env, or a gymnasium env: by its id, or else as copies of it), or
+    by ``env_fn`` where one is given (``env``, if any, then names them)."""
+    if env_fn is not None:
+        check_env_fn(env_fn)
+        name = custom.name_of(env_fn) if env is None else env_id_of(env)
+        return name, {"env_fn": env_fn}
+    if isinstance(env, Env):
+        return env.spec.env_id, dict(env.made_with)
+    if isinstance(env, gymnasium.Env) and not custom.rebuildable(env):
+        return custom.name_of(env), {"env_fn": custom.copies_of(env)}
+    return env_id_of(env), made_with(env)
+
+
+def as_env(envs, num_envs: int | None, *, env_fn=None, **kwargs) -> Env:
     """Returns one janus-jax env of ``num_envs`` envs from what the seed's API
     allows for ``envs``: an id; a janus-jax env (as it is when ``num_envs`` is
     None or its own; a gymnax one is widened, a gymnasium one refused
-    otherwise); or a list of ``gymnasium.make`` envs of one spec, stepped
+    otherwise); or a list of gymnasium envs of one spec or class, stepped
     together as given (a list of one, or a single gymnasium env, is made anew
-    as ``num_envs`` copies, default 1)."""
+    as ``num_envs`` copies, default 1). ``env_fn``: a callable returning a new
+    gymnasium env, to make them (``envs`` None) or the copies a gymnasium env
+    cannot give (``copies_of``)."""
     if isinstance(envs, Env):
         if num_envs is None or envs.num_envs == num_envs:
             return envs
@@ -126,8 +162,17 @@ def as_env(envs, num_envs: int | None, **kwargs) -> Env:
         envs = [envs]
     if isinstance(envs, (list, tuple)) and len(envs) > 1:
         cpu = {k: v for k, v in kwargs.items() if k in ("image_size", "crop")}
-        return GymnasiumEnv.from_envs(envs, **cpu)
-    if isinstance(envs, (list, tuple)) and envs and isinstance(envs[0], gymnasium.Env):
+        return GymnasiumEnv.from_envs(envs, env_fn=env_fn, **cpu)
+    if isinstance(envs, (list, tuple)) and envs:
+        envs = envs[0]
+    if envs is None and env_fn is None:
+        raise ValueError(
+            "envs=None is invalid: pass an env id, a gymnasium env, a list of "
+            "them, janus_jax.envs.make(...), or env_fn=<a callable returning a "
+            "new gymnasium env>"
+        )
+    env_id, made = env_source(envs, env_fn)
+    if made or env_fn is not None or isinstance(envs, gymnasium.Env):
         # made anew as it was made: the gymnasium env, with its kwargs
-        kwargs = {"family": "gymnasium", **made_with(envs[0]), **kwargs}
-    return make(env_id_of(envs), num_envs=num_envs or 1, **kwargs)
+        kwargs = {"family": "gymnasium", **made, **kwargs}
+    return make(env_id, num_envs=num_envs or 1, **kwargs)

@@ -10,7 +10,7 @@ main process and for all envs at once, so async workers never run JAX.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import gymnasium
@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from janus_jax.envs import ids
+from janus_jax.envs import custom, ids
 from janus_jax.envs.gymnasium_setup import (
     action_spec,
     is_image,
@@ -85,13 +85,20 @@ class GymnasiumEnv:
         training option left out of evaluation copies).
     env_kwargs: passed to ``gymnasium.make`` for each env (e.g.
         ``max_episode_steps``, ``continuous``).
+
+    env_id: a registered id, gymnasium's ``module:EnvId-vN``, or a class path
+    ``module:Class`` naming a gymnasium.Env subclass (made with the env_kwargs).
+    env_fn: instead of an id, a callable returning a new env (called with the
+    env_kwargs, none by default); env_id then only names it. In async mode it
+    must be picklable: each worker process receives it pickled.
     """
 
     def __init__(
         self,
-        env_id: str,
+        env_id: str | None = None,
         num_envs: int = 1,
         *,
+        env_fn: Callable[..., gymnasium.Env] | None = None,
         observation: str = "state",
         image_size: tuple[int, int] | None = (64, 64),
         crop: tuple[int, int, int, int] | None = None,
@@ -108,8 +115,16 @@ class GymnasiumEnv:
                 f"vectorization_mode={vectorization_mode!r} is invalid: must be one "
                 f"of {VECTORIZATION_MODES}"
             )
-        if not ids.is_gymnasium_id(env_id):
+        if env_fn is None and not isinstance(env_id, str):
+            raise ValueError(
+                f"env_id={env_id!r} is invalid: pass an env id, module:Class, or "
+                "env_fn=<a callable returning a new gymnasium env>"
+            )
+        if env_fn is None and not ids.is_gymnasium_id(env_id):
             raise ValueError(ids.unknown_id_message(env_id, "gymnasium"))
+        env_id, source = custom.gymnasium_source(env_id, env_fn)
+        if vectorization_mode == "async":
+            custom.check_picklable(source, env_id)
         self.made_with = dict(
             observation=observation,
             image_size=image_size,
@@ -126,10 +141,12 @@ class GymnasiumEnv:
         self.made_with.update(
             {k: v for k, v in episode.items() if v != EPISODE_DEFAULTS[k]}
         )
+        if env_fn is not None:
+            self.made_with["env_fn"] = env_fn
         kwargs, wrappers = sub_env_setup(observation, env_kwargs)
         wrappers = [*wrappers, *episode_wrappers(**episode)]
         self._vec = gymnasium.make_vec(
-            env_id,
+            source,
             num_envs,
             vectorization_mode=vectorization_mode,
             vector_kwargs=_vector_kwargs(vectorization_mode),
@@ -146,10 +163,13 @@ class GymnasiumEnv:
         *,
         image_size: tuple[int, int] | None = (64, 64),
         crop: tuple[int, int, int, int] | None = None,
+        env_fn: Callable[..., gymnasium.Env] | None = None,
     ) -> GymnasiumEnv:
-        """Returns the given ``gymnasium.make`` envs stepped together as one vector
-        env (synchronously, in this process). They must share one spec (id and
-        kwargs): a ValueError names the first that differs."""
+        """Returns the given gymnasium envs stepped together as one vector env
+        (synchronously, in this process). They must share one spec (id and
+        kwargs) or, made without one, one class: a ValueError names the first
+        that differs. Its evaluation copies (``remake``) are made from the id,
+        else by ``env_fn``, else as copies of ``envs[0]`` taken now."""
         envs = list(envs)
         if not envs or not all(isinstance(e, gymnasium.Env) for e in envs):
             raise ValueError(
@@ -162,15 +182,26 @@ class GymnasiumEnv:
                     f"envs[{i}] has spec {env.spec} but envs[0] has {first}: envs "
                     "stepped together must be made alike (one id, the same kwargs)"
                 )
+            if type(env.unwrapped) is not type(envs[0].unwrapped):
+                raise ValueError(
+                    f"envs[{i}] is a {custom.name_of(env)} but envs[0] a "
+                    f"{custom.name_of(envs[0])}: envs stepped together must be "
+                    "made alike (one class)"
+                )
+        if env_fn is None and not custom.rebuildable(envs[0]):
+            env_fn = custom.copies_of(envs[0], "envs[0]")
         self = cls.__new__(cls)
         self._episode = dict(EPISODE_DEFAULTS)  # the envs come wrapped as given
         self._vec = gymnasium.vector.SyncVectorEnv(
             [lambda env=env: env for env in envs],
             autoreset_mode=AutoresetMode.SAME_STEP,
         )
-        env_id = first.id if first is not None else type(envs[0].unwrapped).__name__
-        kwargs = made_with(envs[0])
+        rebuilt = custom.rebuildable(envs[0])
+        env_id = first.id if rebuilt else custom.name_of(env_fn)
+        kwargs = made_with(envs[0]) if env_fn is None else {}
         self.made_with = dict(image_size=image_size, crop=crop, **kwargs)
+        if env_fn is not None:
+            self.made_with["env_fn"] = env_fn
         self._finish_init(env_id, kwargs, image_size, crop)
         return self
 

@@ -12,6 +12,7 @@ from gymnasium import spaces
 from gymnasium.wrappers import AddRenderObservation
 
 from janus_jax.config.models import ActionSpec
+from janus_jax.envs import custom
 
 OBSERVATIONS = ("state", "pixels")
 
@@ -74,13 +75,14 @@ def sub_env_setup(
 def make_single_env(
     env_id: str, observation: str = "state", **env_kwargs
 ) -> gymnasium.Env:
-    """Returns one sub-env built as ``GymnasiumEnv`` builds each of its envs.
+    """Returns one sub-env built as ``GymnasiumEnv`` builds each of its envs
+    (``env_id`` an id or a class path ``module:Class``).
 
     The frames are not yet cropped or resized: that happens batched in the
     vector adapter. Useful for gymnasium's ``check_env`` and for rendering.
     """
     kwargs, wrappers = sub_env_setup(observation, env_kwargs)
-    env = gymnasium.make(env_id, **kwargs)
+    env = gymnasium.make(custom.gymnasium_source(env_id, None)[1], **kwargs)
     for wrapper in wrappers:
         env = wrapper(env)
     return env
