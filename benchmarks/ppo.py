@@ -4,7 +4,7 @@ envs, and the return each run reaches.
 Two paths per env, with PureJaxRL's published PPO values:
 
 - **model-free**: ``WorldModelPPOTrainer`` at imagination_ratio 0, so plain PPO
-  on [z, h] from V and M freshly initialised and frozen (world_model_updates 0):
+  on [z, h] from V and M freshly initialised and frozen (mdn_updates 0):
   every real step still goes through V's encoder and M's LSTM;
 - **world model**: the preset's whole run (``pipeline.run``: collect, V, M, then
   C on half real, half dreamed transitions while M keeps learning), timed from
@@ -145,7 +145,7 @@ def model_free(case: Case, steps: int, updates_per_chunk: int) -> dict:
         _ppo_config(case, config),
         imagination_ratio=0.0,
         num_envs=case.num_envs,
-        world_model_updates=0,
+        mdn_updates=0,
         updates_per_chunk=updates_per_chunk,
         seed=config.seed,
         io=RunIO(run_dir=None, logger=log, progress=False),

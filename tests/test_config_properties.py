@@ -222,7 +222,7 @@ RULES = {
                 "num_envs",
                 "imagination_horizon",
                 "sequence_length",
-                "world_model_batch_size",
+                "mdn_batch_size",
                 "vae_batch_size",
                 "replay_steps",
                 "updates_per_chunk",
@@ -232,7 +232,7 @@ RULES = {
             POSITIVE,
         ),
         **dict.fromkeys(
-            ("world_model_updates", "vae_updates", "eval_every", "dream_updates"),
+            ("mdn_updates", "vae_updates", "eval_every", "dream_updates"),
             NON_NEGATIVE,
         ),
         "imagination_ratio": bad_float(0.0, 1.0, high_open=True),

@@ -151,7 +151,7 @@ CLASSES = (
 )
 # The int fields that may be 0; every other one must be >= 1.
 MAY_BE_ZERO = {
-    ("ControllerTrainingConfig", "world_model_updates"),
+    ("ControllerTrainingConfig", "mdn_updates"),
     ("ControllerTrainingConfig", "dream_updates"),
     ("ControllerTrainingConfig", "vae_updates"),
     ("ControllerTrainingConfig", "eval_every"),
@@ -189,7 +189,7 @@ def test_the_audit_sees_every_int_and_bool_field():
         ("ActionSpec", "dim"),
         ("PPOConfig", "minibatch_size"),
         ("WorldModelTrainingConfig", "gradient_accumulation_steps"),
-        ("ControllerTrainingConfig", "world_model_updates"),
+        ("ControllerTrainingConfig", "mdn_updates"),
         ("RunConfig", "seed"),
     }
     assert {(cls.__name__, name) for cls, name in BOOL_FIELDS} >= {
@@ -361,3 +361,60 @@ def test_dream_from_names_its_choices():
 def test_eval_policy_names_its_choices():
     with pytest.raises(ValueError, match="eval_policy='greedy' is invalid.*'sample'"):
         ControllerTrainingConfig(eval_policy="greedy")
+
+
+# M's refresh fields were world_model_*; mdn_* as in the world_model section.
+RENAMED = [
+    ("world_model_updates", "mdn_updates"),
+    ("world_model_batch_size", "mdn_batch_size"),
+]
+
+
+@pytest.mark.parametrize("old,new", RENAMED)
+def test_an_old_keyword_builds_the_new_field_with_a_deprecation_warning(old, new):
+    with pytest.warns(DeprecationWarning) as caught:
+        config = ControllerTrainingConfig(**{old: 7})
+    assert [str(w.message) for w in caught] == [
+        f"ControllerTrainingConfig.{old} is deprecated: write "
+        f"ControllerTrainingConfig.{new} (same meaning, same value)"
+    ]
+    assert caught[0].filename == __file__  # points at the caller's line
+    assert config == ControllerTrainingConfig(**{new: 7})
+    assert getattr(config, new) == 7
+
+
+@pytest.mark.parametrize("old,new", RENAMED)
+def test_an_old_attribute_reads_the_new_field_with_a_deprecation_warning(old, new):
+    config = ControllerTrainingConfig(**{new: 9})
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated: write .*{new}"):
+        assert getattr(config, old) == 9
+    # not a field of its own: replace, equality and the JSON form ignore it
+    assert old not in {f.name for f in dataclasses.fields(config)}
+    assert getattr(dataclasses.replace(config, **{new: 2}), new) == 2
+    assert old not in to_dict(config) and to_dict(config)[new] == 9
+
+
+@pytest.mark.parametrize("old,new", RENAMED)
+def test_an_old_keyword_beside_its_new_one_is_refused(old, new):
+    with pytest.raises(ValueError, match=f"{old} and .*{new} are both given"):
+        ControllerTrainingConfig(**{old: 1, new: 2})
+
+
+def test_the_new_names_are_checked_like_the_old_ones_were():
+    with (
+        pytest.warns(DeprecationWarning),
+        pytest.raises(
+            ValueError, match=r"ControllerTrainingConfig.mdn_updates=-1 is invalid"
+        ),
+    ):
+        ControllerTrainingConfig(world_model_updates=-1)
+    with pytest.raises(ValueError, match=r"mdn_batch_size=0 is invalid: .*>= 1"):
+        ControllerTrainingConfig(mdn_batch_size=0)
+
+
+def test_the_trainers_keyword_form_takes_the_old_names_too():
+    from janus_jax.train.ppo_trainer import _training_config
+
+    with pytest.warns(DeprecationWarning, match="world_model_updates .*mdn_updates"):
+        training = _training_config(None, {"world_model_updates": 0})
+    assert training == ControllerTrainingConfig(mdn_updates=0)

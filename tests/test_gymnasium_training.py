@@ -52,7 +52,7 @@ def test_trainer_learns_from_host_rollouts_and_dreams(env):
         imagination_ratio=0.5,
         imagination_horizon=4,
         num_envs=2,
-        world_model_updates=1,
+        mdn_updates=1,
         sequence_length=8,
         updates_per_chunk=2,
     )
@@ -99,7 +99,7 @@ def test_a_resumed_run_starts_the_host_envs_episodes_afresh(env):
         imagination_ratio=0.5,
         imagination_horizon=4,
         num_envs=2,
-        world_model_updates=1,
+        mdn_updates=1,
         sequence_length=8,
         updates_per_chunk=2,
     )

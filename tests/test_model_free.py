@@ -149,7 +149,7 @@ def test_dream_updates_take_more_ppo_steps_on_dreams_only():
         imagination_horizon=8,
         dream_updates=3,
         updates_per_chunk=2,
-        world_model_updates=0,
+        mdn_updates=0,
     )
     trainer = WorldModelPPOTrainer(
         agent,

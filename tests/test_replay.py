@@ -197,7 +197,7 @@ def test_the_trainer_keeps_the_newest_steps_with_the_carries_c_acted_with():
     from janus_jax.models import mdn_rnn, vae
 
     # M frozen, so every stored carry came from the agent's own M.
-    trainer, before, agent = _trained(world_model_updates=0)
+    trainer, before, agent = _trained(mdn_updates=0)
     memory = trainer.state.replay
     # 3 updates x 16 steps into 20 rows per env: rows 8.. are the oldest
     assert (int(memory.head), int(memory.filled)) == (8, 20)

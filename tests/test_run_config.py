@@ -164,19 +164,55 @@ def test_a_value_of_the_wrong_type_names_the_key(override, key):
         apply_overrides(presets.tiny(), [override])
 
 
-def test_an_unknown_field_lists_the_fields():
-    with pytest.raises(ValueError, match="controller.rollout_len") as info:
-        apply_overrides(presets.tiny(), ["controller.rollout_len=3"])
+def test_an_unknown_field_with_nothing_near_lists_the_fields():
+    with pytest.raises(ValueError, match="controller.xyzzy") as info:
+        apply_overrides(presets.tiny(), ["controller.xyzzy=3"])
     message = str(info.value)
-    assert "ControllerTrainingConfig has no field 'rollout_len'" in message
+    assert "ControllerTrainingConfig has no field 'xyzzy'" in message
+    assert "did you mean" not in message
     for field in ("rollout_length", "num_envs", "imagination_ratio"):
         assert field in message
 
 
-def test_an_unknown_section_lists_the_sections():
-    with pytest.raises(ValueError, match="RunConfig has no field 'contoller'") as info:
-        apply_overrides(presets.tiny(), ["contoller.num_envs=3"])
+def test_an_unknown_top_level_key_with_nothing_near_lists_the_sections():
+    with pytest.raises(ValueError, match="RunConfig has no field 'xyzzy'") as info:
+        apply_overrides(presets.tiny(), ["xyzzy=3"])
     assert "controller" in str(info.value) and "world_model" in str(info.value)
+
+
+# Each unknown key with the keys a user most likely meant, by hand: the same
+# field in its section(s), a renamed field's new key, a close spelling.
+MEANT = [
+    ("imagination_ratio=0.5", ["controller.imagination_ratio"]),
+    ("num_episodes=4", ["world_model.num_episodes"]),
+    ("latent_dim=8", ["world_model.vae.latent_dim", "world_model.mdn_rnn.latent_dim"]),
+    (
+        "sequence_length=8",
+        ["world_model.sequence_length", "controller.sequence_length"],
+    ),
+    ("ppo.imagination_ratio=0.5", ["controller.imagination_ratio"]),
+    ("controller.rollout_len=3", ["controller.rollout_length"]),
+    ("contoller.num_envs=3", ["controller.num_envs"]),
+    ("controller.total_timestep=3", ["controller.total_timesteps"]),
+    ("world_model_updates=3", ["controller.mdn_updates"]),
+    ("world_model_batch_size=3", ["controller.mdn_batch_size"]),
+]
+
+
+@pytest.mark.parametrize("override,meant", MEANT)
+def test_an_unknown_key_names_the_keys_meant(override, meant):
+    with pytest.raises(ValueError) as info:
+        apply_overrides(presets.tiny(), [override])
+    listed = ", ".join(meant[:-1]) + (" or " if len(meant) > 1 else "") + meant[-1]
+    assert str(info.value).endswith(f"; did you mean {listed}?")
+    # and each key meant sets the value given
+    value = override.partition("=")[2]
+    for key in meant:
+        config = apply_overrides(presets.tiny(), [f"{key}={value}"])
+        section, field = key.rsplit(".", 1)
+        for name in section.split("."):
+            config = getattr(config, name)
+        assert getattr(config, field) == json.loads(value)
 
 
 @pytest.mark.parametrize("override", ["seed", "controller.num_envs", "=3", ""])
@@ -202,7 +238,7 @@ def test_a_field_inside_an_unset_section_is_refused():
     [
         ("controller.imagination_ratio=2", "imagination_ratio=2.0 is invalid"),
         ("controller.imagination_ratio=1", r"1.0 is invalid.*learn_from_real=False"),
-        ("controller.world_model_updates=-1", "world_model_updates=-1 is invalid"),
+        ("controller.mdn_updates=-1", "mdn_updates=-1 is invalid"),
         (
             "controller.imagination_ratio=0 controller.learn_from_real=false",
             "learn_from_real=False is invalid",
@@ -309,3 +345,122 @@ def test_describe_lines_read_as_written_by_hand():
     assert not keys & {"ppo.batch_size", "world_model.device", *MOVED}
     # the sections themselves are not lines of their own
     assert not any(line.startswith("world_model = ") for line in lines)
+
+
+# -- numbers and renamed fields -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("controller.total_timesteps=1e5", 100_000),
+        ("controller.total_timesteps=100000.0", 100_000),
+        ("controller.num_envs=2e0", 2),
+    ],
+)
+def test_a_whole_float_sets_an_int_field_as_an_int(override, expected):
+    config = apply_overrides(presets.tiny(), [override])
+    key = override.partition("=")[0].split(".")[1]
+    value = getattr(config.controller, key)
+    assert value == expected and type(value) is int
+
+
+def test_whole_floats_set_the_ints_of_a_tuple():
+    config = apply_overrides(
+        presets.tiny(), ["world_model.vae.hidden_sizes=[8.0, 1e1]"]
+    )
+    assert config.world_model.vae.hidden_sizes == (8, 10)
+    assert all(type(size) is int for size in config.world_model.vae.hidden_sizes)
+
+
+@pytest.mark.parametrize(
+    "override,instead",
+    [
+        (
+            "controller.total_timesteps=1.5",
+            "expected int: write a whole number (1 or 2)",
+        ),
+        ("controller.num_envs=2.7", "expected int: write a whole number (2 or 3)"),
+        (
+            "world_model.vae.observation_size=63.5",
+            "expected int | None: write a whole number (63 or 64)",
+        ),
+    ],
+)
+def test_a_fraction_for_an_int_field_says_what_to_write(override, instead):
+    with pytest.raises(ValueError) as info:
+        apply_overrides(presets.tiny(), [override])
+    assert str(info.value) == f"{override} is invalid: {instead}"
+
+
+def test_an_infinite_value_for_an_int_field_is_refused_without_advice():
+    with pytest.raises(ValueError) as info:
+        apply_overrides(presets.tiny(), ["controller.total_timesteps=Infinity"])
+    assert str(info.value) == "controller.total_timesteps=inf is invalid: expected int"
+
+
+RENAMED = {
+    "world_model_updates": "mdn_updates",
+    "world_model_batch_size": "mdn_batch_size",
+}
+
+
+@pytest.mark.parametrize("old,new", RENAMED.items())
+def test_an_old_key_sets_the_new_field_with_a_deprecation_warning(old, new):
+    with pytest.warns(DeprecationWarning) as caught:
+        config = apply_overrides(presets.tiny(), [f"controller.{old}=7"])
+    assert [str(w.message) for w in caught] == [
+        f"controller.{old} is deprecated: write controller.{new} "
+        "(same meaning, same value)"
+    ]
+    assert getattr(config.controller, new) == 7
+    assert config == apply_overrides(presets.tiny(), [f"controller.{new}=7"])
+
+
+def _with_old_names(data: dict) -> dict:
+    """Returns ``to_dict`` output as a run of before the rename wrote it."""
+    controller = dict(data["controller"])
+    for old, new in RENAMED.items():
+        controller[old] = controller.pop(new)
+    return {**data, "controller": controller}
+
+
+def test_an_old_config_json_reads_its_old_names_as_the_new_fields():
+    config = apply_overrides(
+        presets.tiny(), ["controller.mdn_updates=3", "controller.mdn_batch_size=5"]
+    )
+    old = json.loads(json.dumps(_with_old_names(to_dict(config))))
+    assert "mdn_updates" not in old["controller"]
+    with pytest.warns(DeprecationWarning) as caught:
+        assert from_dict(RunConfig, old) == config
+    assert sorted(str(w.message).split(" is ")[0] for w in caught) == [
+        "controller.world_model_batch_size",
+        "controller.world_model_updates",
+    ]
+
+
+def test_an_old_name_beside_its_new_one_is_refused():
+    data = to_dict(presets.tiny())
+    data["controller"]["world_model_updates"] = 2
+    with pytest.raises(ValueError, match="both given") as info:
+        from_dict(RunConfig, data)
+    message = str(info.value)
+    assert "controller.world_model_updates" in message
+    assert "controller.mdn_updates" in message
+
+
+def test_an_old_run_dir_resumes_under_the_new_names(tmp_path):
+    from janus_jax.run.run_dir import RunDirError, prepare_run_dir
+
+    config = presets.tiny()
+    (tmp_path / "config.json").write_text(json.dumps(_with_old_names(to_dict(config))))
+    with pytest.warns(DeprecationWarning):
+        resumed = prepare_run_dir(
+            tmp_path, config, resume=True, overwrite=False, fresh=True
+        )
+    assert resumed is True
+    # ...and a changed value under the old name is still a different run.
+    other = apply_overrides(config, ["controller.mdn_updates=9"])
+    with pytest.warns(DeprecationWarning), pytest.raises(RunDirError) as info:
+        prepare_run_dir(tmp_path, other, resume=True, overwrite=False, fresh=True)
+    assert "controller.mdn_updates" in str(info.value)

@@ -55,7 +55,7 @@ def carracing() -> RunConfig:
             num_envs=8,
             imagination_ratio=0.5,
             imagination_horizon=16,
-            world_model_updates=4,
+            mdn_updates=4,
             replay_steps=5_000,
             updates_per_chunk=1,
             checkpoint_every=4,

@@ -44,7 +44,7 @@ def tiny() -> RunConfig:
             rollout_length=32,
             num_envs=2,
             imagination_horizon=8,
-            world_model_updates=1,
+            mdn_updates=1,
             sequence_length=8,
             updates_per_chunk=4,
             checkpoint_every=1,
@@ -110,8 +110,8 @@ def cartpole() -> RunConfig:
             imagination_ratio=0.95,
             imagination_horizon=16,
             dream_updates=8,
-            world_model_updates=16,
-            world_model_batch_size=64,
+            mdn_updates=16,
+            mdn_batch_size=64,
             replay_steps=50_000,
             updates_per_chunk=8,
         ),
@@ -177,7 +177,7 @@ def _model_free(
         config.controller,
         features="observation",
         imagination_ratio=0.0,
-        world_model_updates=0,
+        mdn_updates=0,
         **controller,
     )
     return dataclasses.replace(

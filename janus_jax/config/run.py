@@ -1,6 +1,7 @@
 """``RunConfig``: everything one ``janus-jax train`` run needs, as nested frozen
-configs; JSON round trip (the ``config.json`` beside the checkpoints) and
-``section.field=value`` overrides checked against each field's type."""
+configs; JSON round trip (the ``config.json`` beside the checkpoints, an old
+run's renamed fields read as the new ones) and moving a run to another env. The
+``section.field=value`` overrides are ``config/overrides.py``'s."""
 
 from __future__ import annotations
 
@@ -9,14 +10,31 @@ import dataclasses
 import functools
 import inspect
 import json
-import types
-import typing
 from typing import Any
 
 from janus_jax.config.architecture import default_mdn_rnn_config, default_vae_config
 from janus_jax.config.checks import fail, non_negative_int
 from janus_jax.config.models import NetworkConfig, PPOConfig
+from janus_jax.config.overrides import (
+    MOVED,
+    apply_overrides,
+    dataclass_in,
+    field_hints,
+)
+from janus_jax.config.renamed import new_names
 from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
+
+# The overrides live in config/overrides.py; imported from here as before.
+__all__ = [
+    "MOVED",
+    "RunConfig",
+    "apply_overrides",
+    "describe",
+    "field_docs",
+    "from_dict",
+    "to_dict",
+    "with_env",
+]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -80,114 +98,27 @@ def to_dict(config: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _hints(cls) -> dict[str, Any]:
-    """Returns the type hint of each field (constructor-only InitVars left out)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _dataclass_in(hint) -> type | None:
-    """Returns the dataclass type of a field's hint (``X`` or ``X | None``)."""
-    options = typing.get_args(hint) if _is_union(hint) else (hint,)
-    found = [t for t in options if dataclasses.is_dataclass(t)]
-    return found[0] if found else None
-
-
-def _is_union(hint) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType)
-
-
 def from_dict(cls, data: dict, where: str = ""):
-    """Returns ``cls`` built from ``to_dict`` output; unknown keys raise ValueError."""
+    """Returns ``cls`` built from ``to_dict`` output; unknown keys raise ValueError.
+
+    An old run's renamed fields (controller.world_model_updates) are read as
+    their new ones, with a DeprecationWarning, so the run still loads and
+    resumes."""
     name = where.rstrip(".") or cls.__name__
     if not isinstance(data, dict):
         raise ValueError(f"{name} must be a JSON object, got {data!r}")
-    hints = _hints(cls)
+    data = new_names(cls, data, where or f"{cls.__name__}.")
+    hints = field_hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise ValueError(f"{name} has unknown fields {unknown}")
     kwargs = {}
     for name, value in data.items():
-        inner = _dataclass_in(hints[name])
+        inner = dataclass_in(hints[name])
         if inner is not None and isinstance(value, dict):
             value = from_dict(inner, value, f"{where}{name}.")
         kwargs[name] = value
     return cls(**kwargs)
-
-
-def _check_type(key: str, hint, value) -> Any:
-    """Returns ``value`` if it fits the field's type hint, else raises ValueError."""
-    if _is_union(hint):
-        for option in typing.get_args(hint):
-            try:
-                return _check_type(key, option, value)
-            except ValueError:
-                continue
-        raise ValueError(f"{key}={value!r} is invalid: expected {_name(hint)}")
-    if typing.get_origin(hint) is typing.Literal:
-        if value in typing.get_args(hint):
-            return value
-        raise ValueError(
-            f"{key}={value!r} is invalid: expected one of {typing.get_args(hint)}"
-        )
-    if hint is type(None):
-        if value is None:
-            return None
-    elif (
-        hint is float
-        and isinstance(value, (int, float))
-        and not isinstance(value, bool)
-    ):
-        return float(value)
-    elif hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    elif hint in (bool, str, dict) and isinstance(value, hint):
-        return value
-    elif typing.get_origin(hint) is tuple and isinstance(value, list):
-        (item, *_) = typing.get_args(hint)
-        return tuple(_check_type(key, item, v) for v in value)
-    raise ValueError(f"{key}={value!r} is invalid: expected {_name(hint)}")
-
-
-def _name(hint) -> str:
-    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
-
-
-def _parse(text: str) -> Any:
-    """Returns JSON for numbers, lists, true/false/null; anything else as text."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-_ONE_SEED = "a run has one seed: write seed=N (or --seed N)"
-# Keys that are fields no more, with what to write instead.
-MOVED = {
-    "ppo.batch_size": "write ppo.minibatch_size (rows per PPO gradient step)",
-    "world_model.seed": _ONE_SEED,
-    "controller.seed": _ONE_SEED,
-    "controller.temperature": "dreams sample at M's own temperature: write "
-    "world_model.mdn_rnn.temperature",
-    "world_model.device": "JAX runs on its default backend (pip install "
-    "'jax[cuda12]' for a GPU)",
-}
-
-
-def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    """Returns ``config`` with ``section.field=value`` (or ``field=value``) set.
-
-    Values are JSON (3, 0.5, true, null, [64, 64]) or plain text; each must fit
-    the field's type, then the config's own checks run."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"override {item!r} is invalid: write section.field=value")
-        if key in MOVED:
-            raise ValueError(f"override {item!r}: {key} is not a field: {MOVED[key]}")
-        config = _set(config, key.split("."), _parse(text.strip()), key)
-    return config
 
 
 _ARCHITECTURES = ("world_model.vae", "world_model.mdn_rnn")
@@ -267,30 +198,6 @@ def _rederived(config: RunConfig, spec, old_env: str) -> str:
         f"--env {config.env_id}: V and M re-derived for observations "
         f"{spec.observation_shape} (the preset's were sized for {old_env}): {arch}"
     )
-
-
-def _set(config, path: list[str], value, key: str):
-    hints = _hints(type(config))
-    name = path[0]
-    if name not in hints:
-        raise ValueError(
-            f"override {key!r}: {type(config).__name__} has no field {name!r} "
-            f"(fields: {', '.join(hints)})"
-        )
-    if len(path) == 1:
-        return dataclasses.replace(
-            config, **{name: _check_type(key, hints[name], value)}
-        )
-    inner_cls = _dataclass_in(hints[name])
-    if inner_cls is None:
-        raise ValueError(f"override {key!r}: {name!r} has no fields")
-    inner = getattr(config, name)
-    if inner is None:
-        raise ValueError(
-            f"override {key!r}: {name} is unset (derived from the env); set the "
-            f"whole section in a config file instead"
-        )
-    return dataclasses.replace(config, **{name: _set(inner, path[1:], value, key)})
 
 
 @functools.cache

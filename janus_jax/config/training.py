@@ -16,6 +16,7 @@ from janus_jax.config.checks import (
     positive_int,
 )
 from janus_jax.config.models import FEATURES, MDNRNNConfig, VAEConfig
+from janus_jax.config.renamed import renamed_fields
 from janus_jax.devices import check_device
 
 DREAM_FROM = ("replay", "rollout")
@@ -97,6 +98,12 @@ class WorldModelTrainingConfig:
             check_device(device, where=f"{type(self).__name__}.device", stacklevel=4)
 
 
+# M's refresh was named for the world model, but V's refresh has its own vae_*
+# fields: mdn_* as in the world_model section. world_model_learning_rate keeps its
+# name, since it is the step size of both V's and M's refresh.
+@renamed_fields(
+    world_model_updates="mdn_updates", world_model_batch_size="mdn_batch_size"
+)
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ControllerTrainingConfig:
     """C's PPO phase on real and dreamed experience (see ``WorldModelPPOTrainer``)."""
@@ -121,19 +128,22 @@ class ControllerTrainingConfig:
     """Where dreams start: "replay" (stored steps of the recent real data, with
     the carry M had there: many more, and more varied, starts than one rollout)
     or "rollout" (the latest real rollout's steps)."""
-    world_model_updates: int = 4
-    """M gradient steps on each fresh real rollout (0 freezes the world model)."""
+    mdn_updates: int = 4
+    """M gradient steps on each fresh real rollout (0 freezes M). Was
+    world_model_updates (still accepted, with a DeprecationWarning)."""
     dream_updates: int = 0
     """Extra PPO updates per real rollout, each on fresh dreams of the current C
     only (as many dreams as the ratio sets; needs imagination_ratio > 0): C
     takes several clipped steps per real rollout, all in the dream."""
     world_model_learning_rate: float = 1e-3
-    """Adam step size of M's refresh on the real rollouts."""
+    """Adam step size of M's refresh on the real rollouts, and of V's when
+    vae_updates > 0 (each with its own optimiser)."""
     sequence_length: int = 32
     """Steps per window of M's refresh."""
-    world_model_batch_size: int = 16
+    mdn_batch_size: int = 16
     """Windows per gradient step of M's refresh, drawn afresh from the replay at
-    every step (each starts from the carry M had when C acted there)."""
+    every step (each starts from the carry M had when C acted there). Was
+    world_model_batch_size (still accepted, with a DeprecationWarning)."""
     vae_updates: int = 0
     """V gradient steps per update on frames drawn from the replay (0: V stays as
     the world-model phase left it). V then sees the states the current C
@@ -175,7 +185,7 @@ class ControllerTrainingConfig:
             "num_envs",
             "imagination_horizon",
             "sequence_length",
-            "world_model_batch_size",
+            "mdn_batch_size",
             "vae_batch_size",
             "replay_steps",
             "updates_per_chunk",
@@ -183,7 +193,7 @@ class ControllerTrainingConfig:
             "eval_episodes",
         ):
             positive_int(self, field)
-        non_negative_int(self, "world_model_updates")
+        non_negative_int(self, "mdn_updates")
         non_negative_int(self, "vae_updates")
         in_range(self, "world_model_learning_rate", 1e-12, 10.0)
         check_bool(self, "use_tensorboard")

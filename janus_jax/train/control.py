@@ -41,11 +41,11 @@ class ControlSetup:
     imagination_horizon: int
     temperature: float
     learn_from_real: bool  # False: C learns from dreams only
-    world_model_updates: int  # M gradient steps per update (0: M frozen)
+    mdn_updates: int  # M gradient steps per update (0: M frozen)
     vae_updates: int  # V gradient steps per update on replay frames (0: V fixed)
     vae_batch_size: int  # frames per V step
     sequence_length: int  # steps per window of M's refresh
-    world_model_batch_size: int  # windows per M step, drawn afresh from the replay
+    mdn_batch_size: int  # windows per M step, drawn afresh from the replay
     dream_updates: int  # extra PPO updates on fresh dreams only, per real rollout
     vae_optimizer: optax.GradientTransformation
     mdn_optimizer: optax.GradientTransformation
@@ -126,11 +126,11 @@ def _refresh_vae(setup: ControlSetup, state: ControlState, key):
 
 
 def _refresh_world_model(setup: ControlSetup, params, state: ControlState, key):
-    """Returns (state, metrics) after M's ``world_model_updates`` gradient steps,
+    """Returns (state, metrics) after M's ``mdn_updates`` gradient steps,
     each on fresh windows of the replay starting from the carries stored there."""
-    keys = jax.random.split(key, setup.world_model_updates)
+    keys = jax.random.split(key, setup.mdn_updates)
     draw = lambda k: replay.windows(  # noqa: E731
-        state.replay, k, setup.world_model_batch_size, setup.sequence_length
+        state.replay, k, setup.mdn_batch_size, setup.sequence_length
     )
     batches = _encoded(params.vae, jax.vmap(draw)(keys), params.controller.action)
     mdn_state, metrics = fit_chunk(
@@ -163,7 +163,7 @@ def learn(
     if setup.vae_updates:
         state, metrics = _refresh_vae(setup, state, frame_key)
         params = params.replace(vae=state.vae.params)
-    if setup.world_model_updates:
+    if setup.mdn_updates:
         state, mdn_metrics = _refresh_world_model(setup, params, state, window_key)
         params = params.replace(mdn_rnn=state.mdn.params)
         metrics.update(mdn_metrics)

@@ -23,6 +23,7 @@ import numpy as np
 from janus_jax import ppo
 from janus_jax.agent import WorldModelAgent
 from janus_jax.config.models import PPOConfig
+from janus_jax.config.renamed import new_names
 from janus_jax.config.sizes import controller_sizes
 from janus_jax.config.training import ControllerTrainingConfig
 from janus_jax.diagnostics.evaluate import (
@@ -54,6 +55,8 @@ def _training_config(training, fields: dict) -> ControllerTrainingConfig:
     keyword form's ``fields`` set (a None value leaves a field as it is); an
     unknown keyword raises ValueError."""
     training = training or ControllerTrainingConfig()
+    # Old field names (world_model_updates...) still work, with a warning.
+    fields = new_names(type(training), fields, "WorldModelPPOTrainer: ", 3)
     names = {f.name for f in dataclasses.fields(training)}
     unknown = sorted(set(fields) - names)
     if unknown:
@@ -162,8 +165,8 @@ class WorldModelPPOTrainer:
             temperature=1.0 if model_free else self.agent.mdn_rnn.config.temperature,
             learn_from_real=t.learn_from_real,
             sequence_length=t.sequence_length,
-            world_model_batch_size=t.world_model_batch_size,
-            world_model_updates=0 if model_free else t.world_model_updates,
+            mdn_batch_size=t.mdn_batch_size,
+            mdn_updates=0 if model_free else t.mdn_updates,
             vae_updates=0 if model_free else t.vae_updates,
             vae_batch_size=t.vae_batch_size,
             dream_updates=t.dream_updates,
@@ -188,7 +191,7 @@ class WorldModelPPOTrainer:
         if setup.vae_updates:
             vae_key = jax.random.fold_in(state_key, 1)
             vae = init_train_state(params.vae, setup.vae_optimizer, vae_key)
-        if setup.world_model_updates or setup.vae_updates or setup.dream_from_replay:
+        if setup.mdn_updates or setup.vae_updates or setup.dream_from_replay:
             rows = replay.capacity_for(
                 self.training.replay_steps,
                 self.num_envs,
