@@ -25,6 +25,7 @@ from janus_jax.config.checks import (
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
 RNN_TYPES = ("lstm", "gru")
+LIKELIHOODS = ("gaussian", "bernoulli")
 # What the controller acts on: [z, h] of the world model, or the raw observation.
 FEATURES = ("world_model", "observation")
 # The VAE encoder is the paper's: 4x4 convolutions with stride 2 and no padding.
@@ -77,6 +78,11 @@ class VAEConfig:
     """Vector observation size; None means images."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the vector VAE's MLP encoder (mirrored by the decoder)."""
+    likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
+    """How V scores a reconstruction: "gaussian", the squared error (the paper's);
+    "bernoulli", each pixel's binary cross-entropy, for images whose pixels are
+    mostly 0 or 1 (MinAtar), where a rare set cell must not be cheaper to drop
+    than to encode. Vector observations take "gaussian" only."""
 
     def __post_init__(self):
         for field in ("input_channels", "input_height", "input_width", "latent_dim"):
@@ -85,8 +91,23 @@ class VAEConfig:
         positive_tuple(self, "hidden_sizes", allow_empty=True)
         non_negative(self, "beta")
         non_negative(self, "kl_tolerance")
+        if self.likelihood not in LIKELIHOODS:
+            fail(
+                "VAEConfig",
+                "likelihood",
+                self.likelihood,
+                f"must be one of {LIKELIHOODS}",
+            )
         if self.observation_size is not None:
             positive_int(self, "observation_size")
+            if self.likelihood != "gaussian":
+                fail(
+                    "VAEConfig",
+                    "likelihood",
+                    self.likelihood,
+                    "vector observations (observation_size set) take 'gaussian' only: "
+                    "they are standardised, not probabilities",
+                )
             return
         need = min_image_size(len(self.hidden_channels))
         for field in ("input_height", "input_width"):

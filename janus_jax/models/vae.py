@@ -15,6 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 from janus_jax.config.models import CONV_KERNEL, CONV_STRIDE, VAEConfig
@@ -71,8 +72,8 @@ class _ImageVAE(nn.Module):
                 (0, 0),
             ]
             x = jnp.pad(x, pad, mode="edge")
-            x = nn.relu(x) if i < len(self.deconvs) - 1 else nn.sigmoid(x)
-        return x
+            x = nn.relu(x) if i < len(self.deconvs) - 1 else x
+        return x  # logits: the image is their sigmoid (``_decode``)
 
     def __call__(self, image, latent):
         return self.encode(image), self.decode(latent)
@@ -182,8 +183,14 @@ def _encode(params: VAEParams, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return _module(params.config).apply(params.net, x, method="encode")
 
 
-def _decode(params: VAEParams, latent: jax.Array) -> jax.Array:
+def _decode_logits(params: VAEParams, latent: jax.Array) -> jax.Array:
+    """Returns the decoder's last layer: an image's logits, a vector itself."""
     return _module(params.config).apply(params.net, latent, method="decode")
+
+
+def _decode(params: VAEParams, latent: jax.Array) -> jax.Array:
+    out = _decode_logits(params, latent)
+    return jax.nn.sigmoid(out) if params.config.is_image else out
 
 
 def encode(params: VAEParams, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -223,17 +230,26 @@ def loss(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Returns (mean loss, metrics) over a batch of obs [B, *obs_shape].
 
-    loss = squared error summed over each observation
+    loss = reconstruction summed over each observation
            + beta * max(KL, kl_tolerance * Z),
-    averaged over the batch, as in the original World Models code. The error is
-    measured on standardised vectors (see ``VAEParams``).
+    averaged over the batch, as in the original World Models code. With
+    ``likelihood="gaussian"`` the reconstruction term is the squared error (on
+    standardised vectors, see ``VAEParams``); with ``"bernoulli"`` (images) it is
+    each pixel's binary cross-entropy in nats, -[x log p + (1 - x) log(1 - p)]
+    with p the decoded pixel, so a rare set cell (MinAtar's ball) costs as much
+    as the nats that would encode it instead of 1/400 of a frame's error.
     """
     config = params.config
     target = _standardized(params, obs)
     mean, log_var = _encode(params, target)
-    recon = _decode(params, sample_latent(key, mean, log_var))
+    logits = _decode_logits(params, sample_latent(key, mean, log_var))
     axes = tuple(range(1, target.ndim))
-    reconstruction = jnp.sum((recon - target) ** 2, axis=axes)
+    if config.likelihood == "bernoulli":
+        cross_entropy = optax.sigmoid_binary_cross_entropy(logits, target)
+        reconstruction = jnp.sum(cross_entropy, axis=axes)
+    else:
+        recon = jax.nn.sigmoid(logits) if config.is_image else logits
+        reconstruction = jnp.sum((recon - target) ** 2, axis=axes)
     kl = kl_divergence(mean, log_var)
     kl_floored = jnp.maximum(kl, config.kl_tolerance * config.latent_dim)
     total = jnp.mean(reconstruction + config.beta * kl_floored)
