@@ -289,7 +289,7 @@ def test_sampled_evaluation_is_the_policy_sampled(run_dir):
 
 
 def test_evaluate_prints_one_json_line(capsys, run_dir):
-    status, out, err = cli(capsys, "evaluate", "--checkpoint", run_dir, "--episodes", 3)
+    status, out, err = cli(capsys, "evaluate", "--run", run_dir, "--episodes", 3)
     assert status == 0, err
     lines = out.splitlines()
     assert len(lines) == 1, out
@@ -303,7 +303,7 @@ def test_evaluate_prints_one_json_line(capsys, run_dir):
 
 @pytest.mark.parametrize("policy", ["mode", "sample"])
 def test_evaluate_acts_as_its_policy_option_says(capsys, run_dir, policy):
-    argv = ["--checkpoint", run_dir, "--episodes", 3, "--policy", policy]
+    argv = ["--run", run_dir, "--episodes", 3, "--policy", policy]
     status, out, err = cli(capsys, "evaluate", *argv)
     assert status == 0, err
     result = json.loads(out)
@@ -321,7 +321,7 @@ def test_evaluate_acts_as_its_policy_option_says(capsys, run_dir, policy):
 def test_dream_writes_an_animated_gif(capsys, run_dir, tmp_path):
     gif = tmp_path / "sub" / "x.gif"
     status, out, err = cli(
-        capsys, "dream", "--checkpoint", run_dir, "--out", gif, "--steps", 20
+        capsys, "dream", "--run", run_dir, "--gif", gif, "--steps", 20
     )
     assert status == 0, err
     assert str(gif) in out
@@ -372,7 +372,7 @@ MISTAKES = {
             "--out",
             "{tmp}/a",
         ],
-        ["controller.num_envs", "1.5", "int"],
+        ["controller.num_envs", "1.5", "int", "write a whole number (1 or 2)"],
     ),
     "unknown field": (
         ["train", "--preset", "tiny", "--set", "controller.nope=1", "--out", "{tmp}/a"],
@@ -409,16 +409,65 @@ MISTAKES = {
         ["train-world-model"],
     ),
     "no run to evaluate": (
-        ["evaluate", "--checkpoint", "/nonexistent"],
+        ["evaluate", "--run", "/nonexistent"],
         ["/nonexistent"],
     ),
     "dream to a png": (
-        ["dream", "--checkpoint", "{run}", "--out", "{tmp}/x.png"],
-        ["x.png", ".gif"],
+        ["dream", "--run", "{run}", "--gif", "{tmp}/x.png"],
+        ["--gif", "x.png", ".gif"],
     ),
     "zero episodes": (
-        ["evaluate", "--checkpoint", "{run}", "--episodes", "0"],
+        ["evaluate", "--run", "{run}", "--episodes", "0"],
         ["--episodes"],
+    ),
+    "no run directory": (["evaluate"], ["required", "--run"]),
+    "the run directory twice": (
+        ["evaluate", "--run", "{run}", "--checkpoint", "{run}"],
+        ["--checkpoint", "not allowed with", "--run"],
+    ),
+    "a field without its section": (
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--set",
+            "imagination_ratio=0.5",
+            "--out",
+            "{tmp}/a",
+        ],
+        ["'imagination_ratio'", "did you mean controller.imagination_ratio?"],
+    ),
+    "a field in two sections": (
+        ["train", "--preset", "tiny", "--set", "sequence_length=8", "--out", "{tmp}/a"],
+        ["did you mean world_model.sequence_length or controller.sequence_length?"],
+    ),
+    "a misspelt field": (
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--set",
+            "controller.rollout_lenght=8",
+            "--out",
+            "{tmp}/a",
+        ],
+        ["'rollout_lenght'", "did you mean controller.rollout_length?"],
+    ),
+    "an old field name without its section": (
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--set",
+            "world_model_updates=8",
+            "--out",
+            "{tmp}/a",
+        ],
+        ["did you mean controller.mdn_updates?"],
+    ),
+    "an old env id": (
+        ["train", "--preset", "tiny", "--env", "LunarLander-v2", "--out", "{tmp}/a"],
+        ["'LunarLander-v2'", "'LunarLander-v3'", "use --env LunarLander-v3"],
     ),
 }
 
@@ -455,7 +504,7 @@ def test_out_holding_a_run_is_refused_and_left_alone(capsys, run_dir):
     "argv",
     [
         ["train", "--preset", "nope", "--out", "{tmp}/a"],
-        ["evaluate", "--checkpoint", "/nonexistent"],
+        ["evaluate", "--run", "/nonexistent"],
     ],
 )
 def test_console_script_exits_2_without_traceback(tmp_path, argv):
@@ -488,9 +537,7 @@ def test_bench_without_a_checkout_is_one_error_line(capsys, monkeypatch, tmp_pat
 
 
 def test_argparse_mistake_is_one_error_line(capsys, run_dir):
-    status, out, err = cli(
-        capsys, "evaluate", "--checkpoint", run_dir, "--episodes", "three"
-    )
+    status, out, err = cli(capsys, "evaluate", "--run", run_dir, "--episodes", "three")
     assert "three" in one_error_line(status, err)
 
 
@@ -513,9 +560,7 @@ def test_run_on_another_env_can_be_evaluated(capsys, tmp_path):
         *("--set", "world_model.vae_epochs=0", "--set", "world_model.mdn_epochs=0"),
     )
     assert status == 0, err
-    status, out_text, err = cli(
-        capsys, "evaluate", "--checkpoint", out, "--episodes", 1
-    )
+    status, out_text, err = cli(capsys, "evaluate", "--run", out, "--episodes", 1)
     assert status == 0, err
     assert json.loads(out_text)["env_id"] == "Acrobot-v1"
 
@@ -580,3 +625,107 @@ def test_overwrite_replaces_only_the_run_files(capsys, run_dir, tmp_path):
     assert summary["seed"] == 3
     assert summary["random_data_steps"] == manifest["totals"]["steps"]
     assert {row["phase"] for row in read_metrics(copy / "metrics.jsonl")} == {"collect"}
+
+
+# --- 8. old spellings still work, and say what to write -------------------------
+
+# (command, old spelling, new spelling): the same Namespace, one warning line.
+OLD_OPTIONS = [
+    ("evaluate", ["--checkpoint", "D"], ["--run", "D"], "--checkpoint", "--run DIR"),
+    ("gap", ["--checkpoint", "D"], ["--run", "D"], "--checkpoint", "--run DIR"),
+    (
+        "dream",
+        ["--checkpoint", "D", "--gif", "x.gif"],
+        ["--run", "D", "--gif", "x.gif"],
+        "--checkpoint",
+        "--run DIR",
+    ),
+    (
+        "dream",
+        ["--run", "D", "--out", "x.gif"],
+        ["--run", "D", "--gif", "x.gif"],
+        "--out",
+        "--gif FILE.gif",
+    ),
+]
+
+
+@pytest.mark.parametrize("command,old,new,option,instead", OLD_OPTIONS)
+def test_an_old_option_spelling_parses_as_the_new_one_with_a_warning(
+    capsys, command, old, new, option, instead
+):
+    capsys.readouterr()
+    parsed = build_parser().parse_args([command, *old])
+    _, err = capsys.readouterr()
+    assert parsed == build_parser().parse_args([command, *new])
+    assert err.splitlines() == [
+        f"janus-jax {command}: warning: {option} is deprecated here: write {instead}"
+    ]
+
+
+def test_evaluate_with_the_old_checkpoint_option_still_evaluates(capsys, run_dir):
+    status, out, err = cli(capsys, "evaluate", "--checkpoint", run_dir, "--episodes", 2)
+    assert status == 0, err
+    assert "--checkpoint is deprecated here: write --run DIR" in err
+    _, new_out, _ = cli(capsys, "evaluate", "--run", run_dir, "--episodes", 2)
+    assert json.loads(out) == json.loads(new_out)
+
+
+def test_dream_with_the_old_out_option_still_writes_the_gif(capsys, run_dir, tmp_path):
+    gif = tmp_path / "old.gif"
+    argv = ["--checkpoint", run_dir, "--out", gif, "--steps", 5]
+    status, out, err = cli(capsys, "dream", *argv)
+    assert status == 0, err
+    assert [line.split(": warning: ")[1] for line in err.splitlines()] == [
+        "--checkpoint is deprecated here: write --run DIR",
+        "--out is deprecated here: write --gif FILE.gif",
+    ]
+    with Image.open(gif) as image:
+        assert image.format == "GIF"
+
+
+def test_an_old_field_name_in_set_sets_the_new_field_with_a_warning(capsys):
+    argv = ["train", "--preset", "tiny", "--set", "controller.world_model_updates=3"]
+    argv += ["--set", "controller.world_model_batch_size=5"]
+    capsys.readouterr()
+    config = run_config(build_parser().parse_args(argv))
+    _, err = capsys.readouterr()
+    assert (config.controller.mdn_updates, config.controller.mdn_batch_size) == (3, 5)
+    assert err.splitlines() == [
+        f"janus-jax train: warning: controller.world_model_{old} is deprecated: "
+        f"write controller.mdn_{old} (same meaning, same value)"
+        for old in ("updates", "batch_size")
+    ]
+
+
+@pytest.mark.parametrize("text,steps", [("1e5", 100_000), ("2.5e4", 25_000)])
+def test_a_whole_number_written_as_a_float_sets_an_int_field(text, steps):
+    argv = ["train", "--preset", "tiny", "--set", f"controller.total_timesteps={text}"]
+    config = run_config(build_parser().parse_args(argv))
+    assert config.controller.total_timesteps == steps
+    assert type(config.controller.total_timesteps) is int
+
+
+def test_an_old_env_id_is_answered_in_python_words_from_python():
+    with pytest.raises(ValueError, match="LunarLander-v2") as info:
+        make("LunarLander-v2")
+    assert "use make('LunarLander-v3')" in str(info.value)
+    assert "--env" not in str(info.value)
+
+
+def test_an_old_runs_config_json_loads_and_resumes(capsys, run_dir, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    data = json.loads((old / "config.json").read_text())
+    for field in ("updates", "batch_size"):  # the names before mdn_*
+        data["controller"][f"world_model_{field}"] = data["controller"].pop(
+            f"mdn_{field}"
+        )
+    (old / "config.json").write_text(json.dumps(data))
+    with pytest.warns(DeprecationWarning, match="controller.world_model_updates"):
+        assert load_config(old) == load_config(run_dir)
+    argv = ["train", "--preset", "tiny", "--out", old, "--resume", "--tensorboard"]
+    with pytest.warns(DeprecationWarning, match="controller.world_model_updates"):
+        status, out, err = cli(capsys, *argv, "--no-progress")
+    assert status == 0, err
+    assert "another config" not in err

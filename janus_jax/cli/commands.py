@@ -59,8 +59,8 @@ def _evaluate(args) -> int:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes} is invalid: must be >= 1")
-    agent = run_dir.load_agent(args.checkpoint)
-    config = run_dir.load_config(args.checkpoint)
+    agent = run_dir.load_agent(args.run)
+    config = run_dir.load_config(args.run)
     num_envs = min(args.episodes, MAX_EVAL_ENVS)
     kwargs = run_dir.env_kwargs(config, num_envs, evaluation=True)
     policy = args.policy or config.controller.eval_policy
@@ -92,16 +92,16 @@ def _dream(args) -> int:
     from janus_jax.run import run_dir
     from janus_jax.train import pipeline
 
-    if not args.out.endswith(".gif"):
-        raise ValueError(f"--out={args.out} is invalid: must name a .gif file")
+    if not args.gif.endswith(".gif"):
+        raise ValueError(f"--gif={args.gif} is invalid: must name a .gif file")
     if args.temperature is not None and args.temperature < 0:
         raise ValueError(f"--temperature={args.temperature} is invalid: must be >= 0")
     if args.steps < 1:
         raise ValueError(f"--steps={args.steps} is invalid: must be >= 1")
-    agent = run_dir.load_agent(args.checkpoint)
-    config = run_dir.load_config(args.checkpoint)
+    agent = run_dir.load_agent(args.run)
+    config = run_dir.load_config(args.run)
     path = pipeline.dream_gif(
-        config, agent, args.out, temperature=args.temperature, steps=args.steps
+        config, agent, args.gif, temperature=args.temperature, steps=args.steps
     )
     print(f"dream: wrote {path}")
     return 0
@@ -118,14 +118,14 @@ def _gap(args) -> int:
     for name in ("steps", "envs"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name}={getattr(args, name)} is invalid: must be >= 1")
-    agent = run_dir.load_agent(args.checkpoint)
+    agent = run_dir.load_agent(args.run)
     if agent.mdn_rnn is None:
-        raise ValueError(f"{args.checkpoint} is a model-free run: it has no dream")
-    config = run_dir.load_config(args.checkpoint)
+        raise ValueError(f"{args.run} is a model-free run: it has no dream")
+    config = run_dir.load_config(args.run)
     kwargs = run_dir.env_kwargs(config, args.envs, evaluation=True)
     with make(config.env_id, **kwargs) as env:
         report = gap.measure(jax.random.key(args.seed), env, agent.params, args.steps)
-    path = write_json(Path(args.checkpoint) / "gap.json", report)
+    path = write_json(Path(args.run) / "gap.json", report)
     print(json.dumps(report))
     print(f"gap: wrote {path}", file=sys.stderr)
     return 0

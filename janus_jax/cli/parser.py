@@ -4,7 +4,11 @@ a multi-process run, and the RunConfig that a run's options describe."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import re
+import sys
+import warnings
 
 from janus_jax import parallel
 
@@ -12,7 +16,7 @@ from janus_jax import parallel
 # import, and a multi-process run must call jax.distributed.initialize first.
 
 EPILOG = """overrides: --set SECTION.FIELD=VALUE (repeatable), values as JSON
-(3, 0.5, true, null, [64,64]) or text. Sections: world_model (collection, V and
+(3, 0.5, 1e5, true, null, [64,64]) or text. Sections: world_model (collection, V and
 M; world_model.vae and world_model.mdn_rnn are the architectures), network (C's
 MLPs), ppo, controller (steps, envs, imagination_ratio, learn_from_real,
 imagination_horizon, evaluation); seed is the run's one seed (--seed N).
@@ -34,7 +38,54 @@ class _Parser(argparse.ArgumentParser):
     """argparse with its errors on one line (no usage block above them)."""
 
     def error(self, message: str):
+        # A required option with a hidden old spelling is a group of one to
+        # argparse ("one of the arguments --run is required").
+        one = re.fullmatch(r"one of the arguments (\S+) is required", message)
+        if one:
+            message = f"the following arguments are required: {one.group(1)}"
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: sets the new option's value and says on
+    stderr what to write instead (it still works, so old scripts run)."""
+
+    def __init__(self, option_strings, dest, *, instead: str, **kwargs):
+        self.instead = instead
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(
+            f"{parser.prog}: warning: {option_string} is deprecated here: write "
+            f"{self.instead}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def _path_option(parser, new: str, old: str, metavar: str, help: str) -> None:
+    """Adds the required option ``new`` and its deprecated spelling ``old``."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    dest = new.removeprefix("--")
+    group.add_argument(new, dest=dest, metavar=metavar, help=help)
+    group.add_argument(
+        old,
+        dest=dest,
+        metavar=metavar,
+        action=_Deprecated,
+        instead=f"{new} {metavar}",
+        help=argparse.SUPPRESS,
+    )
+
+
+def _run_dir_option(parser) -> None:
+    _path_option(
+        parser,
+        "--run",
+        "--checkpoint",
+        "DIR",
+        "a run directory (what `janus-jax train --out DIR` wrote)",
+    )
 
 
 def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> None:
@@ -144,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _run_options(p, dataset=name == "train-world-model")
     p = sub.add_parser("evaluate", help="return of a trained agent in the real env")
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    _run_dir_option(p)
     p.add_argument(
         "--episodes",
         type=int,
@@ -164,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dream",
         help="GIF of a real episode, V's reconstruction and M's open-loop dream",
     )
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
-    p.add_argument("--out", required=True, metavar="FILE.gif", help="GIF to write")
+    _run_dir_option(p)
+    _path_option(p, "--gif", "--out", "FILE.gif", "the GIF to write")
     p.add_argument(
         "--temperature",
         type=float,
@@ -183,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gap",
         help="the dream-vs-real gap of a trained agent, written to DIR/gap.json",
     )
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    _run_dir_option(p)
     p.add_argument(
         "--steps",
         type=int,
@@ -219,16 +270,20 @@ def run_config(args):
     from janus_jax.config.run import apply_overrides, with_env
 
     config = presets.preset(args.preset)
+    env = getattr(args, "env", None)
+    if env:
+        _check_env(env)
     if getattr(args, "tensorboard", False):
         controller = dataclasses.replace(config.controller, use_tensorboard=True)
         config = dataclasses.replace(config, controller=controller)
     overrides = getattr(args, "overrides", [])
-    if getattr(args, "env", None) and args.env != config.env_id:
-        config, rederived = with_env(config, args.env, overrides)
-        if jax.process_index() == 0:
-            print(rederived)
-    else:
-        config = apply_overrides(config, overrides)
+    with _renames_on_stderr(f"janus-jax {args.command}"):
+        if env and env != config.env_id:
+            config, rederived = with_env(config, env, overrides)
+            if jax.process_index() == 0:
+                print(rederived)
+        else:
+            config = apply_overrides(config, overrides)
     seed = getattr(args, "seed", None)
     if seed is not None:
         set_seed = any(item.partition("=")[0].strip() == "seed" for item in overrides)
@@ -238,3 +293,31 @@ def run_config(args):
             )
         config = dataclasses.replace(config, seed=seed)
     return config
+
+
+def _check_env(env_id: str) -> None:
+    """Raises ValueError for an --env that names no env, advising the --env to
+    write (an old id's new one) rather than the Python call."""
+    from janus_jax.envs import family_of, ids
+
+    try:
+        family_of(env_id)
+    except ValueError:
+        raise ValueError(ids.unknown_id_message(env_id, option="--env")) from None
+
+
+@contextlib.contextmanager
+def _renames_on_stderr(prog: str):
+    """Prints the old field names used in --set as one warning line each on
+    stderr (Python hides DeprecationWarnings outside __main__); other warnings
+    are shown as they would have been."""
+    from janus_jax.config.renamed import RenamedFieldWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RenamedFieldWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, RenamedFieldWarning):
+            print(f"{prog}: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)

@@ -75,17 +75,23 @@ def nearest_ids(env_id: str, family: str | None = None, n: int = 5) -> list[str]
     return [by_lower[known] for known in near]
 
 
-def unknown_id_message(env_id: str, family: str | None = None) -> str:
-    """Returns why ``env_id`` cannot be made and which id to use instead."""
+def unknown_id_message(
+    env_id: str, family: str | None = None, *, option: str | None = None
+) -> str:
+    """Returns why ``env_id`` cannot be made and which id to use instead.
+
+    option: the command-line option that gave the id ("--env"): the advice is
+    then that option with the new id; None phrases it for Python (``make``)."""
     where = family or "gymnax or gymnasium"
     new_id = renamed(env_id)
     if new_id is not None:
         versions = (
             "gymnax" if new_id in gymnax_ids() else f"gymnasium {gymnasium.__version__}"
         )
+        use = f"{option} {new_id}" if option else f"make({new_id!r})"
         return (
             f"{env_id!r} is not registered in {where}; {versions} calls it "
-            f"{new_id!r}: use make({new_id!r})"
+            f"{new_id!r}: use {use}"
         )
     other = None
     if family == "gymnax" and is_gymnasium_id(env_id):
