@@ -179,7 +179,7 @@ def test_janus_jax_evaluate_reports_distinct_episodes(
 ):
     out = single_trajectory_run[0]
     capsys.readouterr()
-    argv = ["evaluate", "--checkpoint", str(out), "--episodes", "4"]
+    argv = ["evaluate", "--run", str(out), "--episodes", "4"]
     assert main([*argv, "--policy", policy]) == 0
     stdout, stderr = capsys.readouterr()
     result = json.loads(stdout)  # stdout stays one JSON line
