@@ -11,6 +11,7 @@ from janus_jax.config.models import (
 )
 from janus_jax.imagination import WorldModelParams, imagine
 from janus_jax.models import controller, mdn_rnn, vae
+from janus_jax.models.reward import RewardModel
 from janus_jax.records import Transition
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "MDNRNNConfig",
     "NetworkConfig",
     "PPOConfig",
+    "RewardModel",
     "Transition",
     "VAEConfig",
     "VariationalAutoencoder",

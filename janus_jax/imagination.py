@@ -8,6 +8,16 @@ argument (a pure ``policy(key, features) -> PolicyOut``, C's own by default) or
 a fixed action sequence (the open-loop dream of the pictures). A dream is a
 ``Transition`` like a real rollout, with latents for observations, and
 ``to_ppo_batch`` turns either into PPO's batch.
+
+Rewards: M's reward head by default, or a ``RewardFn``: a pure
+``reward_fn(z_t [Z], a_t [A], z_next [Z]) -> []`` for ONE example (the dream
+vmaps it over start states and scans it over steps), where a_t is the action
+vector M sees (one-hot for discrete actions, the env's values for continuous
+ones) and z_next the latent M sampled. Under a caller's jit it is static:
+hashable, and the same object reuses the compiled program. A learned reward
+model is such a function closing over its parameters, built inside the traced
+code that owns them (``models.reward.scorer``; the controller's training binds
+``ControlState.reward``'s there).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from janus_jax.models import controller, mdn_rnn, vae
 from janus_jax.records import Transition
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+"""A pure ``reward_fn(z_t [Z], a_t [A], z_next [Z]) -> []`` for one example."""
 DONE_MODES = ("sample", "threshold")
 
 
@@ -215,11 +226,16 @@ def imagine(
     (default: C in ``params.controller``, sampling); or ``actions`` [T, B] /
     [T, B, A]: a fixed action sequence (the horizon is its length).
     reward_fn: a pure (z_t [Z], a_t [A], z_next [Z]) -> scalar for one example,
-    a_t being the action vector M sees (one-hot if discrete); None uses the
-    learned reward head. done_mode: "sample" (a dream ends with probability
-    sigmoid(done_logit) at each step) or "threshold" (when that is above 0.5).
-    ``horizon``, ``reward_fn``, ``policy`` and ``done_mode`` must be static
-    under jit; start state i uses key split(key, B)[i].
+    a_t being the action vector M sees (one-hot if discrete, the env's values
+    if continuous) and z_next M's sample of z_{t+1}; None uses M's reward head
+    (which then must exist: ``MDNRNNConfig.predict_reward``). Its reward is
+    masked like M's: 0 once a dream has ended. done_mode: "sample" (a dream
+    ends with probability sigmoid(done_logit) at each step) or "threshold"
+    (when that is above 0.5). ``horizon``, ``reward_fn``, ``policy`` and
+    ``done_mode`` must be static under jit (a closure over traced parameters is
+    fine when built inside the jitted code); start state i uses key
+    split(key, B)[i]. The returned ``action`` is the env's (indices for
+    discrete actions), as a real rollout records it.
     """
     if actions is not None:
         if policy is not None:

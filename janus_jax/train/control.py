@@ -11,6 +11,7 @@ and the rollout stepped on the host (``WorldModelPPOTrainer`` chooses).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from janus_jax import agent, imagination, ppo
 from janus_jax.config.models import PPOConfig
 from janus_jax.envs import RolloutState
 from janus_jax.imagination import WorldModelParams
-from janus_jax.models import controller, mdn_rnn, vae
+from janus_jax.models import controller, mdn_rnn, reward, vae
 from janus_jax.optim import TrainState
 from janus_jax.records import Transition, Windows
 from janus_jax.train import replay
@@ -54,6 +55,11 @@ class ControlSetup:
     # The dream starts' layout over the devices: a NamedSharding splitting axis 0
     # (None: one device).
     start_sharding: Any = None
+    # The dreams' reward: None (M's reward head), a pure per-example function
+    # (static: one object, compiled once for the run), or a learned RewardModel
+    # whose variables ControlState.reward carries and M's refresh windows train.
+    dream_reward: reward.ExampleReward | reward.RewardModel | None = None
+    reward_optimizer: optax.GradientTransformation | None = None  # a RewardModel's
 
 
 @struct.dataclass
@@ -68,6 +74,8 @@ class ControlState:
     key: jax.Array  # uint32 key data; update u uses fold_in(key, u)
     updates: jax.Array  # int32 updates done
     imagined_steps: jax.Array  # int32 dreamed transitions used so far
+    # A learned reward model's variables (None: the dreams score otherwise).
+    reward: TrainState | None = None
 
 
 def _encoded(vae_params, windows: Windows, action_spec) -> Windows:
@@ -82,12 +90,27 @@ def _encoded(vae_params, windows: Windows, action_spec) -> Windows:
     )
 
 
+def dream_reward_fn(setup: ControlSetup, reward_variables=None):
+    """Returns the per-example reward function the dreams score with: None for
+    M's reward head, the setup's function, or its RewardModel bound to
+    ``reward_variables`` (ControlState.reward's params)."""
+    if isinstance(setup.dream_reward, reward.RewardModel):
+        return reward.scorer(setup.dream_reward, reward_variables)
+    return setup.dream_reward
+
+
 def dream(
-    setup: ControlSetup, params: WorldModelParams, real: Transition, key, memory=None
+    setup: ControlSetup,
+    params: WorldModelParams,
+    real: Transition,
+    key,
+    memory=None,
+    reward_variables=None,
 ):
     """Returns the Transition [H, S] dreamed by C from S start states: (z, carry)
     of stored steps of the replay ``memory`` (encoded by the current V), or of
-    the rollout ``real`` [T, E] without one."""
+    the rollout ``real`` [T, E] without one; rewards as ``dream_reward_fn``
+    says (``reward_variables``: a learned reward model's)."""
     start_key, dream_key = jax.random.split(key)
     if memory is not None:
         obs, carry0 = replay.starts(memory, start_key, setup.dream_starts)
@@ -106,7 +129,13 @@ def dream(
             (z0, carry0), setup.start_sharding
         )
     return imagination.imagine(
-        dream_key, params, z0, carry0, setup.imagination_horizon, setup.temperature
+        dream_key,
+        params,
+        z0,
+        carry0,
+        setup.imagination_horizon,
+        setup.temperature,
+        dream_reward_fn(setup, reward_variables),
     )
 
 
@@ -127,7 +156,8 @@ def _refresh_vae(setup: ControlSetup, state: ControlState, key):
 
 def _refresh_world_model(setup: ControlSetup, params, state: ControlState, key):
     """Returns (state, metrics) after M's ``mdn_updates`` gradient steps,
-    each on fresh windows of the replay starting from the carries stored there."""
+    each on fresh windows of the replay starting from the carries stored there
+    (and as many steps of a learned reward model on the same windows)."""
     keys = jax.random.split(key, setup.mdn_updates)
     draw = lambda k: replay.windows(  # noqa: E731
         state.replay, k, setup.mdn_batch_size, setup.sequence_length
@@ -137,6 +167,13 @@ def _refresh_world_model(setup: ControlSetup, params, state: ControlState, key):
         state.mdn, batches, loss_fn=mdn_rnn.loss, optimizer=setup.mdn_optimizer
     )
     metrics = {k: v for k, v in metrics.items() if k.startswith("mdn/")}
+    if state.reward is not None:  # learns beside M's reward head, on its windows
+        loss_fn = functools.partial(reward.loss, setup.dream_reward)
+        reward_state, reward_metrics = fit_chunk(
+            state.reward, batches, loss_fn=loss_fn, optimizer=setup.reward_optimizer
+        )
+        metrics["reward/mse"] = reward_metrics["reward/mse"]
+        state = state.replace(reward=reward_state)
     return state.replace(mdn=mdn_state), metrics
 
 
@@ -174,7 +211,9 @@ def learn(
     )
     parts = [to_batch(real)] if setup.learn_from_real else []
     if setup.dream_starts:
-        dreamed = dream(setup, params, real, dream_key, _starts(setup, state))
+        dreamed = dream(
+            setup, params, real, dream_key, _starts(setup, state), _scores(state)
+        )
         parts.append(to_batch(dreamed))
         steps = jnp.sum(dreamed.mask)
         metrics["dream/steps"] = steps
@@ -194,7 +233,13 @@ def learn(
     metrics.update(ppo_metrics)
     if setup.dream_updates:
         train = _dream_updates(
-            setup, params, train, real, dream_key, _starts(setup, state)
+            setup,
+            params,
+            train,
+            real,
+            dream_key,
+            _starts(setup, state),
+            _scores(state),
         )
     ended = jnp.logical_or(real.terminated, real.truncated)
     metrics["real/return_sum"] = jnp.sum(real.episode_return)
@@ -207,11 +252,18 @@ def _starts(setup: ControlSetup, state: ControlState):
     return state.replay if setup.dream_from_replay else None
 
 
+def _scores(state: ControlState):
+    """Returns a learned reward model's variables (None: no learned model)."""
+    return None if state.reward is None else state.reward.params
+
+
 def _flat(*parts):
     return jnp.concatenate([x.reshape((-1,) + x.shape[2:]) for x in parts])
 
 
-def _dream_updates(setup: ControlSetup, params, train, real, key, memory):
+def _dream_updates(
+    setup: ControlSetup, params, train, real, key, memory, reward_variables=None
+):
     """Returns C's train state after ``dream_updates`` more PPO updates, each on
     fresh dreams of the current C (from the replay ``memory``, or the rollout
     without one): C moves several clipped steps per real rollout, all of them
@@ -221,7 +273,7 @@ def _dream_updates(setup: ControlSetup, params, train, real, key, memory):
     def one(train, update_key):
         dream_key, ppo_key = jax.random.split(update_key)
         now = params.replace(controller=train.params)
-        dreamed = dream(setup, now, real, dream_key, memory)
+        dreamed = dream(setup, now, real, dream_key, memory, reward_variables)
         batch = imagination.to_ppo_batch(
             train.params, dreamed, config.gamma, config.gae_lambda
         )

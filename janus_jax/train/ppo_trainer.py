@@ -32,11 +32,11 @@ from janus_jax.diagnostics.evaluate import (
     single_trajectory_notice,
 )
 from janus_jax.envs import as_env, check_observation, remake
-from janus_jax.models import mdn_rnn
+from janus_jax.models import mdn_rnn, reward
 from janus_jax.optim import init_train_state, make_optimizer
 from janus_jax.parallel import DataParallel
 from janus_jax.run.metrics_log import MetricsLogger
-from janus_jax.train import control, replay
+from janus_jax.train import control, replay, rewards
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 
 
@@ -81,6 +81,15 @@ class WorldModelPPOTrainer:
     that hold another number of envs than ``training.num_envs`` set it, with a
     warning. run_dir: metrics, TensorBoard files and checkpoints
     (run_dir/checkpoints/controller); None keeps nothing on disk.
+    reward_model: how the dreams are rewarded. None: M's reward head. A pure
+    function ``reward_fn(z_t [Z], a_t [A], z_next [Z]) -> scalar`` for one
+    example (a_t as M sees it: one-hot for discrete actions; a static part of
+    the run, compiled once). A flax linen module with the seed's
+    ``__call__(z_t, a_t, z_next)`` (batched, one scalar per example), or
+    ``janus_jax.RewardModel(module=..., learning_rate=...)``: learned, a
+    squared error against the real rewards on the windows of M's refresh, one
+    step per M step; its variables are in the checkpoints, and
+    ``reward_fn`` holds it bound to them after ``train``.
     """
 
     def __init__(
@@ -94,9 +103,16 @@ class WorldModelPPOTrainer:
         run_dir: str | Path | None = None,
         io: RunIO | None = None,
         parallel: DataParallel | None = None,
+        reward_model=None,
         **training_fields,
     ):
         t = _training_config(training, training_fields)
+        self.dream_reward = rewards.dream_reward(
+            reward_model, world_model_agent.mdn_rnn is not None
+        )
+        # The dreams' per-example reward function (a learned one's after train).
+        learned = isinstance(self.dream_reward, reward.RewardModel)
+        self.reward_fn = None if learned else self.dream_reward
         self.agent = world_model_agent
         self.config = config or PPOConfig()
         self.seed = seed
@@ -178,7 +194,10 @@ class WorldModelPPOTrainer:
             start_sharding=None
             if self.parallel.trivial
             else self.parallel.sharding(0, 1),
+            dream_reward=self.dream_reward,
+            reward_optimizer=rewards.optimizer(self.dream_reward, t),
         )
+        rewards.check(setup, t)
         return setup, updates
 
     def _initial_state(self, setup: control.ControlSetup) -> control.ControlState:
@@ -208,6 +227,7 @@ class WorldModelPPOTrainer:
             key=jax.random.key_data(state_key),
             updates=jnp.zeros((), jnp.int32),
             imagined_steps=jnp.zeros((), jnp.int32),
+            reward=rewards.initial_state(setup, params.mdn_rnn, state_key),
         )
         # The chunk donates its state: no two leaves may share a buffer (the env's
         # reset can return one array twice, and the agent keeps its own params).
@@ -346,5 +366,8 @@ class WorldModelPPOTrainer:
             self.agent.mdn_rnn.params = self.parallel.local(state.mdn.params)
         if state.vae is not None:
             self.agent.vae.params = self.parallel.local(state.vae.params)
+        self.reward_fn = rewards.trained_reward_fn(
+            setup, state.reward, self.parallel.local
+        )
         self.state = state
         return metrics
