@@ -87,7 +87,8 @@ def env_class(env_id: str) -> type[gymnasium.Env] | None:
     if found is None:
         what = f"module {module_name!r} has no attribute {name!r} and registers no id"
     else:
-        what = f"{name!r} is a {type(found).__name__}, not a gymnasium.Env subclass"
+        kind = "class" if isinstance(found, type) else type(found).__name__
+        what = f"{name!r} is a {kind}, not a gymnasium.Env subclass"
     raise ValueError(f"env={env_id!r} is invalid: {what}; pass {CLASS_PATH_HELP}")
 
 
@@ -165,12 +166,15 @@ def rebuildable(env: gymnasium.Env) -> bool:
     return isinstance(entry, type) and spec.id == name_of(entry)
 
 
-def recorded_env(env_id: str, env_kwargs: dict) -> tuple[str, dict]:
+def recorded_env(
+    env_id: str, env_kwargs: dict, strict: bool = True
+) -> tuple[str, dict]:
     """Returns (id, kwargs) as JSON data that make the env again in another
     process (what a run's config.json records): an env made by a factory is
     recorded as its class path ``module:Class`` with its constructor
-    arguments. ValueError says why an env cannot be recorded so (a function,
-    a wrapped instance, a class defined in ``__main__``...)."""
+    arguments. Where it cannot be (a function, a wrapped instance, a class
+    defined in ``__main__``...), ValueError says why, or with ``strict=False``
+    the arguments come back as they are."""
     env_fn = env_kwargs.get("env_fn")
     if env_fn is None:
         return env_id, env_kwargs
@@ -181,6 +185,8 @@ def recorded_env(env_id: str, env_kwargs: dict) -> tuple[str, dict]:
             raise ValueError(f"{name_of(cls)} cannot be imported by another process")
         json.dumps(kwargs)
     except (ValueError, TypeError) as err:
+        if not strict:
+            return env_id, env_kwargs
         raise ValueError(
             f"{env_id} cannot be recorded in config.json, which names the env "
             f"to make it again: {err}; define the env class in a module and pass "
