@@ -101,8 +101,17 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
     add(
         "--env",
         metavar="ID",
-        help="train on this env id instead of the preset's (V and M are sized "
-        "from its observations)",
+        help="train on this env instead of the preset's (V and M are sized from "
+        "its observations): a gymnax or gymnasium id, module:EnvId-vN (gymnasium "
+        "imports the module first), or module:Class, a gymnasium.Env subclass "
+        "made with --set 'env_kwargs={...}' (the module is imported from the "
+        "installed packages, else from the working directory)",
+    )
+    add(
+        "--env-module",
+        metavar="MODULE",
+        help="import MODULE (which registers gymnasium ids) before --env ID is "
+        "looked up; the run records --env as MODULE:ID",
     )
     add("--out", metavar="DIR", help="run directory (default: runs/PRESET)")
     add("--seed", type=int, metavar="N", help="the run's seed (= --set seed=N)")
@@ -270,7 +279,7 @@ def run_config(args):
     from janus_jax.config.run import apply_overrides, with_env
 
     config = presets.preset(args.preset)
-    env = getattr(args, "env", None)
+    env = _env_in_module(getattr(args, "env", None), getattr(args, "env_module", None))
     if env:
         _check_env(env)
     if getattr(args, "tensorboard", False):
@@ -304,6 +313,31 @@ def _check_env(env_id: str) -> None:
         family_of(env_id)
     except ValueError:
         raise ValueError(ids.unknown_id_message(env_id, option="--env")) from None
+
+
+def _env_in_module(env_id: str | None, module: str | None) -> str | None:
+    """Returns the --env to run: ``MODULE:ID`` where ``--env-module MODULE``
+    registers the gymnasium id ID (config.json records it, so every later
+    command imports the module first, as gymnasium does for such ids); the
+    --env as given otherwise."""
+    if module is None:
+        return env_id
+    from janus_jax.envs import custom, family_of, ids
+
+    if not env_id:
+        raise ValueError(
+            f"--env-module {module} is given without --env: add --env ID, the "
+            "id the module registers"
+        )
+    custom.import_env_module(module, f"--env-module {module}")
+    if ":" in env_id:  # module:EnvId-vN or module:Class names its own module
+        return env_id
+    try:
+        family = family_of(env_id)
+    except ValueError:
+        unknown = ids.unknown_id_message(env_id, option="--env")
+        raise ValueError(f"after importing --env-module {module}: {unknown}") from None
+    return f"{module}:{env_id}" if family == "gymnasium" else env_id
 
 
 @contextlib.contextmanager
