@@ -14,8 +14,10 @@ import dataclasses
 import functools
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,10 +79,13 @@ class WorldModelPPOTrainer:
     keywords (the seed's ``imagination_ratio=0.5``, ``num_envs=8``...) replace
     its values. envs: an env id (``training.num_envs`` copies), a
     ``janus_jax.envs.make`` env (with its own ``num_envs`` unless one is given),
-    or a list of ``gymnasium.make`` envs of one spec (stepped together); envs
+    a gymnasium env (made anew from its id, or else copied), or a list of
+    gymnasium envs of one spec or class (stepped together); envs
     that hold another number of envs than ``training.num_envs`` set it, with a
-    warning. run_dir: metrics, TensorBoard files and checkpoints
-    (run_dir/checkpoints/controller); None keeps nothing on disk.
+    warning. env_fn: a callable returning a new gymnasium env, for envs that
+    cannot be copied (``envs`` may then be left out). run_dir: metrics,
+    TensorBoard files and checkpoints (run_dir/checkpoints/controller); None
+    keeps nothing on disk.
     reward_model: how the dreams are rewarded. None: M's reward head. A pure
     function ``reward_fn(z_t [Z], a_t [A], z_next [Z]) -> scalar`` for one
     example (a_t as M sees it: one-hot for discrete actions; a static part of
@@ -95,9 +100,10 @@ class WorldModelPPOTrainer:
     def __init__(
         self,
         world_model_agent: WorldModelAgent,
-        envs,
+        envs=None,
         config: PPOConfig | None = None,
         *,
+        env_fn: Callable[..., gymnasium.Env] | None = None,
         training: ControllerTrainingConfig | None = None,
         seed: int = 0,
         run_dir: str | Path | None = None,
@@ -118,7 +124,8 @@ class WorldModelPPOTrainer:
         self.seed = seed
         # An env object brings its own count unless one was asked for.
         asked = training is not None or training_fields.get("num_envs") is not None
-        self.env = as_env(envs, t.num_envs if asked or isinstance(envs, str) else None)
+        asked = asked or isinstance(envs, str) or envs is None
+        self.env = as_env(envs, t.num_envs if asked else None, env_fn=env_fn)
         if self.env.num_envs != t.num_envs:
             warnings.warn(
                 f"WorldModelPPOTrainer: training.num_envs={t.num_envs} -> "
