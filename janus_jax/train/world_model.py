@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium
 import jax
 
 from janus_jax.agent import MDNRNN, VariationalAutoencoder
@@ -21,7 +23,7 @@ from janus_jax.config.training import WorldModelTrainingConfig
 from janus_jax.data import RolloutDataset, sequences
 from janus_jax.data.blocks import BlockStream, Source
 from janus_jax.data.collect import collect
-from janus_jax.envs import check_observation, env_id_of, made_with, spec_of
+from janus_jax.envs import check_observation, env_source, spec_of
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.models import mdn_rnn, vae
 from janus_jax.optim import init_train_state, make_optimizer
@@ -48,18 +50,22 @@ def _vae_loss(params, frames, key):
 class WorldModelTrainer:
     """Trains V and M of World Models on a random policy's experience of ``env``.
 
-    env: an env id, a ``janus_jax.envs`` env, or a ``gymnasium.make`` env (its id
-    is used: collection makes its own vectorised copies). run_dir: where the
-    dataset (run_dir/data) and checkpoints (run_dir/checkpoints/{vae,mdn}) go;
-    None uses a temporary directory and keeps no checkpoints. dataset: use this
-    existing dataset instead of collecting (its env must be ``env``'s).
+    env: an env id (or ``module:Class``), a ``janus_jax.envs`` env, or a
+    gymnasium env: collection makes its own vectorised envs from its id, or as
+    copies of an instance of an unregistered class. env_fn: a callable returning
+    a new env, for envs that cannot be copied (``env`` may then be left out).
+    run_dir: where the dataset (run_dir/data) and checkpoints
+    (run_dir/checkpoints/{vae,mdn}) go; None uses a temporary directory and
+    keeps no checkpoints. dataset: use this existing dataset instead of
+    collecting (its env must be ``env``'s).
     """
 
     def __init__(
         self,
-        env,
+        env=None,
         config: WorldModelTrainingConfig | None = None,
         *,
+        env_fn: Callable[..., gymnasium.Env] | None = None,
         run_dir: str | Path | None = None,
         dataset: str | Path | None = None,
         io: RunIO | None = None,
@@ -70,8 +76,8 @@ class WorldModelTrainer:
         self.config = config or WorldModelTrainingConfig()
         self.seed = seed
         self.parallel = parallel or DataParallel.create()
-        self.env_id = env_id_of(env)
-        self.env_kwargs = {**made_with(env), **(env_kwargs or {})}
+        self.env_id, made = env_source(env, env_fn)
+        self.env_kwargs = {**made, **(env_kwargs or {})}
         self.spec = getattr(env, "spec", None)  # a janus-jax env's EnvSpec
         if not hasattr(self.spec, "observation_shape"):
             self.spec = spec_of(self.env_id, **self.env_kwargs)
