@@ -722,10 +722,14 @@ def test_an_old_runs_config_json_loads_and_resumes(capsys, run_dir, tmp_path):
             f"mdn_{field}"
         )
     (old / "config.json").write_text(json.dumps(data))
-    with pytest.warns(DeprecationWarning, match="controller.world_model_updates"):
+    with pytest.warns(DeprecationWarning):
         assert load_config(old) == load_config(run_dir)
     argv = ["train", "--preset", "tiny", "--out", old, "--resume", "--tensorboard"]
-    with pytest.warns(DeprecationWarning, match="controller.world_model_updates"):
+    with pytest.warns(DeprecationWarning) as caught:
         status, out, err = cli(capsys, *argv, "--no-progress")
     assert status == 0, err
+    assert {str(w.message).split(" is ")[0] for w in caught} >= {
+        "controller.world_model_updates",
+        "controller.world_model_batch_size",
+    }
     assert "another config" not in err
