@@ -1,6 +1,7 @@
 """janus-jax: World Models (Ha & Schmidhuber, 2018) with a PPO controller, in JAX."""
 
-from janus_jax import imagination, ppo
+from janus_jax import imagination, optim, ppo
+from janus_jax.acting import AgentState
 from janus_jax.agent import MDNRNN, VariationalAutoencoder, WorldModelAgent, act
 from janus_jax.config.models import (
     ActionSpec,
@@ -9,6 +10,8 @@ from janus_jax.config.models import (
     PPOConfig,
     VAEConfig,
 )
+from janus_jax.config.run import RunConfig
+from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
 from janus_jax.imagination import WorldModelParams, imagine
 from janus_jax.models import controller, mdn_rnn, vae
 from janus_jax.models.reward import RewardModel
@@ -19,9 +22,9 @@ __version__ = "0.1.0"
 # The trainers pull in orbax, tensorboardX and matplotlib: import them on first use.
 _TRAIN = (
     "WorldModelTrainer",
-    "WorldModelTrainingConfig",
     "WorldModelPPOTrainer",
     "load_agent",
+    "load_config",
 )
 
 
@@ -37,20 +40,25 @@ __all__ = [
     *_TRAIN,
     "MDNRNN",
     "ActionSpec",
+    "AgentState",
+    "ControllerTrainingConfig",
     "MDNRNNConfig",
     "NetworkConfig",
     "PPOConfig",
     "RewardModel",
+    "RunConfig",
     "Transition",
     "VAEConfig",
     "VariationalAutoencoder",
     "WorldModelAgent",
     "WorldModelParams",
+    "WorldModelTrainingConfig",
     "act",
     "controller",
     "imagination",
     "imagine",
     "mdn_rnn",
+    "optim",
     "ppo",
     "vae",
 ]

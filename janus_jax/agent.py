@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from janus_jax.acting import ActProgram, AgentState, initial_state, resizing
 from janus_jax.components import MDNRNN, Component, VariationalAutoencoder
 from janus_jax.config.architecture import default_configs
 from janus_jax.config.models import (
@@ -132,6 +133,13 @@ class WorldModelAgent:
                 f"features={features!r} is invalid: must be one of {FEATURES}"
             )
         self.features = features
+        self.seed = seed
+        self.run_config = None
+        """The RunConfig ``save`` writes (set by ``load_agent`` and the trainers)."""
+        self.crop = None
+        """(top, bottom, left, right) pixels ``act`` crops off frames before
+        resizing them, as the run's env did (set by ``load_agent``)."""
+        self._act_program = ActProgram()
         observation_shape = channels_last(observation_shape)
         self._observation_shape = tuple(observation_shape)
         self._default_bounds = action_low is None and action_high is None
@@ -203,10 +211,88 @@ class WorldModelAgent:
             self.vae.params, self.mdn_rnn.params, self.controller.params
         )
 
+    @property
+    def act_traces(self) -> int:
+        """How many times ``act``'s program has been compiled."""
+        return self._act_program.traces
+
+    def reset(self, num_envs: int = 1) -> AgentState:
+        """Returns the state ``act`` starts ``num_envs`` envs' episodes from
+        (M's carry zero)."""
+        return initial_state(
+            None if self.mdn_rnn is None else self.mdn_rnn.config, num_envs
+        )
+
+    def act(
+        self,
+        obs,
+        state: AgentState,
+        key: jax.Array | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, AgentState]:
+        """Returns (actions as the env takes them, the next state) for a batch of
+        observations [E, *obs] as the env gives them (or one observation, and
+        then one action).
+
+        Actions are numpy: indices [E] for discrete actions, [E, A] inside the
+        action box for continuous ones; sampled, or C's most likely when
+        ``deterministic``. Frames of another height and width are cropped
+        (``self.crop``) and resized as the gymnasium adapter does. M's carry
+        rides in the state: after an episode ends, ``state.reset_where(done)``
+        (or ``reset``). Without ``key`` the agent's own key stream is used.
+        One compiled program per observation shape and E (``act_traces``)."""
+        if not isinstance(state, AgentState):
+            raise ValueError(
+                f"state={type(state).__name__} is invalid: pass agent.reset(num_envs)"
+            )
+        obs = np.asarray(obs)
+        shape = self.observation_shape
+        single = obs.ndim == len(shape)
+        if single:
+            obs = obs[None]
+        if obs.ndim != len(shape) + 1:
+            raise ValueError(
+                f"obs of shape {obs.shape} is invalid: expected [num_envs, "
+                f"{', '.join(map(str, shape))}] or one observation {shape}"
+            )
+        if obs.shape[0] != state.num_envs:
+            raise ValueError(
+                f"obs holds {obs.shape[0]} observations but the state is for "
+                f"{state.num_envs} envs: make it with agent.reset({obs.shape[0]})"
+            )
+        resize = resizing(obs.shape[1:], shape, obs.dtype, self.crop)
+        key = self.next_key() if key is None else key
+        actions, state = self._act_program(
+            self.params, self.action_spec, key, obs, state, deterministic, resize
+        )
+        return (actions[0] if single else actions), state
+
+    def save(self, path, env=None):
+        """Returns the directory ``path`` once it holds what ``load_agent`` needs:
+        config.json (a RunConfig, as a ``janus-jax train`` run writes it) and
+        the agent checkpoint.
+
+        env: the env the agent acts in (an id, a ``janus_jax.envs.make`` env or
+        a ``gymnasium.make`` env); default: the one it was loaded from or
+        trained on. A directory holding another run is refused."""
+        from janus_jax.run.run_dir import save_run  # run/ imports the agent
+
+        return save_run(path, self, env)
+
     def next_key(self) -> jax.Array:
         """Returns a fresh key from the agent's own stream (seeded at construction)."""
         self._key, key = jax.random.split(self._key)
         return key
+
+    @property
+    def imagine_traces(self) -> int:
+        """How many times ``imagine_trajectory``'s program has been compiled."""
+        return self._imagine_program().traces
+
+    def _imagine_program(self) -> ImagineProgram:
+        if getattr(self, "_imagine", None) is None:
+            self._imagine = ImagineProgram()
+        return self._imagine
 
     def imagine_trajectory(
         self,

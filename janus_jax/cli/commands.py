@@ -99,6 +99,8 @@ def _dream(args) -> int:
     if args.steps < 1:
         raise ValueError(f"--steps={args.steps} is invalid: must be >= 1")
     agent = run_dir.load_agent(args.run)
+    if agent.mdn_rnn is None:
+        raise ValueError(f"{args.run} is a model-free run: it has no dream")
     config = run_dir.load_config(args.run)
     path = pipeline.dream_gif(
         config, agent, args.gif, temperature=args.temperature, steps=args.steps

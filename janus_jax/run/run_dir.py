@@ -3,15 +3,18 @@ the agent checkpoint that ``load_agent`` rebuilds an agent from."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import jax
 
 from janus_jax.agent import WorldModelAgent
+from janus_jax.config.architecture import default_configs
 from janus_jax.config.run import RunConfig, from_dict, to_dict
-from janus_jax.envs import spec_of
+from janus_jax.envs import env_id_of, made_with, spec_of
 from janus_jax.envs.factory import evaluation_kwargs
+from janus_jax.envs.preprocess import as_crop
 from janus_jax.parallel import DataParallel
 from janus_jax.run.checkpoint import PhaseCheckpoints, read_json, write_json_atomic
 from janus_jax.run.files import leftover_temps
@@ -135,9 +138,132 @@ def load_agent(
     with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
         params, _ = checkpoints.restore(parallel.replicate(agent.params))
     params = parallel.local(params)
-    agent.vae.params, agent.mdn_rnn.params = params.vae, params.mdn_rnn
+    if agent.vae is not None:  # a model-free run has neither V nor M
+        agent.vae.params, agent.mdn_rnn.params = params.vae, params.mdn_rnn
     agent.controller.params = params.controller
+    agent.run_config = config
+    agent.crop = as_crop(config.env_kwargs.get("crop"))
     return agent
+
+
+def agent_config(
+    agent: WorldModelAgent,
+    env_id: str,
+    env_kwargs: dict,
+    *,
+    seed: int,
+    base: RunConfig | None = None,
+    **sections,
+) -> RunConfig:
+    """Returns the RunConfig ``load_agent`` rebuilds ``agent`` from: ``base``'s
+    sections (default: RunConfig's), the given ``sections`` (world_model, ppo,
+    controller), the env and seed, and the agent's own architectures (V's and
+    M's sizes, C's network and features)."""
+    base = base or RunConfig(env_id=env_id)
+    world_model = sections.pop("world_model", base.world_model)
+    controller = sections.pop("controller", base.controller)
+    if agent.vae is None:  # V's and M's sizes as a model-free run records them
+        vae_config, mdn_config = default_configs(
+            agent.observation_shape, agent.action_spec, None, None
+        )
+    else:
+        vae_config, mdn_config = agent.vae.config, agent.mdn_rnn.config
+    return dataclasses.replace(
+        base,
+        env_id=env_id,
+        env_kwargs=dict(env_kwargs),
+        seed=seed,
+        network=agent.controller_config,
+        world_model=dataclasses.replace(
+            world_model, vae=vae_config, mdn_rnn=mdn_config
+        ),
+        controller=dataclasses.replace(controller, **_features(agent, controller)),
+        **sections,
+    )
+
+
+def _features(agent: WorldModelAgent, controller) -> dict:
+    """Returns the controller fields that record the agent's features (a
+    model-free one dreams nothing, as its config must say)."""
+    if agent.features == "observation":
+        return dict(features="observation", imagination_ratio=0.0, learn_from_real=True)
+    return dict(features=agent.features)
+
+
+def write_run(
+    run_dir: str | Path,
+    agent: WorldModelAgent,
+    config: RunConfig,
+    stage: str,
+    parallel: DataParallel | None = None,
+) -> Path:
+    """Returns ``run_dir`` once it holds ``config`` as config.json (the form
+    ``janus-jax train`` writes) and ``agent``'s params as its newest agent
+    checkpoint; raises ValueError if the config's env would rebuild another
+    agent (another observation shape or action space)."""
+    run_dir = Path(run_dir)
+    parallel = parallel or DataParallel.create(jax.local_devices()[:1])
+    try:
+        as_json = to_dict(config)
+    except TypeError as err:
+        raise ValueError(
+            f"env_kwargs={config.env_kwargs!r} is invalid for config.json: "
+            f"every value must be JSON data ({err})"
+        ) from None
+    spec = spec_of(config.env_id, **config.env_kwargs)
+    if spec.observation_shape != agent.observation_shape:
+        raise ValueError(
+            f"{config.env_id} observes shape {spec.observation_shape}; the agent "
+            f"takes {agent.observation_shape}: pass the env it acts in"
+        )
+    if spec.action != agent.action_spec:
+        raise ValueError(
+            f"{config.env_id}'s actions {spec.action} differ from the agent's "
+            f"{agent.action_spec}: make the agent with the env's action space"
+        )
+    agent.run_config = config
+
+    def write_config():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", as_json)
+
+    parallel.on_primary(write_config, "write config.json")
+    parallel.barrier("janus-jax config.json written")
+    save_agent(run_dir, agent, stage, parallel)
+    return run_dir
+
+
+def save_run(path: str | Path, agent: WorldModelAgent, env=None) -> Path:
+    """Returns ``path`` once ``agent.save`` has written it (see there); a
+    directory holding another run's config.json is refused, naming a field
+    that differs."""
+    if env is None and agent.run_config is None:
+        raise ValueError(
+            "env=None: the agent was neither loaded nor trained, so the env it "
+            "acts in is unknown; pass env= (an id or the env)"
+        )
+    config = agent.run_config
+    if env is not None:
+        env_id, kwargs = env_id_of(env), _made_with(env)
+        if config is None or (config.env_id, config.env_kwargs) != (env_id, kwargs):
+            config = agent_config(agent, env_id, kwargs, seed=agent.seed, base=config)
+    config_path = Path(path) / "config.json"
+    if config_path.exists():
+        found = to_dict(load_config(path))
+        differences = _differences(found, to_dict(config))
+        if differences:
+            raise RunDirError(
+                f"{path} holds another run ({'; '.join(differences[:3])}): save "
+                "the agent to another directory"
+            )
+    return write_run(path, agent, config, "save")
+
+
+def _made_with(env) -> dict:
+    """Returns the make kwargs of an env given as an id or an env."""
+    if isinstance(env, str):
+        return {}
+    return dict(getattr(env, "made_with", None) or made_with(env))
 
 
 def env_kwargs(

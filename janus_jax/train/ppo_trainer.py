@@ -34,10 +34,12 @@ from janus_jax.diagnostics.evaluate import (
     single_trajectory_notice,
 )
 from janus_jax.envs import as_env, check_observation, remake
+from janus_jax.envs.custom import recorded_env
 from janus_jax.models import mdn_rnn, reward
 from janus_jax.optim import init_train_state, make_optimizer
 from janus_jax.parallel import DataParallel
 from janus_jax.run.metrics_log import MetricsLogger
+from janus_jax.run.run_dir import agent_config, load_config, write_run
 from janus_jax.train import control, replay, rewards
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 
@@ -150,6 +152,9 @@ class WorldModelPPOTrainer:
         self.io = io or RunIO(
             run_dir=None if run_dir is None else Path(run_dir), progress=primary
         )
+        # Given a run_dir (not a pipeline's io, which writes its own config),
+        # the trainer leaves a run that load_agent and the CLI can open.
+        self._writes_run = run_dir is not None and io is None
         if self.io.logger is None and self.io.run_dir is not None and primary:
             self.io.logger = MetricsLogger(
                 self.io.run_dir,
@@ -377,4 +382,30 @@ class WorldModelPPOTrainer:
             setup, state.reward, self.parallel.local
         )
         self.state = state
+        self._record_run()
         return metrics
+
+    def _record_run(self) -> None:
+        """Returns None once the agent knows the RunConfig it was trained under
+        (``agent.save`` writes it) and, given a run_dir, that directory holds it
+        as config.json with the agent checkpoint (``load_agent`` opens it)."""
+        run_dir = self.io.run_dir
+        base = self.agent.run_config
+        if self._writes_run and (run_dir / "config.json").exists():
+            base = load_config(run_dir)  # the world model's run, say
+        # config.json names the env by its class path, not by a factory.
+        env_id, env_kwargs = recorded_env(
+            self.env.spec.env_id, self.env.made_with, strict=self._writes_run
+        )
+        config = agent_config(
+            self.agent,
+            env_id,
+            env_kwargs,
+            seed=self.seed,
+            base=base,
+            ppo=self.config,
+            controller=self.training,
+        )
+        self.agent.run_config = config
+        if self._writes_run:
+            write_run(run_dir, self.agent, config, "controller", self.parallel)

@@ -7,6 +7,7 @@ shows progress and checkpoints between them; a run directory given with
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import tempfile
@@ -19,15 +20,18 @@ import jax
 from janus_jax.agent import MDNRNN, VariationalAutoencoder
 from janus_jax.config.architecture import default_configs
 from janus_jax.config.models import MDNRNNConfig, VAEConfig
+from janus_jax.config.run import RunConfig
 from janus_jax.config.training import WorldModelTrainingConfig
 from janus_jax.data import RolloutDataset, sequences
 from janus_jax.data.blocks import BlockStream, Source
 from janus_jax.data.collect import collect
 from janus_jax.envs import check_observation, env_source, spec_of
+from janus_jax.envs.custom import recorded_env
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.models import mdn_rnn, vae
 from janus_jax.optim import init_train_state, make_optimizer
 from janus_jax.parallel import DataParallel
+from janus_jax.run.run_dir import load_config, new_agent, write_run
 from janus_jax.train.fit import fit_chunk
 from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 
@@ -88,6 +92,11 @@ class WorldModelTrainer:
             run_dir=None if run_dir is None else Path(run_dir),
             progress=self.parallel.is_primary,
         )
+        # Given a run_dir (not a pipeline's io, which writes its own config),
+        # the trainer leaves a run that load_agent and the CLI can open.
+        self._writes_run = run_dir is not None and io is None
+        if self._writes_run:  # config.json names the env: refused before training
+            self._recorded_env = recorded_env(self.env_id, self.env_kwargs)
         if self.io.run_dir is None and dataset is None and jax.process_count() > 1:
             raise ValueError(
                 "run_dir=None: a multi-process run collects into run_dir on process "
@@ -269,7 +278,31 @@ class WorldModelTrainer:
             c.mdn_learning_rate,
             mdn_rnn.loss,
         )
+        if self._writes_run:
+            self._write_run()
         return self.mdn_params
+
+    def _write_run(self) -> None:
+        """Returns None once run_dir holds config.json (this trainer's world
+        model section over any config already there) and the agent checkpoint
+        of V and M with a fresh C, as ``janus-jax train-world-model`` leaves."""
+        run_dir = self.io.run_dir
+        base = load_config(run_dir) if (run_dir / "config.json").exists() else None
+        env_id, env_kwargs = self._recorded_env
+        base = base or RunConfig(env_id=env_id)
+        world_model = dataclasses.replace(
+            self.config, vae=self.vae_config, mdn_rnn=self.mdn_config
+        )
+        config = dataclasses.replace(
+            base,
+            env_id=env_id,
+            env_kwargs=env_kwargs,
+            seed=self.seed,
+            world_model=world_model,
+        )
+        agent = new_agent(config, self.spec)
+        agent.vae.params, agent.mdn_rnn.params = self.vae_params, self.mdn_params
+        write_run(run_dir, agent, config, "world_model", self.parallel)
 
     def train_world_model(self) -> tuple[VariationalAutoencoder, MDNRNN]:
         """Returns (V, M) trained in order: collect, V, encode, M."""
