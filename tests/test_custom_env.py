@@ -25,7 +25,7 @@ from janus_jax import WorldModelAgent
 from janus_jax.cli import build_parser, main, run_config
 from janus_jax.config.models import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
 from janus_jax.data import RolloutDataset
-from janus_jax.envs import make, remake
+from janus_jax.envs import as_env, make, remake
 from janus_jax.run.run_dir import load_agent, load_config
 from janus_jax.train import (
     WorldModelPPOTrainer,
@@ -125,6 +125,18 @@ def test_copies_are_taken_when_given_and_leave_the_instance_alone():
     assert not hasattr(instance, "t")  # never reset nor stepped
     got = by_janus(env, 0, ACTIONS)
     np.testing.assert_array_equal(got[2], by_hand(3, 0, 2, ACTIONS)[2])
+
+
+def test_instances_stepped_together_must_be_of_one_class():
+    with pytest.raises(ValueError, match=r"envs\[1\] is a .*LockedEnv but envs\[0\]"):
+        as_env([SignEnv(), LockedEnv()], None)
+    with as_env([SignEnv(length=3), SignEnv(length=3)], None) as env:
+        got = by_janus(env, 6, ACTIONS)
+        with remake(env, 2, evaluation=True) as copies:  # copies of envs[0]
+            again = by_janus(copies, 6, ACTIONS)
+    for a, b, c in zip(got, again, by_hand(3, 6, 2, ACTIONS), strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, c)
 
 
 @pytest.mark.parametrize("kind", ["lock", "open file"])

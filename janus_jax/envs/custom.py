@@ -154,6 +154,30 @@ def check_picklable(source, env_id: str) -> None:
         ) from None
 
 
+def alike(envs) -> list[gymnasium.Env]:
+    """Returns ``envs`` as a list after checking they are gymnasium envs made
+    alike (one spec: id and kwargs; made without one, one class); a ValueError
+    names the first that differs."""
+    envs = list(envs)
+    if not envs or not all(isinstance(e, gymnasium.Env) for e in envs):
+        raise ValueError(
+            f"envs={envs!r} is invalid: pass a non-empty list of gymnasium envs"
+        )
+    first = envs[0]
+    for i, env in enumerate(envs[1:], 1):
+        if env.spec != first.spec:
+            raise ValueError(
+                f"envs[{i}] has spec {env.spec} but envs[0] has {first.spec}: envs "
+                "stepped together must be made alike (one id, the same kwargs)"
+            )
+        if type(env.unwrapped) is not type(first.unwrapped):
+            raise ValueError(
+                f"envs[{i}] is a {name_of(env)} but envs[0] a {name_of(first)}: "
+                "envs stepped together must be made alike (one class)"
+            )
+    return envs
+
+
 def rebuildable(env: gymnasium.Env) -> bool:
     """Returns whether ``env`` can be made again from its spec: its id is
     registered, or it was made from a class path (``make_single_env``)."""

@@ -170,24 +170,7 @@ class GymnasiumEnv:
         kwargs) or, made without one, one class: a ValueError names the first
         that differs. Its evaluation copies (``remake``) are made from the id,
         else by ``env_fn``, else as copies of ``envs[0]`` taken now."""
-        envs = list(envs)
-        if not envs or not all(isinstance(e, gymnasium.Env) for e in envs):
-            raise ValueError(
-                f"envs={envs!r} is invalid: pass a non-empty list of gymnasium envs"
-            )
-        first = envs[0].spec
-        for i, env in enumerate(envs[1:], 1):
-            if env.spec != first:
-                raise ValueError(
-                    f"envs[{i}] has spec {env.spec} but envs[0] has {first}: envs "
-                    "stepped together must be made alike (one id, the same kwargs)"
-                )
-            if type(env.unwrapped) is not type(envs[0].unwrapped):
-                raise ValueError(
-                    f"envs[{i}] is a {custom.name_of(env)} but envs[0] a "
-                    f"{custom.name_of(envs[0])}: envs stepped together must be "
-                    "made alike (one class)"
-                )
+        envs = custom.alike(envs)
         if env_fn is None and not custom.rebuildable(envs[0]):
             env_fn = custom.copies_of(envs[0], "envs[0]")
         self = cls.__new__(cls)
@@ -197,7 +180,7 @@ class GymnasiumEnv:
             autoreset_mode=AutoresetMode.SAME_STEP,
         )
         rebuilt = custom.rebuildable(envs[0])
-        env_id = first.id if rebuilt else custom.name_of(env_fn)
+        env_id = envs[0].spec.id if rebuilt else custom.name_of(env_fn)
         kwargs = made_with(envs[0]) if env_fn is None else {}
         self.made_with = dict(image_size=image_size, crop=crop, **kwargs)
         if env_fn is not None:
