@@ -125,14 +125,21 @@ def env_id_of(env) -> str:
     )
 
 
-def env_source(env, env_fn=None) -> tuple[str, dict]:
+def env_source(env, env_fn=None, what: str = "env") -> tuple[str, dict]:
     """Returns (id, make's kwargs) that make more envs like ``env`` (an id, a
     janus-jax env, or a gymnasium env: by its id, or else as copies of it), or
-    by ``env_fn`` where one is given (``env``, if any, then names them)."""
+    by ``env_fn`` where one is given (``env``, if any, then names them).
+    ``what`` names the argument in the error for no env at all."""
     if env_fn is not None:
         check_env_fn(env_fn)
         name = custom.name_of(env_fn) if env is None else env_id_of(env)
         return name, {"env_fn": env_fn}
+    if env is None:
+        raise ValueError(
+            f"{what}=None is invalid: pass an env (an id, module:Class, a gymnasium "
+            "env, janus_jax.envs.make(...)) or env_fn=<a callable returning a new "
+            "gymnasium env>"
+        )
     if isinstance(env, Env):
         return env.spec.env_id, dict(env.made_with)
     if isinstance(env, gymnasium.Env) and not custom.rebuildable(env):
@@ -165,13 +172,7 @@ def as_env(envs, num_envs: int | None, *, env_fn=None, **kwargs) -> Env:
         return GymnasiumEnv.from_envs(envs, env_fn=env_fn, **cpu)
     if isinstance(envs, (list, tuple)) and envs:
         envs = envs[0]
-    if envs is None and env_fn is None:
-        raise ValueError(
-            "envs=None is invalid: pass an env id, a gymnasium env, a list of "
-            "them, janus_jax.envs.make(...), or env_fn=<a callable returning a "
-            "new gymnasium env>"
-        )
-    env_id, made = env_source(envs, env_fn)
+    env_id, made = env_source(envs, env_fn, "envs")
     if made or env_fn is not None or isinstance(envs, gymnasium.Env):
         # made anew as it was made: the gymnasium env, with its kwargs
         kwargs = {"family": "gymnasium", **made, **kwargs}
