@@ -26,6 +26,7 @@ from janus_jax import optim, ppo
 from janus_jax.config.models import (
     ACTIVATIONS,
     FEATURES,
+    LIKELIHOODS,
     RNN_TYPES,
     ActionSpec,
     MDNRNNConfig,
@@ -139,6 +140,7 @@ RULES = {
         "kl_tolerance": FLOAT_NON_NEGATIVE,
         "observation_size": bad_int(1, optional=True),
         "hidden_sizes": bad_sizes(allow_empty=True),
+        "likelihood": bad_choice(LIKELIHOODS),
     },
     MDNRNNConfig: {
         "latent_dim": POSITIVE,
@@ -388,6 +390,7 @@ def small_image_vae(draw):
         latent_dim=draw(st.integers(1, 4)),
         beta=draw(st.floats(0.0, 5.0)),
         kl_tolerance=draw(st.floats(0.0, 2.0)),
+        likelihood=draw(st.sampled_from(LIKELIHOODS)),
     )
 
 
