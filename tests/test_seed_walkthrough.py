@@ -2,9 +2,9 @@
 a user would paste them, shrunk in size only.
 
 What differs from the seed, and why: ``CarRacing-v3`` for the retired v2 (with
-a short time limit), numpy for torch, fewer episodes/epochs/steps, and the
-custom env of "Using with Your Environments" registered first (janus-jax makes
-vectorised copies of an env from its id). Everything else is as written there,
+a short time limit), numpy for torch, fewer episodes/epochs/steps. The custom
+env of "Using with Your Environments" is an instance of an unregistered class,
+as there. Everything else is as written there,
 including ``device='cuda'`` on this CPU machine (a warning, not an error) and
 the channels-first ``observation_shape=(3, 64, 64)``.
 """
@@ -144,16 +144,15 @@ def test_the_seed_walkthrough_runs_as_pasted(tmp_path, monkeypatch):
     )
     assert other.controller_config.layer_sizes == (256, 256)
 
-    # Using with your environments (registered, so copies can be made)
-    gym.register("SeedProbe-v0", entry_point=_Probe)
-    try:
-        probe = gym.make("SeedProbe-v0")
-        small = WorldModelTrainingConfig(
-            num_episodes=4, vae_epochs=1, mdn_epochs=1, mdn_batch_size=2
-        )
-        WorldModelTrainer(probe, small).train_world_model()
-    finally:
-        gym.registry.pop("SeedProbe-v0")
+    # Using with your environments: an instance of the user's own class, as
+    # written (no id registered; collection makes copies of it)
+    env = _Probe()
+    small = WorldModelTrainingConfig(
+        num_episodes=4, vae_epochs=1, mdn_epochs=1, mdn_batch_size=2
+    )
+    trainer = WorldModelTrainer(env, small)
+    trainer.train_world_model()
+    assert trainer.collect().num_episodes == 4
 
     # Configuration options
     VAEConfig(
