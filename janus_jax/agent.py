@@ -35,12 +35,17 @@ from janus_jax.imagination import (
     RewardFn,
     WorldModelParams,
     controller_act,
-    imagine,
     observation_features,
     world_step,
 )
 from janus_jax.models import controller, mdn_rnn, vae
 from janus_jax.records import PolicyStep
+from janus_jax.trajectory import (
+    ImagineProgram,
+    check_reward_fn,
+    check_temperature,
+    start_observations,
+)
 
 
 def act(
@@ -89,14 +94,6 @@ def channels_last(observation_shape: tuple[int, ...]) -> tuple[int, ...]:
         )
         return fixed
     return shape
-
-
-@partial(jax.jit, static_argnames=("horizon", "reward_fn", "done_mode"))
-def _encode_and_imagine(
-    key, params, obs, carry, horizon, temperature, reward_fn, done_mode
-):
-    z0 = vae.get_latent(params.vae, obs)
-    return imagine(key, params, z0, carry, horizon, temperature, reward_fn, done_mode)
 
 
 class WorldModelAgent:
@@ -304,57 +301,60 @@ class WorldModelAgent:
         reward_fn: RewardFn | None = None,
         carry: tuple | None = None,
         done_mode: str = "sample",
+        decode: bool = False,
+        crop: tuple[int, int, int, int] | None = None,
     ) -> dict[str, Any]:
-        """Returns a dream from a raw observation as a dict of arrays: 'latents' [T, Z],
-        'actions', 'rewards', 'dones', 'mask', 'values', 'log_probs', 'hiddens',
-        'next_latents' (with a batch axis [T, B, ...] when initial_obs is a batch).
+        """Returns a dream from raw observations as a dict of arrays [T, ...]
+        (``[T, B, ...]`` when ``initial_obs`` is a batch [B, *obs]):
 
-        Without ``key`` the agent's own key stream is used, so successive calls differ
-        but a fresh agent with the same seed repeats them. ``temperature`` defaults to
-        the MDN-RNN config's; ``reward_fn`` and ``done_mode`` are as in ``imagine``;
-        ``carry`` is the MDN-RNN state to start from (leaves [B, H]; None: zeros)."""
+        'latents' z_t [T, Z] (z_0 = V(initial_obs)); 'actions' a_t as the env
+        takes them: int32 indices [T] for discrete actions, floats [T, A] inside
+        the action box for continuous ones; 'rewards' [T] (masked); 'dones'
+        [T], 1 where a termination was predicted; 'mask' [T], 1 while the dream
+        is alive; 'values', 'log_probs' [T] (C's); 'hiddens' h_t [T, H];
+        'next_latents' z_{t+1} [T, Z]; with ``decode``, 'frames': V's decoding
+        of each z_t [T, *observation_shape] (images in [0, 1]), the frame the
+        agent saw when it took a_t.
+
+        initial_obs: observations as the env gives them (numpy, lists, torch
+        tensors): the agent's shape, or uint8 frames of another height and width
+        (a raw 96x96 CarRacing frame), cropped (``crop``, default ``self.crop``
+        where the agent has one) and resized as the gymnasium adapter does
+        (``janus_jax.envs.preprocess_frames``). Without ``key`` the agent's own
+        key stream is used, so successive calls differ but a fresh agent with
+        the same seed repeats them. ``temperature`` defaults to the MDN-RNN
+        config's; ``carry`` is M's state to start from (leaves [B, H]; None:
+        zeros). ``reward_fn`` and ``done_mode`` are as in
+        ``janus_jax.imagination.imagine``: a_t reaches ``reward_fn`` as M's
+        vector (one-hot for discrete actions). The program compiles once per
+        shape, horizon, ``reward_fn`` object, done mode and ``decode``
+        (``imagine_traces``): pass one function object, not a new lambda per
+        call."""
         if self.mdn_rnn is None:
             raise ValueError(
                 "this agent has no world model (features='observation'): it cannot "
                 "dream; make one with features='world_model'"
             )
-        obs = jnp.asarray(np.asarray(initial_obs))
-        single = obs.shape == self.observation_shape
-        if not single and obs.shape[1:] != self.observation_shape:
-            raise ValueError(
-                f"initial_obs has shape {obs.shape}; expected "
-                f"{self.observation_shape} or "
-                f"[batch, {', '.join(map(str, self.observation_shape))}]"
-            )
-        if single:
-            obs = obs[None]
+        check_reward_fn(reward_fn)
+        obs, single, resize = start_observations(
+            initial_obs, self.observation_shape, self.crop if crop is None else crop
+        )
         if temperature is None:
             temperature = self.mdn_rnn.config.temperature
-        if temperature < 0:
-            raise ValueError(f"temperature={temperature} is invalid: must be >= 0")
+        check_temperature(temperature)
         key = self.next_key() if key is None else key
-        traj = _encode_and_imagine(
-            key,
+        out = self._imagine_program()(
             self.params,
-            obs,
+            key,
+            jnp.asarray(obs),
             carry,
-            int(horizon),
             jnp.float32(temperature),
-            reward_fn,
-            done_mode,
+            horizon=horizon,
+            reward_fn=reward_fn,
+            done_mode=done_mode,
+            resize=resize,
+            decode=decode,
         )
-        info = traj.info
-        out = {
-            "latents": traj.obs,
-            "actions": traj.action,
-            "rewards": traj.reward,
-            "dones": traj.terminated,
-            "mask": traj.mask,
-            "values": info.value,
-            "log_probs": info.log_prob,
-            "hiddens": mdn_rnn.hidden(info.carry),
-            "next_latents": traj.next_obs,
-        }
         if single:
             out = {k: v[:, 0] for k, v in out.items()}
         return out
