@@ -413,8 +413,8 @@ def test_the_new_names_are_checked_like_the_old_ones_were():
 
 
 def test_the_trainers_keyword_form_takes_the_old_names_too():
-    from janus_jax.train.ppo_trainer import _training_config
+    from janus_jax.train.ppo_setup import training_config
 
     with pytest.warns(DeprecationWarning, match="world_model_updates .*mdn_updates"):
-        training = _training_config(None, {"world_model_updates": 0})
+        training = training_config(None, {"world_model_updates": 0})
     assert training == ControllerTrainingConfig(mdn_updates=0)

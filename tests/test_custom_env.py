@@ -259,6 +259,33 @@ def test_trainers_take_an_instance_and_record_its_class_path(tmp_path):
     ppo.close()
 
 
+@pytest.mark.parametrize("factory", ["lambda", "class"])
+def test_the_ppo_trainer_refuses_a_factory_it_cannot_record_before_training(
+    factory, tmp_path
+):
+    class Local(SignEnv):  # defined here: no other process can import it
+        pass
+
+    env_fn = (lambda: Local(length=3)) if factory == "lambda" else Local
+    run = tmp_path / "run"
+    # Raised by the constructor: no update has run and nothing is on disk.
+    with pytest.raises(ValueError, match=r"^run_dir is given.*cannot be recorded"):
+        WorldModelPPOTrainer(_agent(), env_fn=env_fn, num_envs=2, run_dir=run)
+    assert not run.exists() or not any(run.iterdir())
+    # Without a run_dir the same factory trains (nothing is recorded on disk).
+    trainer = WorldModelPPOTrainer(
+        _agent(),
+        env_fn=env_fn,
+        config=PPOConfig(n_epochs=1, batch_size=16),
+        num_envs=2,
+        imagination_ratio=0.0,
+        updates_per_chunk=1,
+    )
+    trainer.train(total_timesteps=16, rollout_length=8)
+    assert trainer.real_env_steps == 16
+    trainer.close()
+
+
 def _blocks(language: str) -> list[str]:
     text = PAGE.read_text()
     return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)

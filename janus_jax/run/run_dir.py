@@ -210,17 +210,7 @@ def write_run(
             f"env_kwargs={config.env_kwargs!r} is invalid for config.json: "
             f"every value must be JSON data ({err})"
         ) from None
-    spec = spec_of(config.env_id, **config.env_kwargs)
-    if spec.observation_shape != agent.observation_shape:
-        raise ValueError(
-            f"{config.env_id} observes shape {spec.observation_shape}; the agent "
-            f"takes {agent.observation_shape}: pass the env it acts in"
-        )
-    if spec.action != agent.action_spec:
-        raise ValueError(
-            f"{config.env_id}'s actions {spec.action} differ from the agent's "
-            f"{agent.action_spec}: make the agent with the env's action space"
-        )
+    check_rebuilds(config.env_id, config.env_kwargs, agent)
     agent.run_config = config
 
     def write_config():
@@ -231,6 +221,23 @@ def write_run(
     parallel.barrier("janus-jax config.json written")
     save_agent(run_dir, agent, stage, parallel)
     return run_dir
+
+
+def check_rebuilds(env_id: str, env_kwargs: dict, agent: WorldModelAgent) -> None:
+    """Raises ValueError unless ``make(env_id, **env_kwargs)`` gives an env the
+    agent acts in (its observation shape and action space): what ``load_agent``
+    rebuilds the agent for."""
+    spec = spec_of(env_id, **env_kwargs)
+    if spec.observation_shape != agent.observation_shape:
+        raise ValueError(
+            f"{env_id} observes shape {spec.observation_shape}; the agent "
+            f"takes {agent.observation_shape}: pass the env it acts in"
+        )
+    if spec.action != agent.action_spec:
+        raise ValueError(
+            f"{env_id}'s actions {spec.action} differ from the agent's "
+            f"{agent.action_spec}: make the agent with the env's action space"
+        )
 
 
 def save_run(path: str | Path, agent: WorldModelAgent, env=None) -> Path:

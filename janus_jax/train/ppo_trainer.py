@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from janus_jax import ppo
 from janus_jax.agent import WorldModelAgent
 from janus_jax.config.models import PPOConfig
-from janus_jax.config.renamed import new_names
-from janus_jax.config.sizes import controller_sizes
 from janus_jax.config.training import ControllerTrainingConfig
 from janus_jax.diagnostics.evaluate import (
     MAX_EVAL_ENVS,
@@ -34,42 +30,18 @@ from janus_jax.diagnostics.evaluate import (
     single_trajectory_notice,
 )
 from janus_jax.envs import as_env, check_observation, remake
-from janus_jax.envs.custom import recorded_env
 from janus_jax.models import mdn_rnn, reward
-from janus_jax.optim import init_train_state, make_optimizer
+from janus_jax.optim import init_train_state
 from janus_jax.parallel import DataParallel
 from janus_jax.run.metrics_log import MetricsLogger
-from janus_jax.run.run_dir import agent_config, load_config, write_run
+from janus_jax.run.record import record_trained, recorded_run_env
 from janus_jax.train import control, replay, rewards
-from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
-
-
-def check_multi_process_env(env_id: str, on_device: bool) -> None:
-    """Raises ValueError for a gymnasium env (not ``on_device``) in a multi-process
-    run: one host steps all of its envs."""
-    if not on_device and jax.process_count() > 1:
-        raise ValueError(
-            f"{env_id} is a gymnasium env, stepped on one host: a multi-process "
-            "run needs a gymnax env (several devices of one process are fine)"
-        )
-
-
-def _training_config(training, fields: dict) -> ControllerTrainingConfig:
-    """Returns ``training`` (default: ControllerTrainingConfig()) with the
-    keyword form's ``fields`` set (a None value leaves a field as it is); an
-    unknown keyword raises ValueError."""
-    training = training or ControllerTrainingConfig()
-    # Old field names (world_model_updates...) still work, with a warning.
-    fields = new_names(type(training), fields, "WorldModelPPOTrainer: ", 3)
-    names = {f.name for f in dataclasses.fields(training)}
-    unknown = sorted(set(fields) - names)
-    if unknown:
-        raise ValueError(
-            f"WorldModelPPOTrainer got unknown keywords {unknown}: the keyword form "
-            f"takes ControllerTrainingConfig's fields ({', '.join(sorted(names))})"
-        )
-    given = {k: v for k, v in fields.items() if v is not None}
-    return dataclasses.replace(training, **given) if given else training
+from janus_jax.train.loop import RunIO, run_chunks
+from janus_jax.train.ppo_setup import (
+    check_multi_process_env,
+    control_setup,
+    training_config,
+)
 
 
 class WorldModelPPOTrainer:
@@ -114,7 +86,7 @@ class WorldModelPPOTrainer:
         reward_model=None,
         **training_fields,
     ):
-        t = _training_config(training, training_fields)
+        t = training_config(training, training_fields)
         self.dream_reward = rewards.dream_reward(
             reward_model, world_model_agent.mdn_rnn is not None
         )
@@ -155,6 +127,11 @@ class WorldModelPPOTrainer:
         # Given a run_dir (not a pipeline's io, which writes its own config),
         # the trainer leaves a run that load_agent and the CLI can open.
         self._writes_run = run_dir is not None and io is None
+        try:  # config.json names the env by its class path, not by a factory
+            self._env_record = recorded_run_env(self.env, self.agent, self._writes_run)
+        except ValueError:
+            self.env.close()  # gymnasium envs hold worker processes
+            raise
         if self.io.logger is None and self.io.run_dir is not None and primary:
             self.io.logger = MetricsLogger(
                 self.io.run_dir,
@@ -172,45 +149,16 @@ class WorldModelPPOTrainer:
 
     def _setup(self, total_timesteps: int, rollout_length: int):
         """Returns (ControlSetup, number of updates rounded up to whole chunks)."""
-        t, model_free = self.training, self.agent.mdn_rnn is None
-        sizes = controller_sizes(
-            t,
+        mdn = self.agent.mdn_rnn
+        return control_setup(
+            self.training,
             self.config,
-            self.parallel.size,
-            world_model=not model_free,
-            rollout_length=rollout_length,
+            self.parallel,
+            None if mdn is None else mdn.config,
+            total_timesteps,
+            rollout_length,
+            self.dream_reward,
         )
-        _, updates = whole_chunks(
-            math.ceil(total_timesteps / sizes.real), t.updates_per_chunk
-        )
-        grad_steps = updates * self.config.n_epochs * sizes.minibatches
-        setup = control.ControlSetup(
-            num_envs=t.num_envs,
-            rollout_length=rollout_length,
-            dream_starts=sizes.dream_starts,
-            dream_from_replay=t.dream_from == "replay" and not model_free,
-            imagination_horizon=t.imagination_horizon,
-            temperature=1.0 if model_free else self.agent.mdn_rnn.config.temperature,
-            learn_from_real=t.learn_from_real,
-            sequence_length=t.sequence_length,
-            mdn_batch_size=t.mdn_batch_size,
-            mdn_updates=0 if model_free else t.mdn_updates,
-            vae_updates=0 if model_free else t.vae_updates,
-            vae_batch_size=t.vae_batch_size,
-            dream_updates=t.dream_updates,
-            # V and M refresh with the same settings, each with its own optimiser.
-            vae_optimizer=make_optimizer(t.world_model_learning_rate, 1.0),
-            mdn_optimizer=make_optimizer(t.world_model_learning_rate, 1.0),
-            ppo=self.config,
-            controller_optimizer=ppo.optimizer(self.config, grad_steps),
-            start_sharding=None
-            if self.parallel.trivial
-            else self.parallel.sharding(0, 1),
-            dream_reward=self.dream_reward,
-            reward_optimizer=rewards.optimizer(self.dream_reward, t),
-        )
-        rewards.check(setup, t)
-        return setup, updates
 
     def _initial_state(self, setup: control.ControlSetup) -> control.ControlState:
         reset_key, state_key = jax.random.split(jax.random.key(self.seed))
@@ -387,25 +335,13 @@ class WorldModelPPOTrainer:
 
     def _record_run(self) -> None:
         """Returns None once the agent knows the RunConfig it was trained under
-        (``agent.save`` writes it) and, given a run_dir, that directory holds it
-        as config.json with the agent checkpoint (``load_agent`` opens it)."""
-        run_dir = self.io.run_dir
-        base = self.agent.run_config
-        if self._writes_run and (run_dir / "config.json").exists():
-            base = load_config(run_dir)  # the world model's run, say
-        # config.json names the env by its class path, not by a factory.
-        env_id, env_kwargs = recorded_env(
-            self.env.spec.env_id, self.env.made_with, strict=self._writes_run
-        )
-        config = agent_config(
+        and, given a run_dir, that directory holds it (``record_trained``)."""
+        record_trained(
             self.agent,
-            env_id,
-            env_kwargs,
+            self._env_record,
+            run_dir=self.io.run_dir if self._writes_run else None,
             seed=self.seed,
-            base=base,
+            parallel=self.parallel,
             ppo=self.config,
             controller=self.training,
         )
-        self.agent.run_config = config
-        if self._writes_run:
-            write_run(run_dir, self.agent, config, "controller", self.parallel)
