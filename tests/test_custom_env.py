@@ -259,6 +259,18 @@ def test_trainers_take_an_instance_and_record_its_class_path(tmp_path):
     ppo.close()
 
 
+def test_save_records_an_unregistered_instance_with_its_arguments(tmp_path):
+    length = 5  # not SignEnv's default (20): a record without it reloads wrong
+    _agent().save(tmp_path / "saved", env=SignEnv(length=length))
+    saved = load_config(tmp_path / "saved")
+    assert (saved.env_id, saved.env_kwargs) == ("custom_env:SignEnv", {"length": 5})
+    with make(saved.env_id, **saved.env_kwargs) as env:  # made again: 5 steps
+        env.reset(seed=0)
+        ended = [bool(env.step(np.zeros(1, int)).terminated[0]) for _ in range(6)]
+    assert ended == [False] * (length - 1) + [True, False]
+    assert load_agent(tmp_path / "saved").observation_shape == (4,)
+
+
 @pytest.mark.parametrize("factory", ["lambda", "class"])
 def test_the_ppo_trainer_refuses_a_factory_it_cannot_record_before_training(
     factory, tmp_path

@@ -12,7 +12,8 @@ import jax
 from janus_jax.agent import WorldModelAgent
 from janus_jax.config.architecture import default_configs
 from janus_jax.config.run import RunConfig, from_dict, to_dict
-from janus_jax.envs import env_id_of, made_with, spec_of
+from janus_jax.envs import env_source, spec_of
+from janus_jax.envs.custom import recorded_env
 from janus_jax.envs.factory import evaluation_kwargs
 from janus_jax.envs.preprocess import as_crop
 from janus_jax.parallel import DataParallel
@@ -251,7 +252,9 @@ def save_run(path: str | Path, agent: WorldModelAgent, env=None) -> Path:
         )
     config = agent.run_config
     if env is not None:
-        env_id, kwargs = env_id_of(env), _made_with(env)
+        # An unregistered env instance is recorded by its class path and the
+        # arguments it was made with, not by its class path alone.
+        env_id, kwargs = recorded_env(*env_source(env))
         if config is None or (config.env_id, config.env_kwargs) != (env_id, kwargs):
             config = agent_config(agent, env_id, kwargs, seed=agent.seed, base=config)
     config_path = Path(path) / "config.json"
@@ -264,13 +267,6 @@ def save_run(path: str | Path, agent: WorldModelAgent, env=None) -> Path:
                 "the agent to another directory"
             )
     return write_run(path, agent, config, "save")
-
-
-def _made_with(env) -> dict:
-    """Returns the make kwargs of an env given as an id or an env."""
-    if isinstance(env, str):
-        return {}
-    return dict(getattr(env, "made_with", None) or made_with(env))
 
 
 def env_kwargs(
