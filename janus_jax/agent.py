@@ -10,7 +10,6 @@ has a direct equivalent.
 
 from __future__ import annotations
 
-import math
 import warnings
 from functools import partial
 from typing import Any
@@ -20,8 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from janus_jax.acting import ActProgram, AgentState, initial_state, resizing
-from janus_jax.components import MDNRNN, Component, VariationalAutoencoder
-from janus_jax.config.architecture import default_configs
+
+# V's, M's and C's holders are importable from here too (janus_jax, the trainers).
+from janus_jax.components import MDNRNN as MDNRNN
+from janus_jax.components import Component as Component
+from janus_jax.components import VariationalAutoencoder as VariationalAutoencoder
+from janus_jax.components import init_components
 from janus_jax.config.models import (
     FEATURES,
     ActionSpec,
@@ -38,7 +41,7 @@ from janus_jax.imagination import (
     observation_features,
     world_step,
 )
-from janus_jax.models import controller, mdn_rnn, vae
+from janus_jax.models import vae
 from janus_jax.records import PolicyStep
 from janus_jax.trajectory import (
     ImagineProgram,
@@ -146,28 +149,15 @@ class WorldModelAgent:
             low=action_low,
             high=action_high,
         )
-        vae_config, mdn_rnn_config = default_configs(
-            observation_shape, self.action_spec, vae_config, mdn_rnn_config
-        )
         self.controller_config = controller_config or NetworkConfig()
-        vae_key, mdn_key, controller_key, self._key = jax.random.split(
-            jax.random.key(seed), 4
-        )
-        if features == "observation":
-            self.vae = self.mdn_rnn = None
-            feature_dim = math.prod(observation_shape)
-        else:
-            self.vae = VariationalAutoencoder(
-                vae_config, params=vae.init(vae_key, vae_config)
-            )
-            self.mdn_rnn = MDNRNN(
-                mdn_rnn_config, params=mdn_rnn.init(mdn_key, mdn_rnn_config)
-            )
-            feature_dim = vae_config.latent_dim + mdn_rnn_config.hidden_dim
-        self.controller = Component(
-            controller.init(
-                controller_key, self.controller_config, self.action_spec, feature_dim
-            )
+        self.vae, self.mdn_rnn, self.controller, self._key = init_components(
+            observation_shape,
+            self.action_spec,
+            self.controller_config,
+            vae_config,
+            mdn_rnn_config,
+            features=features,
+            seed=seed,
         )
 
     def match_actions(self, env_action: ActionSpec, env_id: str) -> None:

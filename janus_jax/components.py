@@ -1,14 +1,18 @@
 """The PyTorch-style parameter holders of V and M (``state_dict`` and
 ``load_state_dict`` as in the PyTorch World Model README); the pure functions
-they call live in ``janus_jax.models``."""
+they call live in ``janus_jax.models``; ``init_components`` makes a fresh agent's
+V, M and C."""
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
 
-from janus_jax.config.models import MDNRNNConfig, VAEConfig
-from janus_jax.models import mdn_rnn, vae
+from janus_jax.config.architecture import default_configs
+from janus_jax.config.models import ActionSpec, MDNRNNConfig, NetworkConfig, VAEConfig
+from janus_jax.models import controller, mdn_rnn, vae
 
 
 class Component:
@@ -81,3 +85,35 @@ class MDNRNN(Component):
 
     def unroll(self, carry, latents, actions):
         return mdn_rnn.unroll(self.params, carry, latents, actions)
+
+
+def init_components(
+    observation_shape: tuple[int, ...],
+    action_spec: ActionSpec,
+    controller_config: NetworkConfig,
+    vae_config: VAEConfig | None,
+    mdn_rnn_config: MDNRNNConfig | None,
+    *,
+    features: str,
+    seed: int,
+) -> tuple[VariationalAutoencoder | None, MDNRNN | None, Component, jax.Array]:
+    """Returns (V, M, C, the key left for the agent's own stream), freshly
+    initialised from ``seed`` for ``observation_shape`` and ``action_spec``
+    (V's and M's configs default to the env's: ``default_configs``). With
+    ``features="observation"`` there is no V and no M (None, None) and C acts
+    on the flattened observations."""
+    vae_config, mdn_rnn_config = default_configs(
+        observation_shape, action_spec, vae_config, mdn_rnn_config
+    )
+    vae_key, mdn_key, controller_key, key = jax.random.split(jax.random.key(seed), 4)
+    if features == "observation":
+        v = m = None
+        feature_dim = math.prod(observation_shape)
+    else:
+        v = VariationalAutoencoder(vae_config, params=vae.init(vae_key, vae_config))
+        m = MDNRNN(mdn_rnn_config, params=mdn_rnn.init(mdn_key, mdn_rnn_config))
+        feature_dim = vae_config.latent_dim + mdn_rnn_config.hidden_dim
+    c = Component(
+        controller.init(controller_key, controller_config, action_spec, feature_dim)
+    )
+    return v, m, c, key
