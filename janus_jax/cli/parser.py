@@ -4,13 +4,11 @@ a multi-process run, and the RunConfig that a run's options describe."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import re
-import sys
-import warnings
 
 from janus_jax import parallel
+from janus_jax.cli.options import path_option, renames_on_stderr, run_dir_option
 
 # The rest of janus-jax is imported inside the functions: gymnax computes on
 # import, and a multi-process run must call jax.distributed.initialize first.
@@ -44,48 +42,6 @@ class _Parser(argparse.ArgumentParser):
         if one:
             message = f"the following arguments are required: {one.group(1)}"
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-class _Deprecated(argparse.Action):
-    """An old spelling of an option: sets the new option's value and says on
-    stderr what to write instead (it still works, so old scripts run)."""
-
-    def __init__(self, option_strings, dest, *, instead: str, **kwargs):
-        self.instead = instead
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(
-            f"{parser.prog}: warning: {option_string} is deprecated here: write "
-            f"{self.instead}",
-            file=sys.stderr,
-        )
-        setattr(namespace, self.dest, values)
-
-
-def _path_option(parser, new: str, old: str, metavar: str, help: str) -> None:
-    """Adds the required option ``new`` and its deprecated spelling ``old``."""
-    group = parser.add_mutually_exclusive_group(required=True)
-    dest = new.removeprefix("--")
-    group.add_argument(new, dest=dest, metavar=metavar, help=help)
-    group.add_argument(
-        old,
-        dest=dest,
-        metavar=metavar,
-        action=_Deprecated,
-        instead=f"{new} {metavar}",
-        help=argparse.SUPPRESS,
-    )
-
-
-def _run_dir_option(parser) -> None:
-    _path_option(
-        parser,
-        "--run",
-        "--checkpoint",
-        "DIR",
-        "a run directory (what `janus-jax train --out DIR` wrote)",
-    )
 
 
 def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> None:
@@ -204,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _run_options(p, dataset=name == "train-world-model")
     p = sub.add_parser("evaluate", help="return of a trained agent in the real env")
-    _run_dir_option(p)
+    run_dir_option(p)
     p.add_argument(
         "--episodes",
         type=int,
@@ -224,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dream",
         help="GIF of a real episode, V's reconstruction and M's open-loop dream",
     )
-    _run_dir_option(p)
-    _path_option(p, "--gif", "--out", "FILE.gif", "the GIF to write")
+    run_dir_option(p)
+    path_option(p, "--gif", "--out", "FILE.gif", "the GIF to write")
     p.add_argument(
         "--temperature",
         type=float,
@@ -243,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gap",
         help="the dream-vs-real gap of a trained agent, written to DIR/gap.json",
     )
-    _run_dir_option(p)
+    run_dir_option(p)
     p.add_argument(
         "--steps",
         type=int,
@@ -286,7 +242,7 @@ def run_config(args):
         controller = dataclasses.replace(config.controller, use_tensorboard=True)
         config = dataclasses.replace(config, controller=controller)
     overrides = getattr(args, "overrides", [])
-    with _renames_on_stderr(f"janus-jax {args.command}"):
+    with renames_on_stderr(f"janus-jax {args.command}"):
         if env and env != config.env_id:
             config, rederived = with_env(config, env, overrides)
             if jax.process_index() == 0:
@@ -338,20 +294,3 @@ def _env_in_module(env_id: str | None, module: str | None) -> str | None:
         unknown = ids.unknown_id_message(env_id, option="--env")
         raise ValueError(f"after importing --env-module {module}: {unknown}") from None
     return f"{module}:{env_id}" if family == "gymnasium" else env_id
-
-
-@contextlib.contextmanager
-def _renames_on_stderr(prog: str):
-    """Prints the old field names used in --set as one warning line each on
-    stderr (Python hides DeprecationWarnings outside __main__); other warnings
-    are shown as they would have been."""
-    from janus_jax.config.renamed import RenamedFieldWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RenamedFieldWarning)
-        yield
-    for w in caught:
-        if issubclass(w.category, RenamedFieldWarning):
-            print(f"{prog}: warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
