@@ -23,6 +23,7 @@ from gymnasium.vector import AutoresetMode
 from janus_jax.envs import custom, ids
 from janus_jax.envs.gymnasium_setup import (
     action_spec,
+    env_actions,
     is_image,
     made_with,
     sub_env_setup,
@@ -45,7 +46,7 @@ from janus_jax.envs.rollout import (
     check_actions,
     record,
 )
-from janus_jax.envs.spec import EnvSpec, action_shape
+from janus_jax.envs.spec import EnvSpec
 from janus_jax.records import Transition
 
 VECTORIZATION_MODES = ("sync", "async")
@@ -244,29 +245,8 @@ class GymnasiumEnv:
         return np.asarray(preprocess_frames(raw, self._image_size, self._crop))
 
     def _env_actions(self, actions) -> np.ndarray:
-        actions = np.asarray(actions)
-        spec, want = self.spec.action, action_shape(self.spec.action, self.num_envs)
-        if actions.shape != want:
-            raise ValueError(
-                f"{self.spec.env_id}: actions of shape {actions.shape} are invalid: "
-                f"expected {want} for {self.num_envs} envs and {spec}"
-            )
         dtype = self._vec.single_action_space.dtype
-        if spec.continuous:
-            if not np.all(np.isfinite(actions)):
-                raise ValueError(f"{self.spec.env_id}: actions must be finite")
-            return actions.astype(dtype)
-        if actions.dtype.kind not in "iu":
-            raise ValueError(
-                f"{self.spec.env_id}: discrete actions must be integers, got "
-                f"dtype {actions.dtype}"
-            )
-        if actions.min() < 0 or actions.max() >= spec.dim:
-            raise ValueError(
-                f"{self.spec.env_id}: discrete actions must lie in [0, {spec.dim}), "
-                f"got {actions.tolist()}"
-            )
-        return (actions + self._action_start).astype(dtype)
+        return env_actions(self.spec, actions, self.num_envs, dtype, self._action_start)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Returns the first observations [E, ...]; env i is seeded ``seed + i``."""

@@ -1,5 +1,6 @@
 """The sub-envs of the gymnasium adapter: what each env observes, its action
-space in janus-jax terms, and the errors for spaces janus-jax does not handle."""
+space in janus-jax terms (and the agent's actions as the env takes them), and
+the errors for spaces janus-jax does not handle."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from gymnasium.wrappers import AddRenderObservation
 
 from janus_jax.config.models import ActionSpec
 from janus_jax.envs import custom
+from janus_jax.envs.spec import EnvSpec, action_shape
 
 OBSERVATIONS = ("state", "pixels")
 
@@ -105,6 +107,35 @@ def action_spec(env_id: str, space: spaces.Space) -> tuple[ActionSpec, int]:
         low, high = (tuple(float(v) for v in b) for b in (space.low, space.high))
         return ActionSpec(continuous=True, dim=len(low), low=low, high=high), 0
     unsupported(env_id, "action", space, "Discrete(n) and 1-D Box actions")
+
+
+def env_actions(spec: EnvSpec, actions, num_envs: int, dtype, start: int) -> np.ndarray:
+    """Returns the agent's ``actions`` (indices [E] in [0, n), or floats [E, A])
+    as the vector env takes them (``dtype``; discrete ones offset by the
+    space's ``start``); actions of another shape, non-finite floats or indices
+    outside [0, n) raise ValueError."""
+    actions = np.asarray(actions)
+    action, want = spec.action, action_shape(spec.action, num_envs)
+    if actions.shape != want:
+        raise ValueError(
+            f"{spec.env_id}: actions of shape {actions.shape} are invalid: "
+            f"expected {want} for {num_envs} envs and {action}"
+        )
+    if action.continuous:
+        if not np.all(np.isfinite(actions)):
+            raise ValueError(f"{spec.env_id}: actions must be finite")
+        return actions.astype(dtype)
+    if actions.dtype.kind not in "iu":
+        raise ValueError(
+            f"{spec.env_id}: discrete actions must be integers, got "
+            f"dtype {actions.dtype}"
+        )
+    if actions.min() < 0 or actions.max() >= action.dim:
+        raise ValueError(
+            f"{spec.env_id}: discrete actions must lie in [0, {action.dim}), "
+            f"got {actions.tolist()}"
+        )
+    return (actions + start).astype(dtype)
 
 
 def made_with(env) -> dict:
