@@ -19,7 +19,6 @@ import jax
 import numpy as np
 
 from janus_jax.acting import resizing
-from janus_jax.envs.preprocess import preprocess_frames
 from janus_jax.imagination import WorldModelParams, imagine
 from janus_jax.models import mdn_rnn, vae
 
@@ -97,6 +96,10 @@ class ImagineProgram:
         resize,
         decode,
     ) -> dict[str, jax.Array]:
+        # Imported here: janus_jax.envs imports gymnax, whose import runs JAX
+        # and so starts the backend, which must wait for jax.distributed.
+        from janus_jax.envs.preprocess import preprocess_frames
+
         self.traces += 1  # runs only while JAX traces: one per compilation
         if resize is not None:
             obs = preprocess_frames(obs, *resize)
