@@ -108,3 +108,21 @@ def import_experiment(name: str):
         return importlib.import_module(name)
     finally:
         sys.path.remove(str(EXPERIMENTS))
+
+
+def tiny_vector_agent(seed: int = 0):
+    """Returns a WorldModelAgent for 4-float observations and 2 actions with
+    every size shrunk: the trainers' tests on CartPole-shaped envs share it."""
+    from janus_jax import WorldModelAgent
+    from janus_jax.config.models import MDNRNNConfig, NetworkConfig, VAEConfig
+
+    return WorldModelAgent(
+        (4,),
+        2,
+        vae_config=VAEConfig(observation_size=4, latent_dim=2, hidden_sizes=(8,)),
+        mdn_rnn_config=MDNRNNConfig(
+            latent_dim=2, action_dim=2, hidden_dim=8, num_mixtures=2
+        ),
+        controller_config=NetworkConfig(layer_sizes=(8,)),
+        seed=seed,
+    )

@@ -18,12 +18,11 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import pytest
-from conftest import subprocess_env
+from conftest import subprocess_env, tiny_vector_agent
 from custom_env import SignEnv
 
-from janus_jax import WorldModelAgent
 from janus_jax.cli import build_parser, main, run_config
-from janus_jax.config.models import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.config.models import PPOConfig
 from janus_jax.data import RolloutDataset
 from janus_jax.envs import as_env, make, remake
 from janus_jax.run.run_dir import load_agent, load_config
@@ -151,7 +150,7 @@ def test_an_env_that_cannot_be_copied_names_env_fn(kind, tmp_path):
     with pytest.raises(ValueError, match=message):
         WorldModelTrainer(env, WorldModelTrainingConfig(**TINY_WM))
     with pytest.raises(ValueError, match=message):
-        WorldModelPPOTrainer(_agent(), env, num_envs=2)
+        WorldModelPPOTrainer(tiny_vector_agent(), env, num_envs=2)
     # the factory it asks for
     with make(env_fn=LockedEnv, num_envs=2, length=3) as made:
         got = by_janus(made, 1, ACTIONS)
@@ -216,18 +215,6 @@ def test_gymnasiums_module_id_form_still_wins(tmp_path, monkeypatch):
         gymnasium.registry.pop("SignEnv", None)
 
 
-def _agent():
-    return WorldModelAgent(
-        (4,),
-        2,
-        vae_config=VAEConfig(observation_size=4, latent_dim=2, hidden_sizes=(8,)),
-        mdn_rnn_config=MDNRNNConfig(
-            latent_dim=2, action_dim=2, hidden_dim=8, num_mixtures=2
-        ),
-        controller_config=NetworkConfig(layer_sizes=(8,)),
-    )
-
-
 def test_trainers_take_an_instance_and_record_its_class_path(tmp_path):
     run = tmp_path / "run"
     config = WorldModelTrainingConfig(**TINY_WM)
@@ -243,7 +230,7 @@ def test_trainers_take_an_instance_and_record_its_class_path(tmp_path):
         WorldModelTrainer(env_fn=lambda: SignEnv(), config=config, run_dir=tmp_path)
     # the controller: a list of instances, stepped as given, evaluated on copies
     ppo = WorldModelPPOTrainer(
-        _agent(),
+        tiny_vector_agent(),
         [SignEnv(length=4), SignEnv(length=4)],
         PPOConfig(n_epochs=1, batch_size=16),
         imagination_ratio=0.5,
@@ -261,7 +248,7 @@ def test_trainers_take_an_instance_and_record_its_class_path(tmp_path):
 
 def test_save_records_an_unregistered_instance_with_its_arguments(tmp_path):
     length = 5  # not SignEnv's default (20): a record without it reloads wrong
-    _agent().save(tmp_path / "saved", env=SignEnv(length=length))
+    tiny_vector_agent().save(tmp_path / "saved", env=SignEnv(length=length))
     saved = load_config(tmp_path / "saved")
     assert (saved.env_id, saved.env_kwargs) == ("custom_env:SignEnv", {"length": 5})
     with make(saved.env_id, **saved.env_kwargs) as env:  # made again: 5 steps
@@ -282,11 +269,13 @@ def test_the_ppo_trainer_refuses_a_factory_it_cannot_record_before_training(
     run = tmp_path / "run"
     # Raised by the constructor: no update has run and nothing is on disk.
     with pytest.raises(ValueError, match=r"^run_dir is given.*cannot be recorded"):
-        WorldModelPPOTrainer(_agent(), env_fn=env_fn, num_envs=2, run_dir=run)
+        WorldModelPPOTrainer(
+            tiny_vector_agent(), env_fn=env_fn, num_envs=2, run_dir=run
+        )
     assert not run.exists() or not any(run.iterdir())
     # Without a run_dir the same factory trains (nothing is recorded on disk).
     trainer = WorldModelPPOTrainer(
-        _agent(),
+        tiny_vector_agent(),
         env_fn=env_fn,
         config=PPOConfig(n_epochs=1, batch_size=16),
         num_envs=2,

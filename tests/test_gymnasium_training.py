@@ -8,32 +8,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny_vector_agent
 
 from janus_jax import (
-    MDNRNNConfig,
-    NetworkConfig,
     PPOConfig,
-    VAEConfig,
-    WorldModelAgent,
     act,
 )
 from janus_jax.config.training import ControllerTrainingConfig
 from janus_jax.diagnostics.evaluate import episode_returns
 from janus_jax.envs import make
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer
-
-
-def _agent(seed=0):
-    return WorldModelAgent(
-        (4,),
-        2,
-        vae_config=VAEConfig(observation_size=4, latent_dim=2, hidden_sizes=(8,)),
-        mdn_rnn_config=MDNRNNConfig(
-            latent_dim=2, action_dim=2, hidden_dim=8, num_mixtures=2
-        ),
-        controller_config=NetworkConfig(layer_sizes=(8,)),
-        seed=seed,
-    )
 
 
 @pytest.fixture
@@ -43,7 +27,7 @@ def env():
 
 
 def test_trainer_learns_from_host_rollouts_and_dreams(env):
-    agent = _agent()
+    agent = tiny_vector_agent()
     before = agent.params
     trainer = WorldModelPPOTrainer(
         agent,
@@ -72,7 +56,7 @@ def test_trainer_learns_from_host_rollouts_and_dreams(env):
 
 
 def test_evaluation_matches_a_hand_written_episode_loop(env):
-    agent = _agent(seed=3)
+    agent = tiny_vector_agent(seed=3)
     key = jax.random.key(0)
     got = episode_returns(key, env, agent.params, 2)
     # The same episodes by hand, from the reset seed evaluation's first round
@@ -93,7 +77,7 @@ def test_evaluation_matches_a_hand_written_episode_loop(env):
 
 def test_a_resumed_run_starts_the_host_envs_episodes_afresh(env):
     trainer = WorldModelPPOTrainer(
-        _agent(),
+        tiny_vector_agent(),
         env,
         PPOConfig(n_epochs=1, batch_size=16),
         imagination_ratio=0.5,
@@ -128,16 +112,16 @@ def test_envs_holding_another_count_set_num_envs_and_say_so(env):
     assert default != 2
     # Two gymnasium envs and no count asked for: the trainer takes theirs.
     with pytest.warns(UserWarning, match=rf"training.num_envs={default} -> 2: "):
-        trainer = WorldModelPPOTrainer(_agent(), env)
+        trainer = WorldModelPPOTrainer(tiny_vector_agent(), env)
     assert trainer.training.num_envs == trainer.num_envs == 2
     # A list of gymnasium envs is stepped as given, whatever count was asked.
     envs = [gymnasium.make("CartPole-v1") for _ in range(3)]
     with pytest.warns(UserWarning, match=r"num_envs=8 -> 3: the envs given hold 3"):
-        trainer = WorldModelPPOTrainer(_agent(), envs, num_envs=8)
+        trainer = WorldModelPPOTrainer(tiny_vector_agent(), envs, num_envs=8)
     assert trainer.training.num_envs == trainer.env.num_envs == 3
     trainer.close()
     # An id is made with the count asked for: nothing changes, nothing is said.
-    agent = _agent()
+    agent = tiny_vector_agent()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         trainer = WorldModelPPOTrainer(agent, "CartPole-v1", num_envs=2)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny_vector_agent
 
 from janus_jax.config.models import ActionSpec
 from janus_jax.envs.spec import EnvSpec
@@ -155,27 +156,11 @@ def test_replay_bytes_counts_every_array():
     assert replay.replay_bytes(memory) == want
 
 
-def _small_agent():
-    from janus_jax import WorldModelAgent
-    from janus_jax.config.models import MDNRNNConfig, NetworkConfig, VAEConfig
-
-    return WorldModelAgent(
-        (4,),
-        2,
-        vae_config=VAEConfig(observation_size=4, latent_dim=2, hidden_sizes=(8,)),
-        mdn_rnn_config=MDNRNNConfig(
-            latent_dim=2, action_dim=2, hidden_dim=8, num_mixtures=2
-        ),
-        controller_config=NetworkConfig(layer_sizes=(8,)),
-        seed=0,
-    )
-
-
 def _trained(**fields):
     from janus_jax import PPOConfig
     from janus_jax.train import WorldModelPPOTrainer
 
-    agent = _small_agent()
+    agent = tiny_vector_agent()
     before = agent.params
     trainer = WorldModelPPOTrainer(
         agent,
