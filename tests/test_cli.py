@@ -18,6 +18,7 @@ import janus_jax
 from janus_jax.agent import WorldModelAgent
 from janus_jax.cli import bench, build_parser, main, run_config
 from janus_jax.config import presets
+from janus_jax.data import RolloutDataset
 from janus_jax.diagnostics.evaluate import MAX_EVAL_ENVS, episode_returns
 from janus_jax.envs import make
 from janus_jax.run.checkpoint import PhaseCheckpoints
@@ -548,6 +549,26 @@ def test_failed_command_leaves_out_free(capsys, tmp_path):
     one_error_line(status, err)
     status, _, err = cli(capsys, *base, "--set", "world_model.num_episodes=4")
     assert status == 0, err
+
+
+def test_collection_killed_before_its_row_logs_it_when_resumed(capsys, tmp_path):
+    # A kill between the dataset's last episode and the collect row: the resumed
+    # run collects nothing more, yet the row must be there, with the returns of
+    # the episodes on disk (summed here from the raw rewards).
+    out = tmp_path / "run"
+    base = ["collect", "--preset", "tiny", "--out", out, "--no-progress"]
+    assert cli(capsys, *base)[0] == 0
+    (out / "metrics.jsonl").write_text("")  # the row the kill cut off
+    status, _, err = cli(capsys, *base, "--resume")
+    assert status == 0, err
+    (row,) = read_metrics(out / "metrics.jsonl")
+    returns = [
+        rewards.sum()
+        for _, _, rewards, *_ in RolloutDataset(out / "data").iter_episodes()
+    ]
+    assert row["phase"] == "collect" and row["step"] == len(returns)
+    assert row["collect/return_mean"] == pytest.approx(np.mean(returns))
+    assert row["collect/return_std"] == pytest.approx(np.std(returns))
 
 
 def test_run_on_another_env_can_be_evaluated(capsys, tmp_path):

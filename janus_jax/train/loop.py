@@ -13,7 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from janus_jax.run.checkpoint import CheckpointError, PhaseCheckpoints
-from janus_jax.run.metrics_log import MetricsLogger, Progress
+from janus_jax.run.metrics_log import MetricsLogger, Progress, read_metrics
 
 # Phases in run order: a resumed run rewinds the metrics log to its checkpoint.
 PHASES = ("collect", "vae", "mdn", "controller", "eval")
@@ -45,6 +45,13 @@ class RunIO:
     def log(self, phase: str, step: int, metrics: dict, **extra) -> None:
         if self.logger is not None:
             self.logger.write(phase, step, metrics, **extra)
+
+    def logged(self, phase: str) -> bool:
+        """Returns whether the metrics log holds a row of ``phase`` (False
+        without a log)."""
+        if self.logger is None or not self.logger.path.exists():
+            return False
+        return any(row["phase"] == phase for row in read_metrics(self.logger.path))
 
     def notice(self, kind: str, line: str) -> None:
         """Prints ``line`` unless a notice of this ``kind`` was printed already

@@ -160,13 +160,18 @@ class WorldModelTrainer:
             progress=self.io.progress,
             env_kwargs=self.env_kwargs,
         )
-        if stats.episodes:
+        # A kill after the last episode is written but before this row leaves
+        # the dataset whole and the row missing: the resumed call writes no
+        # episode, and logs the row then. The returns are the whole dataset's,
+        # so a collection resumed midway logs what an uninterrupted one does.
+        if stats.episodes or not self.io.logged("collect"):
+            returns = RolloutDataset(self.dataset_path).episode_returns()
             self.io.log(
                 "collect",
                 stats.total_episodes,
                 {
-                    "collect/return_mean": stats.return_mean,
-                    "collect/return_std": stats.return_std,
+                    "collect/return_mean": float(returns.mean()),
+                    "collect/return_std": float(returns.std()),
                 },
                 env_steps=stats.steps,
                 env_steps_per_s=stats.steps_per_s,
