@@ -30,6 +30,10 @@ class WorldModelTrainingConfig:
 
     num_episodes: int = 1000
     """Episodes of a uniformly random policy to collect."""
+    random_steps: int = 0
+    """Real env steps of random-policy data to collect, in whole episodes (at
+    least this many; each env's episode in progress is finished); 0 uses
+    num_episodes."""
     vae_epochs: float = 30
     """Passes of V over every frame of the dataset (fractions allowed)."""
     mdn_epochs: float = 50
@@ -89,6 +93,7 @@ class WorldModelTrainingConfig:
                     value,
                     f"must be a {kind.__name__} or None",
                 )
+        non_negative_int(self, "random_steps")
         for field in ("vae_epochs", "mdn_epochs", "max_grad_norm"):
             non_negative(self, field)
         for field in ("vae_learning_rate", "mdn_learning_rate"):

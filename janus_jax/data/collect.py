@@ -10,6 +10,8 @@ holds a cut-off episode.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,15 +58,27 @@ class CollectStats:
 class EpisodeCutter:
     """Holds each env's episode in progress across chunks and cuts whole ones.
 
-    Episodes are chosen when they *start*, the first ``budget`` to start, and
-    every chosen one is kept to its end: keeping the first to *finish* would
-    favour short episodes (many envs run at once, and short ones end first).
+    Episodes are chosen when they *start*, the first ``budget`` to start (every
+    one until ``stop_choosing`` when ``budget`` is None), and every chosen one is
+    kept to its end: keeping the first to *finish* would favour short episodes
+    (many envs run at once, and short ones end first). "First" is in the order
+    ``cut`` goes: chunk by chunk, and within a chunk env by env.
     """
 
-    def __init__(self, num_envs: int, budget: int):
-        self.chosen = np.arange(num_envs) < budget
-        self.remaining = budget - int(self.chosen.sum())
+    def __init__(self, num_envs: int, budget: int | None):
+        self.chosen = np.arange(num_envs) < (num_envs if budget is None else budget)
+        # Episodes still to choose; inf until stop_choosing when budget is None.
+        self.remaining = math.inf if budget is None else budget - int(self.chosen.sum())
         self.parts: list[list[Transition]] = [[] for _ in range(num_envs)]
+
+    def stop_choosing(self) -> None:
+        """Chooses no episode that starts from now on; chosen ones still finish."""
+        self.remaining = 0
+
+    @property
+    def in_progress(self) -> bool:
+        """True while a chosen episode has not ended yet."""
+        return bool(self.chosen.any())
 
     def cut(self, chunk: Transition) -> Iterator[Episode]:
         """Yields (obs [T+1], actions [T], rewards [T], terminated [T], truncated [T])
@@ -98,26 +112,50 @@ def _join(parts: list[Transition]) -> Episode:
     return obs, steps.action, steps.reward, steps.terminated, steps.truncated
 
 
-def _episodes(env, policy, seed: int, chunk_steps: int, budget: int):
-    """Yields the first ``budget`` episodes to start, whole, from chunks of
-    ``chunk_steps`` steps of the env's envs, each chunk continuing where the
-    last one stopped."""
+def _episodes(
+    env, policy, seed: int, chunk_steps: int, budget: int | None, num_steps: int = 0
+):
+    """Yields whole episodes from chunks of ``chunk_steps`` steps of the env's
+    envs, each chunk continuing where the last one stopped: the first ``budget``
+    to start, or (budget None) every one that starts before the episodes yielded
+    hold ``num_steps`` steps."""
     cutter = EpisodeCutter(env.num_envs, budget)
     key, start_key = jax.random.split(jax.random.key(seed))
     run = compiled(env, policy, chunk_steps)
     state = env.start(start_key)
-    while True:
+    steps = 0
+    while cutter.in_progress:
         key, chunk_key = jax.random.split(key)
         state, chunk = run(None, state, chunk_key)
-        yield from cutter.cut(jax.device_get(chunk))
+        for episode in cutter.cut(jax.device_get(chunk)):
+            steps += len(episode[1])
+            # Before the cutter goes on: an episode starting after this one ends
+            # is not chosen, and the ones in progress are kept to their end.
+            if budget is None and steps >= num_steps:
+                cutter.stop_choosing()
+            yield episode
 
 
-def _existing_episodes(path: str | Path, resume: bool) -> int:
-    """Returns how many episodes the dataset at ``path`` holds (0 if none);
+def _existing_totals(path: str | Path, resume: bool) -> tuple[int, int]:
+    """Returns (episodes, steps) the dataset at ``path`` holds ((0, 0) if none);
     refuses an existing dataset unless ``resume``, before anything is written."""
     if not existing_dataset(Path(path), resume):
-        return 0
-    return read_manifest(Path(path))["totals"]["episodes"]
+        return 0, 0
+    totals = read_manifest(Path(path))["totals"]
+    return totals["episodes"], totals["steps"]
+
+
+def _check_budget(num_episodes: int | None, num_steps: int | None) -> None:
+    """Raises ValueError unless exactly one budget is given, an int >= 1."""
+    if (num_episodes is None) == (num_steps is None):
+        raise ValueError(
+            f"collect(num_episodes={num_episodes!r}, num_steps={num_steps!r}) is "
+            "invalid: give exactly one of num_episodes or num_steps, an int >= 1"
+        )
+    if num_steps is None:
+        check_count("num_episodes", num_episodes)
+    else:
+        check_count("num_steps", num_steps)
 
 
 def _writer(path, env, resume: bool, metadata: dict, shard_steps: int) -> DatasetWriter:
@@ -138,8 +176,9 @@ def _writer(path, env, resume: bool, metadata: dict, shard_steps: int) -> Datase
 def collect(
     env_id: str,
     path: str | Path,
-    num_episodes: int,
+    num_episodes: int | None = None,
     *,
+    num_steps: int | None = None,
     policy: ActionFn | None = None,
     seed: int = 0,
     num_envs: int = 8,
@@ -149,22 +188,27 @@ def collect(
     progress: bool = True,
     env_kwargs: dict | None = None,
 ) -> CollectStats:
-    """Returns the statistics of collecting ``num_episodes`` whole episodes of
-    ``env_id`` into the dataset at ``path``.
+    """Returns the statistics of collecting whole episodes of ``env_id`` into the
+    dataset at ``path``: ``num_episodes`` of them, or at least ``num_steps`` env
+    steps (exactly one of the two is the budget).
 
     policy: a pure ``(key, obs [E, ...]) -> actions [E, ...]``, or None for
-    uniformly random actions. The episodes kept are the first ``num_episodes`` to
-    start (not to finish, which would favour short ones). With ``resume=True`` an
-    existing dataset is appended to until it holds ``num_episodes`` episodes in
-    all, with a seed derived from (seed, episodes already there); without it, a
-    directory that already holds a dataset is refused before anything runs.
-    gymnax envs run ``chunk_steps`` (default 256) steps per compiled call;
-    gymnasium envs step on the CPU (default chunks of 16 steps). A progress bar
-    shows episodes, steps/s, the last return and an ETA. A policy is a static
-    argument of the compiled chunk: it must be hashable (a function is).
-    env_kwargs go to ``janus_jax.envs.make``.
+    uniformly random actions. Episodes are chosen when they start (not when they
+    finish, which would favour short ones): the first ``num_episodes`` to start,
+    or every one that starts before the chosen episodes that ended hold
+    ``num_steps`` steps; the chosen episodes still running then are kept to
+    their end, so the dataset overshoots ``num_steps`` by at most one episode
+    per env. With ``resume=True`` an existing dataset is appended to until it
+    holds the budget in all (its episodes or steps count), with a seed derived
+    from (seed, episodes already there); without it, a directory that already
+    holds a dataset is refused before anything runs. gymnax envs run
+    ``chunk_steps`` (default 256) steps per compiled call; gymnasium envs step
+    on the CPU (default chunks of 16 steps). A progress bar shows episodes (or
+    steps, with ``num_steps``), steps/s, the last return and an ETA. A policy is
+    a static argument of the compiled chunk: it must be hashable (a function
+    is). env_kwargs go to ``janus_jax.envs.make``.
     """
-    check_count("num_episodes", num_episodes)
+    _check_budget(num_episodes, num_steps)
     check_count("num_envs", num_envs)
     check_count("seed", seed, minimum=0)
     if chunk_steps is not None:
@@ -172,7 +216,7 @@ def collect(
     env_kwargs = dict(env_kwargs or {})
     if "num_envs" in env_kwargs:
         raise ValueError("env_kwargs holds 'num_envs': pass collect(num_envs=...)")
-    existing = _existing_episodes(path, resume)
+    existing, existing_steps = _existing_totals(path, resume)
     env = make(env_id, num_envs=num_envs, **env_kwargs)
     # Host-stepped envs come back to write episodes more often.
     chunk_steps = chunk_steps or (256 if env.spec.on_device else 16)
@@ -187,31 +231,40 @@ def collect(
         "env_kwargs": {k: repr(v) for k, v in env_kwargs.items()},
         "policy": "random" if policy is None else getattr(policy, "__name__", "custom"),
     }
+    if num_steps is not None:
+        metadata["num_steps"] = num_steps
     start = time.perf_counter()
     returns: list[float] = []
     steps = 0
-    target = max(num_episodes - existing, 0)
+    if num_steps is None:
+        target = max(num_episodes - existing, 0)  # episodes
+        budget, step_budget = target, 0
+    else:
+        target = max(num_steps - existing_steps, 0)  # steps
+        budget, step_budget = None, target
     try:
-        episodes = _episodes(env, act, run_seed, chunk_steps, target)
+        episodes = (
+            _episodes(env, act, run_seed, chunk_steps, budget, step_budget)
+            if target
+            else iter(())
+        )
         # The first episode comes before the dataset is created: a policy or env
         # that fails leaves no empty dataset in the way of the corrected rerun.
-        first = next(episodes) if target else None
+        first = list(itertools.islice(episodes, 1))
         with _writer(path, env, resume, metadata, shard_steps) as writer:
             with tqdm(
                 total=target,
                 disable=not progress or not target,
-                unit="ep",
+                unit="ep" if num_steps is None else "step",
                 desc=env.spec.env_id,
             ) as bar:
-                while len(returns) < target:
-                    episode = first if first is not None else next(episodes)
-                    first = None
+                for episode in itertools.chain(first, episodes):
                     writer.add_episode(*episode)
                     returns.append(float(np.sum(episode[2])))
                     steps += len(episode[2])
                     rate = steps / max(time.perf_counter() - start, 1e-9)
                     bar.set_postfix(steps_s=f"{rate:,.0f}", ret=f"{returns[-1]:.1f}")
-                    bar.update(1)
+                    bar.update(1 if num_steps is None else len(episode[2]))
             total = writer.num_episodes
     finally:
         env.close()

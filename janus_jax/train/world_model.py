@@ -123,8 +123,9 @@ class WorldModelTrainer:
         self._dataset: RolloutDataset | None = None
 
     def collect(self) -> RolloutDataset:
-        """Returns the dataset, first collecting ``num_episodes`` random episodes
-        into it (continuing a partial one, so an interrupted run keeps its data).
+        """Returns the dataset, first collecting random episodes into it (at
+        least ``random_steps`` env steps of them if set, else ``num_episodes``),
+        continuing a partial one, so an interrupted run keeps its data.
         Later calls return the same dataset without collecting or opening it again."""
         if self._dataset is not None:
             return self._dataset
@@ -150,10 +151,16 @@ class WorldModelTrainer:
     def _collect_random(self) -> None:
         """Returns None once the random policy's episodes are in the dataset."""
         c = self.config
+        # random_steps > 0 is the budget in real env steps; else num_episodes.
+        budget = (
+            {"num_steps": c.random_steps}
+            if c.random_steps
+            else {"num_episodes": c.num_episodes}
+        )
         stats = collect(
             self.env_id,
             self.dataset_path,
-            c.num_episodes,
+            **budget,
             seed=self.seed,
             num_envs=c.collect_envs,
             resume=True,
