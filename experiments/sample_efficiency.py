@@ -4,6 +4,13 @@ observations, evaluation return against real env steps, over seeds.
     python experiments/sample_efficiency.py                 # every env, seeds 0 1 2
     python experiments/sample_efficiency.py --envs cartpole --seeds 0 1 2
     python experiments/sample_efficiency.py --report-only   # table + plot from runs
+    python experiments/sample_efficiency.py --env Asterix-MinAtar --budget 500000
+
+``--env ID`` answers "does the world model help on my env?": it runs the recipe
+``janus-jax train --env ID`` picks (``janus_jax/config/recipes.py``) against its
+model-free twin on that env, with the same evaluation, to ``--budget`` real env
+steps (default: the twin preset's own), and reads the table at a tenth, a
+quarter, half and all of it; the threshold is model-free PPO's mean at the end.
 
 Each (env, agent, seed) is one ``janus-jax train`` run (``janus_jax.train.pipeline``)
 in ``OUT/ENV/AGENT/seed-N``, evaluated during training every ``eval_every`` real
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -102,6 +110,7 @@ ROWS = {
         None,
         "mean",
         500_000,
+        eval_policy="sample",  # mode evaluations hold two trajectories
     ),
     # gymnax's SpaceInvaders resets to one state and steps without chance: the
     # mode policy plays one trajectory 32 times (issue 26), so actions are sampled.
@@ -174,19 +183,56 @@ def random_steps(config: RunConfig) -> int:
     cap above needs it before the data exists; the table uses the real count."""
     if config.controller.features == "observation":
         return 0
+    if config.world_model.random_steps:
+        return config.world_model.random_steps
     # SpaceInvaders: a random policy's mean length over 64 episodes, 57.6.
     typical = {
         "CartPole-v1": 22,
         "Pendulum-v1": 200,
-        "Breakout-MinAtar": 60,
+        "Breakout-MinAtar": 10,
         "SpaceInvaders-MinAtar": 58,
     }
     return config.world_model.num_episodes * typical.get(config.env_id, 100)
 
 
-def run_row(key: str, seeds, out: Path, report_only: bool) -> dict:
+def row_for_env(env_id: str, budget: int | None = None) -> tuple[str, Row]:
+    """Returns (key, row) of an env no row names: the recipe ``janus-jax train
+    --env`` picks against its model-free twin, to ``budget`` real env steps
+    (None: the twin's own total), read at 1/10, 1/4, 1/2 and all of it. Raises
+    ValueError for an env whose recipe has no model-free twin."""
+    from janus_jax.config.recipes import recipe_for
+    from janus_jax.envs import spec_of
+
+    recipe = recipe_for(spec_of(env_id))
+    if recipe.model_free is None:
+        raise ValueError(
+            f"--env {env_id}: its recipe, {recipe.name} (preset {recipe.preset}), "
+            "has no model-free twin to compare against"
+        )
+    if budget is None:
+        budget = presets.preset(recipe.model_free).controller.total_timesteps
+    if not isinstance(budget, int) or budget < 1000:
+        raise ValueError(
+            f"--budget {budget} is invalid: must be >= 1000 real env steps"
+        )
+    budgets = tuple(sorted({budget // 10, budget // 4, budget // 2, budget}))
+    wm = presets.preset(recipe.preset)
+    row = Row(
+        env_id,
+        recipe.preset,
+        recipe.model_free,
+        budgets,
+        None,
+        "mean",
+        budget // 2,
+        env_id=env_id,
+        eval_policy=wm.controller.eval_policy,
+    )
+    return re.sub(r"[^A-Za-z0-9._-]", "-", env_id), row
+
+
+def run_row(key: str, row: Row, seeds, out: Path, report_only: bool) -> dict:
     """Returns the row's results: per agent, the curves, wall times, budgets."""
-    row = ROWS[key]
     results = {}
     for agent, preset_name in zip(
         AGENTS, (row.world_model, row.model_free), strict=True
@@ -227,11 +273,10 @@ def over_seeds(values) -> dict:
     }
 
 
-def summarize(key: str, results: dict) -> dict:
+def summarize(row: Row, results: dict) -> dict:
     """Returns the table cells of one env: per agent, returns at the budgets and
     at the end over seeds, steps to the threshold, single-trajectory
     evaluations, wall time."""
-    row = ROWS[key]
     threshold = row.threshold
     free = results["model-free PPO"]
     if threshold is None and free:
@@ -272,20 +317,39 @@ def summarize(key: str, results: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--envs", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--envs", nargs="+", choices=list(ROWS), help="named rows")
+    parser.add_argument(
+        "--env",
+        metavar="ID",
+        help="any env: its recipe against model-free PPO (instead of --envs)",
+    )
+    parser.add_argument(
+        "--budget", type=int, metavar="STEPS", help="real env steps (with --env)"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", default="runs/sample_efficiency")
     parser.add_argument(
         "--report-only", action="store_true", help="table and plot of finished runs"
     )
     args = parser.parse_args(argv)
+    if args.env and args.envs:
+        parser.error("give --env ID or --envs NAME..., not both")
+    if args.budget is not None and not args.env:
+        parser.error("--budget goes with --env (the named rows have their own)")
+    if args.env:
+        try:
+            rows = dict([row_for_env(args.env, args.budget)])
+        except ValueError as err:
+            parser.error(str(err))
+    else:
+        rows = {key: ROWS[key] for key in args.envs or ROWS}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results, summaries = {}, {}
-    for key in args.envs:
-        print(f"{ROWS[key].name}:", flush=True)
-        results[key] = run_row(key, args.seeds, out, args.report_only)
-        summaries[key] = summarize(key, results[key])
+    for key, row in rows.items():
+        print(f"{row.name}:", flush=True)
+        results[key] = run_row(key, row, args.seeds, out, args.report_only)
+        summaries[key] = summarize(row, results[key])
     (out / "results.json").write_text(
         json.dumps({"runs": results, "table": summaries}, indent=1, default=str)
     )

@@ -208,6 +208,7 @@ RULES = {
             ),
             POSITIVE,
         ),
+        "random_steps": NON_NEGATIVE,
         "vae_epochs": FLOAT_NON_NEGATIVE,
         "mdn_epochs": FLOAT_NON_NEGATIVE,
         "max_grad_norm": FLOAT_NON_NEGATIVE,

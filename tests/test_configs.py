@@ -151,6 +151,7 @@ CLASSES = (
 )
 # The int fields that may be 0; every other one must be >= 1.
 MAY_BE_ZERO = {
+    ("WorldModelTrainingConfig", "random_steps"),
     ("ControllerTrainingConfig", "mdn_updates"),
     ("ControllerTrainingConfig", "dream_updates"),
     ("ControllerTrainingConfig", "vae_updates"),

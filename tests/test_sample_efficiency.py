@@ -144,10 +144,10 @@ def test_space_invaders_runs_the_breakout_presets_moved_there_sampled(se):
         assert config.world_model.vae == want.world_model.vae  # re-derived V
         assert config.controller.eval_policy == "sample"
         assert config.controller.eval_every == 50_000
-    # the breakout row evaluates as before: the mode policy, its own env
+    # the breakout row: its own env, sampled too (mode: two trajectories)
     breakout = se.config_for("breakout-ppo", 0, 50_000, se.ROWS["breakout"])
     assert breakout.env_id == "Breakout-MinAtar"
-    assert breakout.controller.eval_policy == "mode"
+    assert breakout.controller.eval_policy == "sample"
     assert breakout.controller.total_timesteps == 1_000_000
 
 
@@ -193,7 +193,7 @@ def test_table_and_plot_from_results(se, tmp_path):
     world_model = _runs([480.0, 490.0, 500.0], [32, 32, 32, 32])
     free = _runs([300.0, 400.0], [1, 1, 32, None])
     results = {"cartpole": {"world model": world_model, "model-free PPO": free}}
-    summaries = {"cartpole": se.summarize("cartpole", results["cartpole"])}
+    summaries = {"cartpole": se.summarize(se.ROWS["cartpole"], results["cartpole"])}
     cells = summaries["cartpole"]["agents"]["world model"]
     # means of three: 323.3 at 15000, 476.7, 480, 483.3 at 20000 (seeds 0..2)
     assert cells["crossings"] == [20000, 20000, 20000]
@@ -223,6 +223,73 @@ def test_table_and_plot_from_results(se, tmp_path):
 def test_a_sampled_row_says_so_in_the_table(se):
     runs = _runs([30.0, 40.0], [32, 32, 32, 32])
     results = {"world model": runs, "model-free PPO": runs}
-    text = se.table({"spaceinvaders": se.summarize("spaceinvaders", results)})
+    text = se.table({"spaceinvaders": se.summarize(se.ROWS["spaceinvaders"], results)})
     assert "**SpaceInvaders-MinAtar**: evaluated by sampled actions" in text
     assert "one trajectory" not in text
+
+
+def test_any_env_gets_its_recipe_against_the_model_free_twin(se):
+    key, row = se.row_for_env("Asterix-MinAtar", 400_000)
+    assert key == "Asterix-MinAtar" and row.name == "Asterix-MinAtar"
+    assert (row.world_model, row.model_free) == ("breakout", "breakout-ppo")
+    assert row.budgets == (40_000, 100_000, 200_000, 400_000)
+    assert row.threshold is None and row.rule == "mean"  # model-free's mean at 400k
+    assert row.target_steps == 200_000
+    assert row.eval_policy == "sample"  # the MinAtar recipe's evaluation
+    config = se.config_for(row.world_model, 1, 20_000, row)
+    assert config.env_id == "Asterix-MinAtar" and config.seed == 1
+    assert config.world_model.vae.likelihood == "bernoulli"
+    # its controller stops at the budget, the random data's steps counted
+    random = config.world_model.random_steps
+    assert config.controller.total_timesteps == 400_000 - random
+    free = se.config_for(row.model_free, 1, 20_000, row)
+    assert free.controller.total_timesteps == 400_000
+    # the default budget is the twin's own: pendulum-ppo's 500k steps
+    _, row = se.row_for_env("MountainCarContinuous-v0")
+    assert (row.world_model, row.budgets[-1]) == ("pendulum", 500_000)
+
+
+def test_env_bookkeeping_on_hand_built_curves(se):
+    # two seeds per agent on a made-up env's row: the threshold is model-free's
+    # mean at the last budget, (40 + 60) / 2 = 50; the world model's seeds both
+    # hold >= 50 over 3 evaluations from 300 real steps (means of three: 50, 55).
+    _, row = se.row_for_env("Asterix-MinAtar", 1000)
+
+    def run(seed, steps, returns):
+        return {
+            "seed": seed,
+            "steps": steps,
+            "returns": returns,
+            "distinct": [None] * len(steps),
+            "final": returns[-1],
+            "eval_policy": "sample",
+            "real_env_steps": steps[-1],
+            "wall_time_s": 1.0,
+            "random_return": 0.0,
+        }
+
+    results = {
+        "world model": [run(0, [100, 200, 300, 400], [40.0, 50.0, 60.0, 55.0]),
+                        run(1, [100, 200, 300, 400], [50.0, 50.0, 50.0, 60.0])],
+        "model-free PPO": [run(0, [500, 1000], [10.0, 40.0]),
+                           run(1, [500, 1000], [20.0, 60.0])],
+    }  # fmt: skip
+    cells = se.summarize(row, results)
+    assert cells["threshold"] == 50.0
+    wm = cells["agents"]["world model"]
+    assert wm["crossings"] == [300, 300]
+    assert wm["budgets"][250]["values"] == [50.0, 50.0]
+    # two evaluations each: too few for a mean of three
+    assert cells["agents"]["model-free PPO"]["crossings"] == [math.inf, math.inf]
+
+
+def test_the_experiment_refuses_what_it_cannot_run(se, capsys):
+    with pytest.raises(SystemExit):
+        se.main(["--env", "Asterix-MinAtar", "--envs", "cartpole"])
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        se.main(["--envs", "cartpole", "--budget", "5000"])
+    assert "--budget goes with --env" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        se.main(["--env", "Asterix-MinAtar", "--budget", "10"])
+    assert "--budget 10 is invalid" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from janus_jax.cli.parser import STAGES, run_config
+from janus_jax.cli.parser import STAGES, default_out, run_config
 
 # The rest of janus-jax is imported inside the functions, after main has
 # started a multi-process run's distributed runtime.
@@ -23,7 +23,7 @@ def _train(args) -> int:
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite contradict each other: pick one")
     config = run_config(args)
-    out = Path(args.out or f"runs/{args.preset}")
+    out = Path(args.out or default_out(args))
     summary = pipeline.run(
         config,
         out,

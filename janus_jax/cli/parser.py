@@ -50,9 +50,9 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
     add = parser.add_argument
     add(
         "--preset",
-        default=presets.DEFAULT,
         metavar="NAME",
-        help=f"one of {', '.join(presets.PRESETS)} (default: {presets.DEFAULT})",
+        help=f"one of {', '.join(presets.PRESETS)} (default: {presets.DEFAULT}; "
+        "with --env, the recipe for the env's observations and actions)",
     )
     add(
         "--env",
@@ -69,7 +69,12 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
         help="import MODULE (which registers gymnasium ids) before --env ID is "
         "looked up; the run records --env as MODULE:ID",
     )
-    add("--out", metavar="DIR", help="run directory (default: runs/PRESET)")
+    add(
+        "--out",
+        metavar="DIR",
+        help="run directory (default: runs/PRESET; with --env and no --preset, "
+        "runs/ENV)",
+    )
     add("--seed", type=int, metavar="N", help="the run's seed (= --set seed=N)")
     add(
         "--resume",
@@ -234,14 +239,17 @@ def run_config(args):
     from janus_jax.config import presets
     from janus_jax.config.run import apply_overrides, with_env
 
-    config = presets.preset(args.preset)
     env = _env_in_module(getattr(args, "env", None), getattr(args, "env_module", None))
     if env:
         _check_env(env)
+    overrides = getattr(args, "overrides", [])
+    if args.preset is None:
+        args.picked_for = env  # the run directory is named after the env
+        args.preset = _recipe_preset(env, overrides) if env else presets.DEFAULT
+    config = presets.preset(args.preset)
     if getattr(args, "tensorboard", False):
         controller = dataclasses.replace(config.controller, use_tensorboard=True)
         config = dataclasses.replace(config, controller=controller)
-    overrides = getattr(args, "overrides", [])
     with renames_on_stderr(f"janus-jax {args.command}"):
         if env and env != config.env_id:
             config, rederived = with_env(config, env, overrides)
@@ -258,6 +266,34 @@ def run_config(args):
             )
         config = dataclasses.replace(config, seed=seed)
     return config
+
+
+def default_out(args) -> str:
+    """Returns the run directory of a command without --out: runs/PRESET, or
+    runs/ENV for an --env whose recipe was picked."""
+    env = getattr(args, "picked_for", None)
+    return (
+        f"runs/{re.sub(r'[^A-Za-z0-9._-]', '-', env)}" if env else f"runs/{args.preset}"
+    )
+
+
+def _recipe_preset(env_id: str, overrides: list[str]) -> str:
+    """Returns the preset of the recipe for ``env_id``'s spaces, printing which
+    (the env is made with the overrides' ``env_kwargs``)."""
+    import jax
+
+    from janus_jax.config import presets
+    from janus_jax.config.overrides import apply_overrides
+    from janus_jax.config.recipes import picked_line, recipe_for
+    from janus_jax.envs import spec_of
+
+    own = [o for o in overrides if o.partition("=")[0].strip().startswith("env_kwargs")]
+    kwargs = apply_overrides(presets.preset(presets.DEFAULT), own).env_kwargs
+    spec = spec_of(env_id, **kwargs)
+    recipe = recipe_for(spec)
+    if jax.process_index() == 0:
+        print(picked_line(recipe, spec))
+    return recipe.preset
 
 
 def _check_env(env_id: str) -> None:

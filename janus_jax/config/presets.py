@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from janus_jax.config.carracing_presets import carracing, carracing_paper
 from janus_jax.config.models import MDNRNNConfig, NetworkConfig, PPOConfig, VAEConfig
+from janus_jax.config.recipes import minatar_architecture, vector_architecture
 from janus_jax.config.run import RunConfig
 from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
 
@@ -54,45 +55,39 @@ def tiny() -> RunConfig:
 
 
 def _vector_world_model(
-    num_episodes: int, observation_size: int, action_dim: int
+    random_steps: int, collect_envs: int, observation_size: int, action_dim: int
 ) -> WorldModelTrainingConfig:
-    """Returns the world-model phase of the vector presets (CartPole, Pendulum): a
-    64x64 vector V with one latent per observation dimension, an LSTM-64 M."""
+    """Returns the world-model phase of the vector recipes (CartPole, Pendulum):
+    ``random_steps`` real env steps of random data from ``collect_envs`` envs
+    (each may overshoot by the rest of one episode), a 64x64 vector V with one
+    latent per observation dimension, an LSTM-64 M."""
+    vae, mdn_rnn = vector_architecture(observation_size, action_dim)
     return WorldModelTrainingConfig(
-        num_episodes=num_episodes,
+        random_steps=random_steps,
         vae_epochs=24,
         mdn_epochs=80,
         vae_batch_size=256,
         mdn_batch_size=64,
         sequence_length=32,
         max_grad_norm=0.0,
-        collect_envs=64,
+        collect_envs=collect_envs,
         chunk_steps=500,
-        vae=VAEConfig(
-            observation_size=observation_size,
-            latent_dim=observation_size,
-            hidden_sizes=(64, 64),
-            kl_tolerance=1.0,
-        ),
-        mdn_rnn=MDNRNNConfig(
-            latent_dim=observation_size,
-            action_dim=action_dim,
-            hidden_dim=64,
-            num_mixtures=5,
-        ),
+        vae=vae,
+        mdn_rnn=mdn_rnn,
     )
 
 
 def cartpole() -> RunConfig:
-    """gymnax CartPole-v1 (no download) from about 20k real env steps: 200 random
-    episodes for V and M, then C learns mostly in the dream (19 dreamed
-    transitions per real one, and 8 more PPO updates on fresh dreams per real
-    rollout) while V's replay keeps M learning; a few minutes on 2 CPU cores
-    (see the README for measured returns)."""
+    """gymnax CartPole-v1 (no download) from about 20k real env steps: 4,200
+    steps of random episodes (about 200) for V and M, then C learns mostly in
+    the dream (19 dreamed transitions per real one, and 8 more PPO updates on
+    fresh dreams per real rollout) while V's replay keeps M learning; a few
+    minutes on 2 CPU cores (see the README for measured returns)."""
     return RunConfig(
         env_id="CartPole-v1",
         preset="cartpole",
-        world_model=_vector_world_model(200, 4, 2),
+        # about 200 random episodes (16 envs: little overshoot on 20-step ones)
+        world_model=_vector_world_model(4_200, 16, 4, 2),
         network=NetworkConfig(layer_sizes=(64, 64)),
         # PureJaxRL's CartPole values, but short rollouts (4 envs x 32 steps) and
         # minibatches of 128: more updates per real step.
@@ -121,12 +116,14 @@ def cartpole() -> RunConfig:
 def breakout() -> RunConfig:
     """gymnax Breakout-MinAtar: 10x10x4 binary frames through a two-layer conv V
     scored by a Bernoulli likelihood (with the squared error V drew the ball in
-    22% of frames and C stayed near 6; docs/results/breakout.md)."""
+    22% of frames and C stayed near 6; docs/results/breakout.md). The MinAtar
+    recipe: ``--env`` moves it to any MinAtar game with the same values."""
+    vae, mdn_rnn = minatar_architecture(10, 10, 4, 3)
     return RunConfig(
         env_id="Breakout-MinAtar",
         preset="breakout",
         world_model=WorldModelTrainingConfig(
-            num_episodes=2000,
+            random_steps=20_000,  # about 2,000 random episodes
             vae_epochs=10,
             mdn_epochs=30,
             vae_batch_size=256,
@@ -134,18 +131,8 @@ def breakout() -> RunConfig:
             sequence_length=32,
             collect_envs=64,
             chunk_steps=200,
-            vae=VAEConfig(
-                input_height=10,
-                input_width=10,
-                input_channels=4,
-                hidden_channels=(32, 64),
-                latent_dim=16,
-                kl_tolerance=0.5,
-                likelihood="bernoulli",
-            ),
-            mdn_rnn=MDNRNNConfig(
-                latent_dim=16, action_dim=3, hidden_dim=128, num_mixtures=5
-            ),
+            vae=vae,
+            mdn_rnn=mdn_rnn,
         ),
         network=NetworkConfig(layer_sizes=(128, 128)),
         # PureJaxRL's MinAtar values: 64 envs x 128 steps, 4 epochs, 8 minibatches.
@@ -167,6 +154,9 @@ def breakout() -> RunConfig:
             vae_updates=4,
             replay_steps=50_000,
             updates_per_chunk=5,
+            # gymnax's MinAtar games reset to one or two states, so a mode
+            # evaluation replays one or two trajectories: sample (issue 26).
+            eval_policy="sample",
         ),
     )
 
@@ -230,12 +220,14 @@ def breakout_ppo() -> RunConfig:
 
 
 def pendulum() -> RunConfig:
-    """gymnax Pendulum-v1 (continuous torque in [-2, 2]): 100 random episodes, a
-    3-dim vector V, discount 0.9 (a 200-step episode of dense costs)."""
+    """gymnax Pendulum-v1 (continuous torque in [-2, 2]): 20,000 random steps
+    (100 episodes), a 3-dim vector V, discount 0.9 (a 200-step episode of dense
+    costs)."""
     return RunConfig(
         env_id="Pendulum-v1",
         preset="pendulum",
-        world_model=_vector_world_model(100, 3, 1),
+        # 100 episodes of 200 steps (20 envs end their episodes together)
+        world_model=_vector_world_model(20_000, 20, 3, 1),
         network=NetworkConfig(layer_sizes=(64, 64)),
         ppo=PPOConfig(
             learning_rate=1e-3,

@@ -21,6 +21,7 @@ from janus_jax.config.overrides import (
     dataclass_in,
     field_hints,
 )
+from janus_jax.config.recipes import PRESET_RECIPES
 from janus_jax.config.renamed import new_names
 from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
 
@@ -131,8 +132,10 @@ def with_env(
     saying what was re-derived).
 
     V's and M's architectures came from the preset and were sized for its env, so
-    they are derived anew from ``env_id``'s observations and actions (as
-    ``vae=None`` would be), and then the user's ``world_model.vae.*`` and
+    they are derived anew from ``env_id``'s observations and actions: by the
+    preset's recipe where it serves the env (``config/recipes.py``: the MinAtar
+    recipe keeps its Bernoulli V on another game's channels), else as
+    ``vae=None`` would be; and then the user's ``world_model.vae.*`` and
     ``world_model.mdn_rnn.*`` overrides apply to them; M's latent size follows
     V's as it ends up. The preset's ``env_kwargs`` were its env's options
     (CarRacing's action repeat...) and are dropped; ``--set env_kwargs...``
@@ -140,7 +143,7 @@ def with_env(
     # Imported here: gymnax computes on import, after the CLI's distributed setup.
     from janus_jax.envs import spec_of
 
-    old_env = config.env_id
+    old_env, recipe = config.env_id, PRESET_RECIPES.get(config.preset)
     wm = dataclasses.replace(config.world_model, vae=None, mdn_rnn=None)
     config = dataclasses.replace(
         config,
@@ -152,10 +155,17 @@ def with_env(
     rest = [o for o in overrides if _section(o) is None]
     config = apply_overrides(config, rest)
     spec = spec_of(config.env_id, **config.env_kwargs)
-    vae_config = default_vae_config(spec.observation_shape)
+    if recipe is not None and recipe.serves(spec):  # the recipe's own V and M
+        vae_config, mdn_config = recipe.architecture(spec)
+    else:
+        vae_config = default_vae_config(spec.observation_shape)
+        mdn_config = default_mdn_rnn_config(vae_config, spec.action.dim)
     config = _with_architecture(config, "vae", vae_config, overrides)
     vae_config = config.world_model.vae  # with the user's overrides
-    mdn_config = vae_config and default_mdn_rnn_config(vae_config, spec.action.dim)
+    # M follows V's latent as the user's overrides left it.
+    mdn_config = vae_config and dataclasses.replace(
+        mdn_config, latent_dim=vae_config.latent_dim
+    )
     config = _with_architecture(config, "mdn_rnn", mdn_config, overrides)
     return config, _rederived(config, spec, old_env)
 
@@ -188,7 +198,7 @@ def _rederived(config: RunConfig, spec, old_env: str) -> str:
             if v.is_image
             else f"MLP {v.hidden_sizes}"
         )
-        arch = f"V: {net}, latent {v.latent_dim}"
+        arch = f"V: {net}, latent {v.latent_dim}, {v.likelihood} likelihood"
         if m is not None:
             arch += (
                 f"; M: {m.rnn_type.upper()} {m.hidden_dim}, {m.num_mixtures} "
