@@ -149,9 +149,11 @@ def breakout() -> RunConfig:
             num_envs=64,
             imagination_ratio=0.5,
             imagination_horizon=16,
-            # V keeps learning on the replay's frames: the random policy's
-            # dataset never shows the later bricks.
-            vae_updates=4,
+            # V stays as the random data trained it: refreshing it under C
+            # (vae_updates=4) moved z under C's feet and cost about half the
+            # score on seeds 0-2 (docs/results/breakout.md, section 6); M still
+            # learns from the replay (mdn_updates=4).
+            vae_updates=0,
             replay_steps=50_000,
             updates_per_chunk=5,
             # gymnax's MinAtar games reset to one or two states, so a mode
