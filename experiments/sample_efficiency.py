@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -50,6 +49,7 @@ from seed_statistics import (
     steps_to,
 )
 
+from janus_jax.cli.parser import env_dir_name
 from janus_jax.config import presets
 from janus_jax.config.run import RunConfig, with_env
 from janus_jax.run.metrics_log import read_metrics
@@ -228,7 +228,7 @@ def row_for_env(env_id: str, budget: int | None = None) -> tuple[str, Row]:
         env_id=env_id,
         eval_policy=wm.controller.eval_policy,
     )
-    return re.sub(r"[^A-Za-z0-9._-]", "-", env_id), row
+    return env_dir_name(env_id), row
 
 
 def run_row(key: str, row: Row, seeds, out: Path, report_only: bool) -> dict:

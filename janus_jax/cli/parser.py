@@ -268,13 +268,16 @@ def run_config(args):
     return config
 
 
+def env_dir_name(env_id: str) -> str:
+    """Returns ``env_id`` as a folder name (``module:Class`` -> ``module-Class``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", env_id)
+
+
 def default_out(args) -> str:
     """Returns the run directory of a command without --out: runs/PRESET, or
     runs/ENV for an --env whose recipe was picked."""
     env = getattr(args, "picked_for", None)
-    return (
-        f"runs/{re.sub(r'[^A-Za-z0-9._-]', '-', env)}" if env else f"runs/{args.preset}"
-    )
+    return f"runs/{env_dir_name(env)}" if env else f"runs/{args.preset}"
 
 
 def _recipe_preset(env_id: str, overrides: list[str]) -> str:
