@@ -299,3 +299,14 @@ def test_save_refuses_what_load_agent_could_not_rebuild(tmp_path):
     with pytest.raises(ValueError, match="holds another run.*features"):
         other.save(tmp_path / "a", env="CartPole-v1")
     assert isinstance(load_config(tmp_path / "a"), RunConfig)
+
+
+def test_gap_measures_the_policy_asked_for_or_the_runs_own(tmp_path, capsys):
+    run = tmp_path / "wm"
+    WorldModelAgent((4,), 2, seed=3).save(run, env="CartPole-v1")
+    base = ["gap", "--run", str(run), "--steps", "60", "--envs", "2"]
+    for extra, want in (([], "mode"), (["--policy", "sample"], "sample")):
+        assert main(base + extra) == 0
+        printed = json.loads(capsys.readouterr().out.splitlines()[-1])
+        assert printed["policy"] == want
+        assert json.loads((run / "gap.json").read_text())["policy"] == want

@@ -110,3 +110,55 @@ def test_a_blind_m_scores_the_real_latents_own_size(blind_m):
     assert dream["mean"] == 0.0
     np.testing.assert_allclose(dream["mean_abs_gap"], -np.mean(real), rtol=1e-5)
     assert dream["correlation"] is None
+
+
+def _real_window_mean(steps, horizon, stride, steps_t):
+    rewards = np.asarray(steps.reward, np.float64)
+    truncated = np.asarray(steps.truncated)
+    return np.mean(
+        [
+            rewards[s : s + horizon, e].sum()
+            for e in range(rewards.shape[1])
+            for s in range(0, steps_t - horizon + 1, stride)
+            if not truncated[s : s + horizon - 1, e].any()
+        ]
+    )
+
+
+def test_the_gap_of_the_sampled_policy_is_measured_on_its_own_episodes(blind_m):
+    params, env = blind_m
+    key, steps_t = jax.random.key(5), 60
+    kwargs = dict(
+        num_steps=steps_t,
+        horizons=(1,),
+        return_horizon=20,
+        stride=5,
+        temperatures=(1.0,),
+        dreams_per_start=1,
+    )
+    reports = {p: gap.measure(key, env, params, policy=p, **kwargs) for p in gap.POLICIES}
+    run_key, _ = jax.random.split(key)
+    for policy, deterministic in (("mode", True), ("sample", False)):
+        carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (2,))
+        state = env.start(jax.random.fold_in(run_key, 1), carry)
+
+        def act(p, k, o, c, deterministic=deterministic):
+            return agent.act(p, k, o, c, deterministic)
+
+        _, steps = compiled(env, act, steps_t)(params, state, run_key)
+        assert reports[policy]["policy"] == policy
+        np.testing.assert_allclose(
+            reports[policy]["returns"]["real_mean"],
+            _real_window_mean(steps, 20, 5, steps_t),
+            rtol=1e-5,
+        )
+    # An untrained C's sampled torques are not its mean torques.
+    assert reports["mode"]["returns"]["real_mean"] != pytest.approx(
+        reports["sample"]["returns"]["real_mean"], rel=1e-3
+    )
+
+
+def test_an_unknown_policy_is_refused(blind_m):
+    params, env = blind_m
+    with pytest.raises(ValueError, match="policy='greedy' is invalid"):
+        gap.measure(jax.random.key(0), env, params, num_steps=30, policy="greedy")

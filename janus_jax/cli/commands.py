@@ -126,7 +126,13 @@ def _gap(args) -> int:
     config = run_dir.load_config(args.run)
     kwargs = run_dir.env_kwargs(config, args.envs, evaluation=True)
     with make(config.env_id, **kwargs) as env:
-        report = gap.measure(jax.random.key(args.seed), env, agent.params, args.steps)
+        report = gap.measure(
+            jax.random.key(args.seed),
+            env,
+            agent.params,
+            args.steps,
+            policy=args.policy or config.controller.eval_policy,
+        )
     path = write_json(Path(args.run) / "gap.json", report)
     print(json.dumps(report))
     print(f"gap: wrote {path}", file=sys.stderr)

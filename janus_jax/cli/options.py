@@ -68,3 +68,14 @@ def renames_on_stderr(prog: str):
             print(f"{prog}: warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def policy_option(parser) -> None:
+    """Adds --policy: how C picks its actions (evaluate, gap)."""
+    parser.add_argument(
+        "--policy",
+        choices=("mode", "sample"),
+        default=None,
+        help="C's most likely action or a sampled one (default: the run's "
+        "controller.eval_policy)",
+    )

@@ -8,7 +8,12 @@ import dataclasses
 import re
 
 from janus_jax import parallel
-from janus_jax.cli.options import path_option, renames_on_stderr, run_dir_option
+from janus_jax.cli.options import (
+    path_option,
+    policy_option,
+    renames_on_stderr,
+    run_dir_option,
+)
 
 # The rest of janus-jax is imported inside the functions: gymnax computes on
 # import, and a multi-process run must call jax.distributed.initialize first.
@@ -173,13 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="episodes to average (default 32)",
     )
-    p.add_argument(
-        "--policy",
-        choices=("mode", "sample"),
-        default=None,
-        help="C's most likely action or a sampled one (default: the run's "
-        "controller.eval_policy)",
-    )
+    policy_option(p)
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed")
     p = sub.add_parser(
         "dream",
@@ -215,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--envs", type=int, default=4, metavar="N", help="real envs (default 4)"
     )
+    policy_option(p)
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed")
     sub.add_parser(
         "bench",

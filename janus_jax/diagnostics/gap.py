@@ -1,7 +1,8 @@
 """The dream-vs-real gap of a trained agent, measured on its own real episodes.
 
-C drives the real env (its mode actions) and every step's z_t = V(o_t), M's
-carry h_t and reward are kept. From start steps s of those episodes:
+C drives the real env (its mode actions, or sampled ones: ``policy``) and every
+step's z_t = V(o_t), M's carry h_t and reward are kept: the gap is measured on
+the episodes of the policy that is scored (a run's ``controller.eval_policy``). From start steps s of those episodes:
 
 - **Open-loop error at horizons k** (1, 10, 50): M is fed z_s, its carry h_s and
   the real actions a_s..a_{s+k-1}, never a later frame, and its mean
@@ -34,6 +35,7 @@ from janus_jax.models import mdn_rnn, vae
 
 HORIZONS = (1, 10, 50)
 TEMPERATURES = (0.5, 1.0, 1.15, 1.3)
+POLICIES = ("mode", "sample")
 
 
 def window_starts(ended: np.ndarray, length: int, stride: int = 1) -> np.ndarray:
@@ -96,14 +98,17 @@ def _open_loop(params: WorldModelParams, z0, carry0, actions):
 _decode = jax.jit(vae.decode)
 
 
-@functools.partial(jax.jit, static_argnames=("horizon",))
-def _dream_returns(key, params: WorldModelParams, z0, carry0, temperature, horizon):
-    """Returns each start's dreamed return [S] of C's mode actions."""
+@functools.partial(jax.jit, static_argnames=("horizon", "deterministic"))
+def _dream_returns(
+    key, params: WorldModelParams, z0, carry0, temperature, horizon, deterministic
+):
+    """Returns each start's dreamed return [S] of C's mode (``deterministic``)
+    or sampled actions."""
 
-    def greedy(key, feats):
-        return controller_act(params.controller, key, feats, deterministic=True)
+    def c(key, feats):
+        return controller_act(params.controller, key, feats, deterministic)
 
-    dream = imagine(key, params, z0, carry0, horizon, temperature, policy=greedy)
+    dream = imagine(key, params, z0, carry0, horizon, temperature, policy=c)
     return jnp.sum(dream.reward * dream.mask, axis=0)
 
 
@@ -136,17 +141,27 @@ def measure(
     return_horizon: int = 50,
     stride: int = 10,
     dreams_per_start: int = 4,
+    policy: str = "mode",
 ) -> dict:
     """Returns the gap report (see the module docstring) from ``num_steps`` real
-    steps of each of ``env``'s envs, starts every ``stride`` steps."""
+    steps of each of ``env``'s envs, starts every ``stride`` steps, C acting by
+    ``policy`` ("mode" or "sample") in the real env and in the dreams."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy={policy!r} is invalid: must be one of {POLICIES}")
+    deterministic = policy == "mode"
     run_key, dream_key = jax.random.split(key)
     carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (env.num_envs,))
     state = env.start(jax.random.fold_in(run_key, 1), carry)
-    _, steps = compiled(env, agent.act_greedy, num_steps)(params, state, run_key)
+    act = functools.partial(agent.act, deterministic=deterministic)
+    _, steps = compiled(env, act, num_steps)(params, state, run_key)
     steps = jax.device_get(steps)
     ended = np.logical_or(steps.terminated, steps.truncated)  # [T, E]
     info = steps.info
-    report: dict = {"real_steps": int(num_steps * env.num_envs), "open_loop": {}}
+    report: dict = {
+        "policy": policy,
+        "real_steps": int(num_steps * env.num_envs),
+        "open_loop": {},
+    }
 
     for k in horizons:
         picks = _picks(ended, k + 1, stride)
@@ -205,6 +220,7 @@ def measure(
                     carry0,
                     jnp.float32(tau),
                     return_horizon,
+                    deterministic,
                 )
             )
             .reshape(len(real), dreams_per_start)
