@@ -136,7 +136,9 @@ def test_the_gap_of_the_sampled_policy_is_measured_on_its_own_episodes(blind_m):
         temperatures=(1.0,),
         dreams_per_start=1,
     )
-    reports = {p: gap.measure(key, env, params, policy=p, **kwargs) for p in gap.POLICIES}
+    reports = {
+        p: gap.measure(key, env, params, policy=p, **kwargs) for p in gap.POLICIES
+    }
     run_key, _ = jax.random.split(key)
     for policy, deterministic in (("mode", True), ("sample", False)):
         carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (2,))

@@ -22,6 +22,10 @@ from janus_jax.devices import check_device
 DREAM_FROM = ("replay", "rollout")
 # How evaluations act: the most likely action, or one sampled as in training.
 EVAL_POLICIES = ("mode", "sample")
+# How C learns: PPO on real and dreamed batches, or the paper's CMA-ES search.
+ALGORITHMS = ("ppo", "cmaes")
+# Where a CMA-ES candidate is scored: in M's dreams, or in the real envs.
+CMAES_FITNESS = ("dream", "real")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -103,6 +107,50 @@ class WorldModelTrainingConfig:
             check_device(device, where=f"{type(self).__name__}.device", stacklevel=4)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CMAESConfig:
+    """The World Models paper's controller search (``controller.algorithm=
+    "cmaes"``): CMA-ES over the weights of C's actor, each candidate scored by the
+    mean return of its mode actions, in M's dreams or in the real envs. The
+    actor is the run's ``network`` (``layer_sizes=()``: the paper's linear C);
+    C's critic is not used. See ``janus_jax/train/evolution.py``."""
+
+    population: int = 16
+    """Candidates per generation (the paper: 64)."""
+    generations: int = 50
+    """Generations of the search (ask, score, tell)."""
+    fitness: str = "dream"
+    """Where candidates are scored: "dream" (inside M, from the real envs' reset
+    frames, M's reward and done heads; no real step) or "real" (whole real
+    episodes; every step counts as a real env step)."""
+    rollouts: int = 16
+    """Dreams (or real episodes) per candidate; every candidate of a generation
+    meets the same starts and draws (common random numbers)."""
+    horizon: int = 200
+    """Steps per dream (a dream also ends where M's done head ends it)."""
+    std_init: float = 0.1
+    """The search distribution's first standard deviation around C's initial
+    weights."""
+    generations_per_chunk: int = 5
+    """Generations between log lines (and checkpoints, every checkpoint_every)."""
+
+    def __post_init__(self):
+        name = type(self).__name__
+        for field in (
+            "population",
+            "generations",
+            "rollouts",
+            "horizon",
+            "generations_per_chunk",
+        ):
+            positive_int(self, field)
+        if self.population < 2:
+            fail(name, "population", self.population, "must be >= 2 (CMA-ES ranks)")
+        in_range(self, "std_init", 1e-8, 1e3)
+        if self.fitness not in CMAES_FITNESS:
+            fail(name, "fitness", self.fitness, f"must be one of {CMAES_FITNESS}")
+
+
 # M's refresh was named for the world model, but V's refresh has its own vae_*
 # fields: mdn_* as in the world_model section. world_model_learning_rate keeps its
 # name, since it is the step size of both V's and M's refresh.
@@ -181,6 +229,12 @@ class ControllerTrainingConfig:
     worse by its mode than by its samples (CarRacing: the README)."""
     use_tensorboard: bool = False
     """Also write TensorBoard event files (run_dir/tensorboard)."""
+    algorithm: str = "ppo"
+    """How C learns: "ppo" (the fields above) or "cmaes" (the paper's search over
+    C's actor weights, ``cmaes``'s fields; M and V stay as the world-model phase
+    left them, and the PPO fields of this section are not used)."""
+    cmaes: CMAESConfig = dataclasses.field(default_factory=CMAESConfig)
+    """The CMA-ES search, with ``algorithm="cmaes"``."""
 
     def __post_init__(self):
         name = type(self).__name__
@@ -213,6 +267,22 @@ class ControllerTrainingConfig:
             )
         if self.features not in FEATURES:
             fail(name, "features", self.features, f"must be one of {FEATURES}")
+        if self.algorithm not in ALGORITHMS:
+            fail(name, "algorithm", self.algorithm, f"must be one of {ALGORITHMS}")
+        if not isinstance(self.cmaes, CMAESConfig):
+            fail(name, "cmaes", self.cmaes, "must be a CMAESConfig")
+        if (
+            self.algorithm == "cmaes"
+            and self.features == "observation"
+            and self.cmaes.fitness == "dream"
+        ):
+            fail(
+                name,
+                "cmaes",
+                "fitness='dream'",
+                "a model-free C has no M to dream in: set cmaes.fitness='real', or "
+                "features='world_model'",
+            )
         if self.features == "observation" and (
             self.imagination_ratio or not self.learn_from_real
         ):

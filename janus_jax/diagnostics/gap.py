@@ -2,7 +2,8 @@
 
 C drives the real env (its mode actions, or sampled ones: ``policy``) and every
 step's z_t = V(o_t), M's carry h_t and reward are kept: the gap is measured on
-the episodes of the policy that is scored (a run's ``controller.eval_policy``). From start steps s of those episodes:
+the episodes of the policy that is scored (a run's ``controller.eval_policy``).
+From start steps s of those episodes:
 
 - **Open-loop error at horizons k** (1, 10, 50): M is fed z_s, its carry h_s and
   the real actions a_s..a_{s+k-1}, never a later frame, and its mean

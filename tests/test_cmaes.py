@@ -1,0 +1,209 @@
+"""controller.algorithm="cmaes" (train/evolution.py): the search on a quadratic
+with a known optimum, a linear C that finds the one paying action of a one-step
+env, the dream fitness against a Python loop over the same candidates, and a
+search resumed from its checkpoint against one run straight through."""
+
+import gymnasium
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from evosax.algorithms import CMA_ES
+
+from janus_jax import MDNRNNConfig, NetworkConfig, VAEConfig, WorldModelAgent
+from janus_jax.config.training import CMAESConfig, ControllerTrainingConfig
+from janus_jax.envs import GymnasiumEnv, make
+from janus_jax.imagination import controller_act, imagine
+from janus_jax.models import mdn_rnn
+from janus_jax.train import evolution
+from janus_jax.train.loop import RunIO
+
+
+def test_the_search_finds_a_quadratics_optimum():
+    target = jnp.array([0.5, -1.0, 2.0, 0.0, 1.5])
+    es = CMA_ES(population_size=12, solution=jnp.zeros(5))
+    params = es.default_params.replace(std_init=jnp.float32(1.0))
+    state = es.init(jax.random.key(0), jnp.zeros(5), params)
+
+    def score(population):  # higher is better: the peak at ``target``
+        return -jnp.sum((population - target) ** 2, axis=1)
+
+    for g in range(120):
+        state, fitness = evolution.search_step(
+            es, params, state, jax.random.key(g), score
+        )
+    np.testing.assert_allclose(state.mean, target, atol=1e-3)
+    assert float(jnp.max(fitness)) > -1e-5
+
+
+class PayOne(gymnasium.Env):
+    """One-step episodes: observe (s, 1) with s in {-1, +1}; action 1 pays 1 when
+    s > 0, action 0 pays 1 when s < 0, else 0. Optimal return 1, random 0.5."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.sign = float(self.np_random.choice([-1.0, 1.0]))
+        return np.array([self.sign, 1.0], np.float32), {}
+
+    def step(self, action):
+        reward = float(int(action) == int(self.sign > 0))
+        return self.reset()[0], reward, True, False, {}
+
+
+def test_a_linear_c_finds_the_paying_action_of_a_one_step_env():
+    env = GymnasiumEnv.from_envs([PayOne() for _ in range(16)])
+    agent = WorldModelAgent(
+        (2,),
+        2,
+        features="observation",
+        controller_config=NetworkConfig(layer_sizes=()),
+        seed=1,
+    )
+    obs = jnp.array([[1.0, 1.0], [-1.0, 1.0]])
+
+    def actions():
+        return controller_act(
+            agent.controller.params, jax.random.key(0), obs, deterministic=True
+        ).action
+
+    assert actions().tolist() != [1, 0]  # the initial C is wrong on a sign
+    config = CMAESConfig(population=8, generations=10, fitness="real", rollouts=16)
+    trainer = evolution.CMAESTrainer(agent, env, config, seed=0)
+    trainer.train()
+    # the kept C (the search's mean) acts right on both signs
+    np.testing.assert_array_equal(actions(), [1, 0])
+    # every candidate played 16 one-step episodes a generation
+    assert trainer.real_env_steps == 10 * 8 * 16
+    assert trainer.imagined_steps == 0
+
+
+def _cartpole_agent(seed=0):
+    return WorldModelAgent(
+        (4,),
+        2,
+        vae_config=VAEConfig(observation_size=4, latent_dim=3, hidden_sizes=(8,)),
+        mdn_rnn_config=MDNRNNConfig(
+            latent_dim=3, action_dim=2, hidden_dim=8, num_mixtures=2
+        ),
+        controller_config=NetworkConfig(layer_sizes=()),
+        seed=seed,
+    )
+
+
+def test_the_dream_fitness_matches_a_loop_over_the_candidates():
+    agent = _cartpole_agent()
+    params = agent.params
+    flat, unravel = jax.flatten_util.ravel_pytree(evolution.actor_of(params.controller))
+    population = jax.random.normal(jax.random.key(1), (3, flat.size))
+    z0 = jax.random.normal(jax.random.key(2), (5, 3))
+    carry0 = mdn_rnn.initial_carry(params.mdn_rnn.config, (5,))
+    key, horizon = jax.random.key(3), 12
+    fitness, steps = evolution.dream_fitness(
+        key, params, population, z0, carry0, unravel=unravel, horizon=horizon
+    )
+    for p in range(3):
+        # the candidate's linear actor, written out by hand
+        w = np.asarray(population[p])
+        kernel, bias = w[2:].reshape(11, 2), w[:2]  # ravel order: bias, kernel
+        c = evolution.with_actor(
+            params.controller, {"Dense_0": {"bias": bias, "kernel": kernel}}
+        )
+
+        def policy(k, feats, c=c):
+            return controller_act(c, k, feats, deterministic=True)
+
+        dream = imagine(
+            key, params.replace(controller=c), z0, carry0, horizon, policy=policy
+        )
+        reward = np.asarray(dream.reward, np.float64)
+        mask = np.asarray(dream.mask, np.float64)
+        np.testing.assert_allclose(
+            fitness[p], (reward * mask).sum(axis=0).mean(), rtol=1e-5
+        )
+        assert int(steps[p]) == int(mask.sum())
+
+
+def test_the_linear_actor_is_what_ravel_flattens():
+    # the hand-written layout of the previous test: bias first, then kernel
+    actor = evolution.actor_of(_cartpole_agent().params.controller)
+    flat, _ = jax.flatten_util.ravel_pytree(actor)
+    np.testing.assert_array_equal(flat[:2], actor["Dense_0"]["bias"])
+    np.testing.assert_array_equal(
+        flat[2:], np.asarray(actor["Dense_0"]["kernel"]).ravel()
+    )
+
+
+def _search(run_dir, generations, resume):
+    agent = _cartpole_agent(seed=4)
+    env = make("CartPole-v1", num_envs=4)
+    config = CMAESConfig(
+        population=4,
+        generations=generations,
+        rollouts=4,
+        horizon=10,
+        generations_per_chunk=1,
+    )
+    io = RunIO(run_dir=run_dir, progress=False, resume=resume)
+    trainer = evolution.CMAESTrainer(agent, env, config, seed=7, io=io)
+    trainer.train()
+    return trainer
+
+
+def test_a_resumed_search_continues_exactly(tmp_path):
+    straight = _search(tmp_path / "a", 4, resume=False)
+    _search(tmp_path / "b", 2, resume=False)  # stops after generation 2 ...
+    resumed = _search(tmp_path / "b", 4, resume=True)  # ... and goes on to 4
+    for name in ("mean", "std", "C", "p_std", "p_c"):
+        np.testing.assert_array_equal(
+            getattr(resumed.state["es"], name), getattr(straight.state["es"], name)
+        )
+    assert resumed.imagined_steps == straight.imagined_steps > 0
+
+
+def test_bad_settings_are_refused_in_one_line():
+    with pytest.raises(ValueError, match="fitness='dream'.*no M to dream"):
+        ControllerTrainingConfig(
+            algorithm="cmaes", features="observation", imagination_ratio=0.0
+        )
+    with pytest.raises(ValueError, match="population=1 is invalid"):
+        CMAESConfig(population=1)
+    wide = WorldModelAgent(
+        (4,), 2, controller_config=NetworkConfig(layer_sizes=(256, 256)), seed=0
+    )
+    with pytest.raises(ValueError, match="layer_sizes=\\(\\)"):
+        evolution.CMAESTrainer(
+            wide, make("CartPole-v1", num_envs=2), CMAESConfig(rollouts=2)
+        )
+
+
+def test_the_pipeline_trains_c_by_cmaes_and_says_so(tmp_path):
+    from janus_jax.config import presets
+    from janus_jax.config.run import apply_overrides
+    from janus_jax.train import pipeline
+
+    config = apply_overrides(
+        presets.tiny(),
+        [
+            "controller.algorithm=cmaes",
+            "controller.cmaes.fitness=real",
+            "controller.cmaes.population=4",
+            "controller.cmaes.generations=2",
+            "controller.cmaes.rollouts=2",
+            "controller.cmaes.generations_per_chunk=1",
+            "network.layer_sizes=[]",
+        ],
+    )
+    summary = pipeline.run(config, tmp_path, progress=False)
+    assert summary["algorithm"] == "cmaes"
+    rows = [r for r in pipeline.read_metrics(tmp_path / "metrics.jsonl")
+            if r["phase"] == "controller"]  # fmt: skip
+    assert [r["step"] for r in rows] == [1, 2]
+    # real fitness: the controller's real steps are the candidates' episodes
+    assert summary["controller_env_steps"] == rows[-1]["cmaes/real_steps"] > 0
+    assert summary["real_env_steps"] == (
+        summary["random_data_steps"] + summary["controller_env_steps"]
+    )
