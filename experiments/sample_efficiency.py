@@ -51,7 +51,7 @@ from seed_statistics import (
 
 from janus_jax.cli.parser import env_dir_name
 from janus_jax.config import presets
-from janus_jax.config.run import RunConfig, with_env
+from janus_jax.config.run import RunConfig, apply_overrides, with_env
 from janus_jax.run.metrics_log import read_metrics
 from janus_jax.train import pipeline
 
@@ -161,14 +161,18 @@ def curve(out: Path, summary: dict) -> tuple[np.ndarray, np.ndarray, list]:
     return np.asarray(steps), np.asarray(returns), distinct
 
 
-def config_for(preset_name: str, seed: int, eval_every: int, row: Row) -> RunConfig:
+def config_for(
+    preset_name: str, seed: int, eval_every: int, row: Row, overrides=()
+) -> RunConfig:
     """Returns the preset at ``seed`` (on the row's env, re-derived as ``janus-jax
-    train --env`` does), evaluated every ``eval_every`` real steps as the row
-    says, its controller stopped at the row's last budget (random data
-    included) when the preset runs longer."""
+    train --env`` does, then ``overrides`` KEY=VALUE applied as --set does),
+    evaluated every ``eval_every`` real steps as the row says, its controller
+    stopped at the row's last budget (random data included) when the preset
+    runs longer."""
     config = dataclasses.replace(presets.preset(preset_name), seed=seed)
     if row.env_id is not None and row.env_id != config.env_id:
         config, _ = with_env(config, row.env_id, [])
+    config = apply_overrides(config, list(overrides))
     c = config.controller
     last = row.budgets[-1]
     steps = min(c.total_timesteps, max(last - random_steps(config), eval_every))
@@ -231,8 +235,11 @@ def row_for_env(env_id: str, budget: int | None = None) -> tuple[str, Row]:
     return env_dir_name(env_id), row
 
 
-def run_row(key: str, row: Row, seeds, out: Path, report_only: bool) -> dict:
-    """Returns the row's results: per agent, the curves, wall times, budgets."""
+def run_row(
+    key: str, row: Row, seeds, out: Path, report_only: bool, overrides=()
+) -> dict:
+    """Returns the row's results: per agent, the curves, wall times, budgets;
+    ``overrides`` (KEY=VALUE) change the world-model agent only."""
     results = {}
     for agent, preset_name in zip(
         AGENTS, (row.world_model, row.model_free), strict=True
@@ -243,7 +250,9 @@ def run_row(key: str, row: Row, seeds, out: Path, report_only: bool) -> dict:
             if report_only and not (run_dir / "summary.json").exists():
                 continue
             eval_every = row.eval_every or max(row.budgets[0] // 2, 1)
-            summary = run_one(config_for(preset_name, seed, eval_every, row), run_dir)
+            mine = overrides if preset_name == row.world_model else ()
+            config = config_for(preset_name, seed, eval_every, row, mine)
+            summary = run_one(config, run_dir)
             steps, returns, distinct = curve(run_dir, summary)
             runs.append(
                 {
@@ -327,6 +336,14 @@ def main(argv: list[str] | None = None) -> dict:
         "--budget", type=int, metavar="STEPS", help="real env steps (with --env)"
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change the world-model agent's config (repeatable; use another "
+        "--out: finished runs are reused)",
+    )
     parser.add_argument("--out", default="runs/sample_efficiency")
     parser.add_argument(
         "--report-only", action="store_true", help="table and plot of finished runs"
@@ -348,7 +365,9 @@ def main(argv: list[str] | None = None) -> dict:
     results, summaries = {}, {}
     for key, row in rows.items():
         print(f"{row.name}:", flush=True)
-        results[key] = run_row(key, row, args.seeds, out, args.report_only)
+        results[key] = run_row(
+            key, row, args.seeds, out, args.report_only, tuple(args.set)
+        )
         summaries[key] = summarize(row, results[key])
     (out / "results.json").write_text(
         json.dumps({"runs": results, "table": summaries}, indent=1, default=str)
