@@ -3,13 +3,13 @@ with a known optimum, a linear C that finds the one paying action of a one-step
 env, the dream fitness against a Python loop over the same candidates, and a
 search resumed from its checkpoint against one run straight through."""
 
-import gymnasium
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from evosax.algorithms import CMA_ES
+from probe_envs import SignBandit
 
 from janus_jax import MDNRNNConfig, NetworkConfig, VAEConfig, WorldModelAgent
 from janus_jax.config.training import CMAESConfig, ControllerTrainingConfig
@@ -37,25 +37,8 @@ def test_the_search_finds_a_quadratics_optimum():
     assert float(jnp.max(fitness)) > -1e-5
 
 
-class PayOne(gymnasium.Env):
-    """One-step episodes: observe (s, 1) with s in {-1, +1}; action 1 pays 1 when
-    s > 0, action 0 pays 1 when s < 0, else 0. Optimal return 1, random 0.5."""
-
-    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    action_space = gymnasium.spaces.Discrete(2)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.sign = float(self.np_random.choice([-1.0, 1.0]))
-        return np.array([self.sign, 1.0], np.float32), {}
-
-    def step(self, action):
-        reward = float(int(action) == int(self.sign > 0))
-        return self.reset()[0], reward, True, False, {}
-
-
 def test_a_linear_c_finds_the_paying_action_of_a_one_step_env():
-    env = GymnasiumEnv.from_envs([PayOne() for _ in range(16)])
+    env = GymnasiumEnv.from_envs([SignBandit() for _ in range(16)])
     agent = WorldModelAgent(
         (2,),
         2,

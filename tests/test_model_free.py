@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from probe_envs import SignBandit
 
 from janus_jax import PPOConfig, WorldModelAgent
 from janus_jax.agent import act
@@ -18,23 +19,6 @@ from janus_jax.config.run import apply_overrides
 from janus_jax.envs import GymnasiumEnv
 from janus_jax.imagination import observation_features
 from janus_jax.train import ControllerTrainingConfig, WorldModelPPOTrainer, pipeline
-
-
-class SignBandit(gymnasium.Env):
-    """One-step episodes: observe s in {-1, +1} (and a constant 1), reward 1 for
-    action (s > 0), else 0. The optimal policy earns 1 per episode, random 0.5."""
-
-    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    action_space = gymnasium.spaces.Discrete(2)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.sign = float(self.np_random.choice([-1.0, 1.0]))
-        return np.array([self.sign, 1.0], np.float32), {}
-
-    def step(self, action):
-        reward = float(int(action) == int(self.sign > 0))
-        return self.reset()[0], reward, True, False, {}
 
 
 def test_observation_features_flatten_and_scale_pixels():
