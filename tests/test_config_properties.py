@@ -37,8 +37,11 @@ from janus_jax.config.models import (
 )
 from janus_jax.config.run import RunConfig
 from janus_jax.config.training import (
+    ALGORITHMS,
+    CMAES_FITNESS,
     DREAM_FROM,
     EVAL_POLICIES,
+    CMAESConfig,
     ControllerTrainingConfig,
     WorldModelTrainingConfig,
 )
@@ -247,6 +250,16 @@ RULES = {
             bad_choice(FEATURES), st.just("observation")
         ),  # "observation" dreams nothing: refused with the default ratio 0.5
         "use_tensorboard": BOOL,
+        "algorithm": bad_choice(ALGORITHMS),
+        "cmaes": bad_config(CMAESConfig),
+    },
+    CMAESConfig: {
+        **dict.fromkeys(
+            ("generations", "rollouts", "horizon", "generations_per_chunk"), POSITIVE
+        ),
+        "population": bad_int(2),  # CMA-ES ranks: two candidates at least
+        "fitness": bad_choice(CMAES_FITNESS),
+        "std_init": bad_float(1e-8, 1e3),
     },
     RunConfig: {
         "env_id": st.one_of(
