@@ -157,7 +157,7 @@ def test_bad_settings_are_refused_in_one_line():
     wide = WorldModelAgent(
         (4,), 2, controller_config=NetworkConfig(layer_sizes=(256, 256)), seed=0
     )
-    with pytest.raises(ValueError, match="layer_sizes=\\(\\)"):
+    with pytest.raises(ValueError, match=r"layer_sizes=\[\]"):
         evolution.CMAESTrainer(
             wide, make("CartPole-v1", num_envs=2), CMAESConfig(rollouts=2)
         )

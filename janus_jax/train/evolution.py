@@ -137,7 +137,7 @@ class CMAESTrainer:
             raise ValueError(
                 f"C's actor has {flat.size} weights: CMA-ES keeps a covariance of "
                 f"their square and takes at most {MAX_DIMS}; set "
-                "network.layer_sizes=() (the paper's linear C) or smaller layers"
+                "network.layer_sizes=[] (the paper's linear C) or smaller layers"
             )
         self.initial = flat
         from evosax.algorithms import CMA_ES  # a second's import: only when used
