@@ -59,6 +59,24 @@ def test_a_single_trajectory_needs_two_episodes_alike():
     assert single_trajectory_notice(one, True) == ""
 
 
+def test_a_mode_evaluation_of_few_trajectories_is_noticed():
+    # Breakout's two ball directions: 32 mode episodes, two trajectories
+    two = Evaluation(np.repeat([3.0, 7.0], 16), np.repeat([40, 90], 16))
+    line = single_trajectory_notice(two, deterministic=True)
+    assert "the 32 episodes were only 2 distinct trajectories" in line
+    assert "eval_policy=sample" in line
+    # sampled actions that happen to repeat: not the mode policy's trap
+    assert single_trajectory_notice(two, deterministic=False) == ""
+    # 4 of 32 is one in 8: noticed; 5 of 32 is not
+    four = Evaluation(np.repeat([1.0, 2.0, 3.0, 4.0], 8), np.repeat([5, 5, 5, 5], 8))
+    assert "only 4 distinct" in single_trajectory_notice(four, True)
+    five = Evaluation(
+        np.concatenate([np.repeat([1.0, 2.0, 3.0, 4.0], 7), [5.0] * 4]),
+        np.full(32, 5),
+    )
+    assert five.distinct == 5 and single_trajectory_notice(five, True) == ""
+
+
 def test_cartpole_lengths_are_its_returns_across_chunks(monkeypatch):
     """CartPole pays 1 for every step, the last included: each episode's length
     is its return. Chunks of 8 steps make most episodes end in a later chunk

@@ -27,6 +27,8 @@ DEFAULT_MAX_STEPS = 10_000
 CHUNK_STEPS = 256
 # At most this many envs are stepped at once (more episodes run in rounds).
 MAX_EVAL_ENVS = 64
+# A mode evaluation with at most one distinct episode in FEW gets a notice.
+FEW = 8
 
 
 class Evaluation(NamedTuple):
@@ -65,11 +67,22 @@ def distinct_episodes(returns, lengths) -> int:
 
 def single_trajectory_notice(evaluation: Evaluation, deterministic: bool) -> str:
     """Returns the one line a run prints when ``evaluation``'s episodes were all
-    one trajectory (deterministic: they were played by the mode policy), else
-    an empty string."""
-    if not evaluation.single_trajectory:
-        return ""
+    one trajectory (deterministic: they were played by the mode policy), or,
+    played by the mode policy, only a few (at most one in ``FEW`` episodes
+    distinct: gymnax's Breakout starts the ball one of two ways, so 32 mode
+    episodes are 2 trajectories); else an empty string."""
     n = len(evaluation.returns)
+    if not evaluation.single_trajectory:
+        if deterministic and n > 1 and evaluation.distinct * FEW <= n:
+            return (
+                f"evaluation: the {n} episodes were only {evaluation.distinct} "
+                "distinct trajectories (the env resets to few states and the mode "
+                "policy is deterministic), so their mean weighs a few episodes "
+                "and their std says little; evaluate with sampled actions: --set "
+                "controller.eval_policy=sample, or janus-jax evaluate --policy "
+                "sample"
+            )
+        return ""
     if deterministic:
         return (
             f"evaluation: all {n} episodes were one trajectory (the env resets to "
