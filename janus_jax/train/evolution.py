@@ -140,7 +140,7 @@ class CMAESTrainer:
                 "network.layer_sizes=[] (the paper's linear C) or smaller layers"
             )
         self.initial = flat
-        from evosax.algorithms import CMA_ES  # a second's import: only when used
+        from evosax.algorithms import CMA_ES
 
         self.es = CMA_ES(population_size=config.population, solution=flat)
         self.es_params = self.es.default_params.replace(
@@ -253,3 +253,31 @@ def env_count(config: CMAESConfig) -> int:
         if config.fitness == "dream"
         else min(config.rollouts, MAX_EVAL_ENVS)
     )
+
+
+def train_controller(config, agent, io: RunIO) -> dict:
+    """Returns the summary fields of a run's C trained by CMA-ES (the pipeline's
+    controller phase with ``controller.algorithm="cmaes"``)."""
+    from janus_jax.envs import make
+    from janus_jax.run.run_dir import env_kwargs
+
+    c = config.controller
+    env = make(config.env_id, **env_kwargs(config, env_count(c.cmaes)))
+    trainer = CMAESTrainer(
+        agent,
+        env,
+        c.cmaes,
+        seed=config.seed,
+        io=io,
+        checkpoint_every=c.checkpoint_every,
+    )
+    try:
+        metrics = trainer.train()
+    finally:
+        env.close()
+    return {
+        "controller_env_steps": trainer.real_env_steps,
+        "imagined_steps": trainer.imagined_steps,
+        "algorithm": "cmaes",
+        "controller_final_metrics": metrics,
+    }

@@ -222,7 +222,9 @@ def _finish(config, out, stages, io, start, wm, agent, summary, data) -> dict:
 def _train_controller(config: RunConfig, agent, io: RunIO, par) -> dict:
     c = config.controller
     if c.algorithm == "cmaes":
-        return _search_controller(config, agent, io)
+        from janus_jax.train import evolution  # evosax: imported only when used
+
+        return evolution.train_controller(config, agent, io)
     env = make(config.env_id, **env_kwargs(config, c.num_envs))
     trainer = WorldModelPPOTrainer(
         agent, env, config.ppo, training=c, seed=config.seed, io=io, parallel=par
@@ -236,32 +238,6 @@ def _train_controller(config: RunConfig, agent, io: RunIO, par) -> dict:
         "imagined_steps": trainer.imagined_steps,
         "imagination_ratio": c.imagination_ratio,
         "learn_from_real": c.learn_from_real,
-        "controller_final_metrics": metrics,
-    }
-
-
-def _search_controller(config: RunConfig, agent, io: RunIO) -> dict:
-    """Returns the summary fields of C trained by CMA-ES (train/evolution.py)."""
-    from janus_jax.train import evolution
-
-    c = config.controller
-    env = make(config.env_id, **env_kwargs(config, evolution.env_count(c.cmaes)))
-    trainer = evolution.CMAESTrainer(
-        agent,
-        env,
-        c.cmaes,
-        seed=config.seed,
-        io=io,
-        checkpoint_every=c.checkpoint_every,
-    )
-    try:
-        metrics = trainer.train()
-    finally:
-        env.close()
-    return {
-        "controller_env_steps": trainer.real_env_steps,
-        "imagined_steps": trainer.imagined_steps,
-        "algorithm": "cmaes",
         "controller_final_metrics": metrics,
     }
 
