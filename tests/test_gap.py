@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from janus_jax import MDNRNNConfig, NetworkConfig, VAEConfig, WorldModelAgent, agent
+from janus_jax.config.training import EVAL_POLICIES
 from janus_jax.diagnostics import gap
 from janus_jax.envs import compiled, make
 from janus_jax.models import mdn_rnn
@@ -137,7 +138,7 @@ def test_the_gap_of_the_sampled_policy_is_measured_on_its_own_episodes(blind_m):
         dreams_per_start=1,
     )
     reports = {
-        p: gap.measure(key, env, params, policy=p, **kwargs) for p in gap.POLICIES
+        p: gap.measure(key, env, params, policy=p, **kwargs) for p in EVAL_POLICIES
     }
     run_key, _ = jax.random.split(key)
     for policy, deterministic in (("mode", True), ("sample", False)):

@@ -72,9 +72,11 @@ def renames_on_stderr(prog: str):
 
 def policy_option(parser) -> None:
     """Adds --policy: how C picks its actions (evaluate, gap)."""
+    from janus_jax.config.training import EVAL_POLICIES
+
     parser.add_argument(
         "--policy",
-        choices=("mode", "sample"),
+        choices=EVAL_POLICIES,
         default=None,
         help="C's most likely action or a sampled one (default: the run's "
         "controller.eval_policy)",

@@ -30,13 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from janus_jax import agent
+from janus_jax.config.training import EVAL_POLICIES
 from janus_jax.envs import compiled
 from janus_jax.imagination import WorldModelParams, controller_act, imagine
 from janus_jax.models import mdn_rnn, vae
 
 HORIZONS = (1, 10, 50)
 TEMPERATURES = (0.5, 1.0, 1.15, 1.3)
-POLICIES = ("mode", "sample")
 
 
 def window_starts(ended: np.ndarray, length: int, stride: int = 1) -> np.ndarray:
@@ -147,8 +147,10 @@ def measure(
     """Returns the gap report (see the module docstring) from ``num_steps`` real
     steps of each of ``env``'s envs, starts every ``stride`` steps, C acting by
     ``policy`` ("mode" or "sample") in the real env and in the dreams."""
-    if policy not in POLICIES:
-        raise ValueError(f"policy={policy!r} is invalid: must be one of {POLICIES}")
+    if policy not in EVAL_POLICIES:
+        raise ValueError(
+            f"policy={policy!r} is invalid: must be one of {EVAL_POLICIES}"
+        )
     deterministic = policy == "mode"
     run_key, dream_key = jax.random.split(key)
     carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (env.num_envs,))
