@@ -152,6 +152,8 @@ RULES = {
         "num_mixtures": POSITIVE,
         "rnn_type": bad_choice(RNN_TYPES),
         "rnn_layers": POSITIVE,
+        "context_length": POSITIVE,
+        "attention_heads": POSITIVE,
         "temperature": FLOAT_NON_NEGATIVE,
         "predict_reward": BOOL,
         "predict_done": BOOL,
@@ -458,6 +460,8 @@ small_mdn_rnn = st.builds(
     num_mixtures=st.integers(1, 3),
     rnn_type=st.sampled_from(RNN_TYPES),
     rnn_layers=st.integers(1, 2),
+    context_length=st.integers(1, 5),
+    attention_heads=st.just(1),  # any hidden_dim: heads must divide it
     temperature=st.floats(0.0, 2.0),
     predict_reward=st.booleans(),
     predict_done=st.booleans(),

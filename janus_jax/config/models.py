@@ -24,7 +24,7 @@ from janus_jax.config.checks import (
 )
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
-RNN_TYPES = ("lstm", "gru")
+RNN_TYPES = ("lstm", "gru", "transformer")
 LIKELIHOODS = ("gaussian", "bernoulli")
 # What the controller acts on: [z, h] of the world model, or the raw observation.
 FEATURES = ("world_model", "observation")
@@ -147,10 +147,17 @@ class MDNRNNConfig:
     """RNN hidden size."""
     num_mixtures: int = 5
     """Gaussian components per latent dimension."""
-    rnn_type: Literal["lstm", "gru"] = "lstm"
-    """Recurrent cell: "lstm" or "gru"."""
+    rnn_type: Literal["lstm", "gru", "transformer"] = "lstm"
+    """Memory: "lstm" or "gru" cells, or "transformer": causal attention over the
+    last ``context_length`` steps, its keys and values carried as a fixed-size
+    cache (see ``janus_jax.models.attention``)."""
     rnn_layers: int = 1
-    """Stacked recurrent layers."""
+    """Stacked recurrent layers (attention blocks for "transformer")."""
+    context_length: int = 16
+    """"transformer" only: the steps each step attends to, itself included (the
+    cache holds this many keys and values per block)."""
+    attention_heads: int = 4
+    """"transformer" only: attention heads; must divide hidden_dim."""
     temperature: float = 1.0
     """Sampling temperature tau: mixture logits / tau, sigma * sqrt(tau)."""
     predict_reward: bool = True
@@ -165,22 +172,25 @@ class MDNRNNConfig:
     def __post_init__(self):
         for field in ("latent_dim", "action_dim", "hidden_dim", "num_mixtures"):
             positive_int(self, field)
-        positive_int(self, "rnn_layers")
+        for field in ("rnn_layers", "context_length", "attention_heads"):
+            positive_int(self, field)
         if self.rnn_type not in RNN_TYPES:
             fail(
                 "MDNRNNConfig", "rnn_type", self.rnn_type, f"must be one of {RNN_TYPES}"
+            )
+        if self.hidden_dim % self.attention_heads and self.rnn_type == "transformer":
+            fail(
+                "MDNRNNConfig",
+                "attention_heads",
+                self.attention_heads,
+                f"must divide hidden_dim={self.hidden_dim}",
             )
         non_negative(self, "temperature")
         check_bool(self, "predict_reward")
         check_bool(self, "predict_done")
         for field in ("log_sigma_min", "log_sigma_max"):
-            if not is_number(getattr(self, field)):
-                fail(
-                    "MDNRNNConfig",
-                    field,
-                    getattr(self, field),
-                    "must be a finite number",
-                )
+            if not is_number(value := getattr(self, field)):
+                fail("MDNRNNConfig", field, value, "must be a finite number")
         if not self.log_sigma_min < self.log_sigma_max:
             fail(
                 "MDNRNNConfig",

@@ -1,9 +1,11 @@
 """M: the MDN-RNN, as pure functions over an explicit parameter pytree.
 
 One step maps (carry, z_t, a_t) to the next carry and, from the new top-layer
-output h_{t+1}, a Gaussian mixture over z_{t+1} with its own mixture weights for
-**each** latent dimension (as in Ha & Schmidhuber 2018), a predicted reward r_t
-and a done logit. ``unroll`` runs the step over a sequence with ``lax.scan``.
+output h_{t+1} (an LSTM's or a GRU's, or the attention memory's of
+``models/attention.py``), a Gaussian mixture over z_{t+1} with its own mixture
+weights for **each** latent dimension (as in Ha & Schmidhuber 2018), a
+predicted reward r_t and a done logit. ``unroll`` runs the step over a
+sequence with ``lax.scan`` (the transformer: one banded causal pass).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import optax
 from flax import struct
 
 from janus_jax.config.models import MDNRNNConfig
+from janus_jax.models import attention
 from janus_jax.records import Windows
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)  # a float: importing computes nothing
@@ -34,6 +37,23 @@ class MDNOutput(NamedTuple):
     done_logit: jax.Array  # [...]
 
 
+def _heads(c: MDNRNNConfig, x: jax.Array) -> MDNOutput:
+    """Returns the predictions from M's output x [..., H] (its layers are made
+    in the calling module, so their names are that module's)."""
+    shape = x.shape[:-1] + (c.latent_dim, c.num_mixtures)
+    mixture = nn.Dense(3 * c.latent_dim * c.num_mixtures, name="mixture")(x)
+    logits, means, raw_log_sigmas = jnp.split(mixture.reshape(shape + (3,)), 3, -1)
+    # A smooth bound keeps gradients alive (unlike clip) and sigma away from 0.
+    mid = 0.5 * (c.log_sigma_max + c.log_sigma_min)
+    half = 0.5 * (c.log_sigma_max - c.log_sigma_min)
+    log_sigmas = mid + half * jnp.tanh((raw_log_sigmas[..., 0] - mid) / half)
+    reward = nn.Dense(1, name="reward")(x)[..., 0]
+    # Terminations are rare: start from p(done) ~ 2% rather than a coin flip.
+    done_init = nn.initializers.constant(DONE_PRIOR_LOGIT)
+    done_logit = nn.Dense(1, bias_init=done_init, name="done")(x)[..., 0]
+    return MDNOutput(logits[..., 0], means[..., 0], log_sigmas, reward, done_logit)
+
+
 class _MDNRNN(nn.Module):
     config: MDNRNNConfig
 
@@ -46,22 +66,19 @@ class _MDNRNN(nn.Module):
         for i, layer_carry in enumerate(carry):
             layer_carry, x = cell_type(c.hidden_dim, name=f"rnn_{i}")(layer_carry, x)
             new_carry.append(layer_carry)
-        shape = x.shape[:-1] + (c.latent_dim, c.num_mixtures)
-        mixture = nn.Dense(3 * c.latent_dim * c.num_mixtures, name="mixture")(x)
-        logits, means, raw_log_sigmas = jnp.split(
-            mixture.reshape(shape + (3,)), 3, axis=-1
-        )
-        # A smooth bound keeps gradients alive (unlike clip) and sigma away from 0.
-        mid = 0.5 * (c.log_sigma_max + c.log_sigma_min)
-        half = 0.5 * (c.log_sigma_max - c.log_sigma_min)
-        log_sigmas = mid + half * jnp.tanh((raw_log_sigmas[..., 0] - mid) / half)
-        reward = nn.Dense(1, name="reward")(x)[..., 0]
-        # Terminations are rare: start from p(done) ~ 2% rather than a coin flip.
-        done_init = nn.initializers.constant(DONE_PRIOR_LOGIT)
-        done_logit = nn.Dense(1, bias_init=done_init, name="done")(x)[..., 0]
-        return tuple(new_carry), MDNOutput(
-            logits[..., 0], means[..., 0], log_sigmas, reward, done_logit
-        )
+        return tuple(new_carry), _heads(c, x)
+
+
+class _AttentionMDN(nn.Module):
+    """M with the attention memory: T steps at once, [..., T, ...] batch-major."""
+
+    config: MDNRNNConfig
+
+    @nn.compact
+    def __call__(self, carry, latents, actions):
+        tokens = jnp.concatenate([latents, actions], axis=-1)
+        carry, h = attention.CausalMemory(self.config, name="memory")(carry, tokens)
+        return carry, _heads(self.config, h)
 
 
 @struct.dataclass
@@ -72,8 +89,11 @@ class MDNRNNParams:
     config: MDNRNNConfig = struct.field(pytree_node=False)
 
 
-def initial_carry(config: MDNRNNConfig, batch_shape: tuple[int, ...] = ()) -> tuple:
-    """Returns the zero recurrent state: (c, h) per LSTM layer, h per GRU layer."""
+def initial_carry(config: MDNRNNConfig, batch_shape: tuple[int, ...] = ()) -> Any:
+    """Returns the zero recurrent state: (c, h) per LSTM layer, h per GRU layer,
+    the empty key/value cache (an ``AttentionCarry``) for the transformer."""
+    if config.rnn_type == "transformer":
+        return attention.initial_carry(config, batch_shape)
 
     # A fresh buffer per leaf: shared ones cannot be donated to a jitted chunk.
     def zeros():
@@ -85,35 +105,63 @@ def initial_carry(config: MDNRNNConfig, batch_shape: tuple[int, ...] = ()) -> tu
     )
 
 
-def hidden(carry: tuple) -> jax.Array:
+def hidden(carry: Any) -> jax.Array:
     """Returns the top layer's output h [..., hidden_dim], the controller's input."""
+    if isinstance(carry, attention.AttentionCarry):
+        return carry.output
     top = carry[-1]
     return top[1] if isinstance(top, tuple) else top
 
 
+def _module(config: MDNRNNConfig) -> nn.Module:
+    transformer = config.rnn_type == "transformer"
+    return _AttentionMDN(config) if transformer else _MDNRNN(config)
+
+
 def init(key: jax.Array, config: MDNRNNConfig) -> MDNRNNParams:
     """Returns freshly initialised MDN-RNN parameters for ``config``."""
-    latent = jnp.zeros((1, config.latent_dim), jnp.float32)
-    action = jnp.zeros((1, config.action_dim), jnp.float32)
-    net = _MDNRNN(config).init(key, initial_carry(config, (1,)), latent, action)
+    steps = (1,) if config.rnn_type == "transformer" else ()  # T: one step
+    latent = jnp.zeros((1, *steps, config.latent_dim), jnp.float32)
+    action = jnp.zeros((1, *steps, config.action_dim), jnp.float32)
+    net = _module(config).init(key, initial_carry(config, (1,)), latent, action)
     return MDNRNNParams(net=net, config=config)
 
 
 def step(
-    params: MDNRNNParams, carry: tuple, latent: jax.Array, action: jax.Array
-) -> tuple[tuple, MDNOutput]:
+    params: MDNRNNParams, carry: Any, latent: jax.Array, action: jax.Array
+) -> tuple[Any, MDNOutput]:
     """Returns (carry_{t+1}, predictions of z_{t+1}, r_t and done_t).
 
-    latent: z_t [..., Z]; action: a_t [..., A]; carry leaves [..., hidden_dim].
+    latent: z_t [..., Z]; action: a_t [..., A]; carry leaves [..., hidden_dim]
+    (the transformer's cache: [..., L, K, hidden_dim]).
     """
-    return _MDNRNN(params.config).apply(params.net, carry, latent, action)
+    module = _module(params.config)
+    if params.config.rnn_type != "transformer":
+        return module.apply(params.net, carry, latent, action)
+    at = latent.ndim - 1  # the time axis after the batch dims
+    carry, out = module.apply(
+        params.net, carry, jnp.expand_dims(latent, at), jnp.expand_dims(action, at)
+    )
+    return carry, jax.tree.map(lambda x: jnp.squeeze(x, at), out)
 
 
 def unroll(
-    params: MDNRNNParams, carry: tuple, latents: jax.Array, actions: jax.Array
-) -> tuple[tuple, MDNOutput]:
+    params: MDNRNNParams, carry: Any, latents: jax.Array, actions: jax.Array
+) -> tuple[Any, MDNOutput]:
     """Returns (final carry, per-step MDNOutput stacked [T, ...]) for time-major
-    latents [T, ..., Z] and actions [T, ..., A], as one ``lax.scan``."""
+    latents [T, ..., Z] and actions [T, ..., A]: one ``lax.scan`` of ``step``,
+    or for the transformer one banded causal pass over all T steps (the same
+    outputs as its steps, in one batch of matrix products)."""
+    if params.config.rnn_type == "transformer":
+        at = latents.ndim - 2  # where the time axis goes: after the batch dims
+        module = _module(params.config)
+        carry, out = module.apply(
+            params.net,
+            carry,
+            jnp.moveaxis(latents, 0, at),
+            jnp.moveaxis(actions, 0, at),
+        )
+        return carry, jax.tree.map(lambda x: jnp.moveaxis(x, at, 0), out)
 
     def body(carry, inputs):
         return step(params, carry, *inputs)
