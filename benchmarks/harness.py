@@ -1,7 +1,7 @@
-"""``python -m benchmarks {imagination,ppo,world-model,all} [--quick] [--json FILE]``
-(also ``janus-jax bench``): runs the benchmarks, prints their tables and a summary
-of the targets, and writes every figure with the machine, library versions and
-git commit to FILE."""
+"""``python -m benchmarks {imagination,ppo,world-model,memories,all} [--quick]
+[--json FILE]`` (also ``janus-jax bench``): runs the benchmarks, prints their
+tables and a summary of the targets, and writes every figure with the machine,
+library versions and git commit to FILE."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ MODULES = {
     "imagination": "benchmarks.imagination",
     "ppo": "benchmarks.ppo",
     "world-model": "benchmarks.world_model",
+    "memories": "benchmarks.memories",
 }
 
 
@@ -31,7 +32,8 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
         choices=[*MODULES, "all"],
         help="imagination: imagined steps/s (scan, per-step loop, PyTorch eager); "
         "ppo: real env steps/s of controller training; world-model: V and M "
-        "training throughput (and PyTorch's VAE); all: the three",
+        "training throughput (and PyTorch's VAE); memories: imagined steps/s of M's "
+        "LSTM and attention memory side by side; all: the four",
     )
     parser.add_argument(
         "--quick",

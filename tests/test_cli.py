@@ -522,7 +522,7 @@ def test_bench_runs_the_benchmarks_of_the_checkout_from_any_directory(tmp_path):
     process = console("bench", "--help", cwd=tmp_path)
     assert process.returncode == 0, process.stderr
     assert process.stdout.startswith("usage: janus-jax bench")
-    assert "{imagination,ppo,world-model,all}" in process.stdout
+    assert "{imagination,ppo,world-model,memories,all}" in process.stdout
 
 
 def test_bench_without_a_checkout_is_one_error_line(capsys, monkeypatch, tmp_path):
