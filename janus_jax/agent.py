@@ -32,6 +32,7 @@ from janus_jax.config.models import (
     NetworkConfig,
     VAEConfig,
 )
+from janus_jax.config.tasks import TaskSlot
 from janus_jax.devices import check_device
 from janus_jax.imagination import (
     ActInfo,
@@ -109,6 +110,8 @@ class WorldModelAgent:
         default backend, and a kind it does not have ("cuda" on a CPU) warns.
     features: "world_model" (C on [z, h]) or "observation": no V and no M, C
         acting on the raw observations (model-free PPO, the baseline).
+    task: in a shared world model, this env's slot in M's action vector
+        (``janus_jax.config.tasks``); None for a world model of one env.
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class WorldModelAgent:
         seed: int = 0,
         device: str | None = None,
         features: str = "world_model",
+        task: TaskSlot | None = None,
     ):
         if device is not None:
             check_device(device)
@@ -158,6 +162,7 @@ class WorldModelAgent:
             mdn_rnn_config,
             features=features,
             seed=seed,
+            task=task,
         )
 
     def match_actions(self, env_action: ActionSpec, env_id: str) -> None:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from janus_jax.config.architecture import default_configs
 from janus_jax.config.models import ActionSpec, MDNRNNConfig, NetworkConfig, VAEConfig
+from janus_jax.config.tasks import TaskSlot, encoded_action
 from janus_jax.models import controller, mdn_rnn, vae
 
 
@@ -96,14 +97,17 @@ def init_components(
     *,
     features: str,
     seed: int,
+    task: TaskSlot | None = None,
 ) -> tuple[VariationalAutoencoder | None, MDNRNN | None, Component, jax.Array]:
     """Returns (V, M, C, the key left for the agent's own stream), freshly
     initialised from ``seed`` for ``observation_shape`` and ``action_spec``
     (V's and M's configs default to the env's: ``default_configs``). With
     ``features="observation"`` there is no V and no M (None, None) and C acts
-    on the flattened observations."""
+    on the flattened observations. ``task``: the env's slot in a shared M's
+    action vector (M then takes vectors of ``task.size``)."""
+    m_action = action_spec if task is None else encoded_action(task.size)
     vae_config, mdn_rnn_config = default_configs(
-        observation_shape, action_spec, vae_config, mdn_rnn_config
+        observation_shape, m_action, vae_config, mdn_rnn_config
     )
     vae_key, mdn_key, controller_key, key = jax.random.split(jax.random.key(seed), 4)
     if features == "observation":
@@ -114,6 +118,8 @@ def init_components(
         m = MDNRNN(mdn_rnn_config, params=mdn_rnn.init(mdn_key, mdn_rnn_config))
         feature_dim = vae_config.latent_dim + mdn_rnn_config.hidden_dim
     c = Component(
-        controller.init(controller_key, controller_config, action_spec, feature_dim)
+        controller.init(
+            controller_key, controller_config, action_spec, feature_dim, task
+        )
     )
     return v, m, c, key

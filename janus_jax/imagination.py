@@ -115,7 +115,9 @@ def world_step(params: WorldModelParams, policy: DreamPolicy, carry, latent, key
     acts on [z_t, h_t], then M advances by (z_t, a_t)."""
     hidden = mdn_rnn.hidden(carry)
     choice = policy(key, features(latent, hidden))
-    action_vector = controller.encode_action(params.controller.action, choice.action)
+    action_vector = controller.encode_action(
+        params.controller.action, choice.action, params.controller.task
+    )
     next_carry, out = mdn_rnn.step(params.mdn_rnn, carry, latent, action_vector)
     info = ActInfo(
         latent,
@@ -159,7 +161,9 @@ def dream_step(
     if reward_fn is None:
         reward = out.reward
     else:
-        action_vector = controller.encode_action(params.controller.action, action)
+        action_vector = controller.encode_action(
+            params.controller.action, action, params.controller.task
+        )
         reward = reward_fn(state.latent, action_vector, next_latent)
         reward = jnp.asarray(reward, jnp.float32).reshape(())
     done = jnp.zeros((), jnp.float32)

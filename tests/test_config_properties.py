@@ -36,6 +36,7 @@ from janus_jax.config.models import (
     min_image_size,
 )
 from janus_jax.config.run import RunConfig
+from janus_jax.config.tasks import TaskConfig
 from janus_jax.config.training import (
     ALGORITHMS,
     CMAES_FITNESS,
@@ -279,6 +280,30 @@ RULES = {
             st.none(),
             st.dictionaries(st.integers(), st.integers(), min_size=1, max_size=2),
         ),
+        # one task, an env twice, shares not adding to 1, not a tuple of tasks
+        "tasks": st.one_of(
+            st.just((TaskConfig(env_id="CartPole-v1", share=1.0),)),
+            st.just((TaskConfig(env_id="CartPole-v1", share=0.5),) * 2),
+            st.floats(0.05, 0.45).map(
+                lambda share: (
+                    TaskConfig(env_id="CartPole-v1", share=share),
+                    TaskConfig(env_id="Pendulum-v1", share=share),
+                )
+            ),
+            st.text(max_size=3),
+            st.lists(st.integers(), min_size=1, max_size=2),
+        ),
+    },
+    TaskConfig: {
+        "env_id": st.one_of(st.just(""), st.integers(), st.none()),
+        "share": st.one_of(
+            st.floats(-1e3, 0.0),
+            st.floats(1.001, 1e3),
+            st.just(NAN),
+            st.booleans(),
+            st.text(max_size=2),
+        ),
+        "action": st.one_of(st.integers(), st.text(max_size=3)),
     },
 }
 # Fields a config accepts unchecked today; strict, so fixing one fails its mark.
@@ -291,6 +316,8 @@ def valid(cls):
         return ActionSpec(continuous=True, dim=2)
     if cls is RunConfig:
         return RunConfig(env_id="CartPole-v1")
+    if cls is TaskConfig:
+        return TaskConfig(env_id="CartPole-v1", share=0.5)
     return cls()
 
 

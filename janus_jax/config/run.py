@@ -23,6 +23,7 @@ from janus_jax.config.overrides import (
 )
 from janus_jax.config.recipes import PRESET_RECIPES
 from janus_jax.config.renamed import new_names
+from janus_jax.config.tasks import TaskConfig, TaskSlot, check_tasks, task_slots
 from janus_jax.config.training import ControllerTrainingConfig, WorldModelTrainingConfig
 
 # The overrides live in config/overrides.py; imported from here as before.
@@ -32,6 +33,7 @@ __all__ = [
     "apply_overrides",
     "describe",
     "field_docs",
+    "for_task",
     "from_dict",
     "to_dict",
     "with_env",
@@ -59,6 +61,9 @@ class RunConfig:
     """C's training: steps, envs, imagination ratio and horizon, evaluation."""
     env_kwargs: dict = dataclasses.field(default_factory=dict)
     """Options for janus_jax.envs.make (e.g. {"image_size": 64} for gymnasium)."""
+    tasks: tuple[TaskConfig, ...] = ()
+    """A shared world model's envs (empty: one env, env_id); env_id is then the
+    one of them this config acts in (see config/tasks.py)."""
 
     def __post_init__(self):
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -84,6 +89,30 @@ class RunConfig:
                 self.env_kwargs,
                 "must be a dict of keyword arguments (str keys)",
             )
+        tasks = check_tasks(self.tasks)
+        object.__setattr__(self, "tasks", tasks)
+        if tasks:
+            if self.env_id not in self.task_ids:
+                fail(
+                    "RunConfig",
+                    "env_id",
+                    self.env_id,
+                    f"must be one of {self.task_ids}",
+                )
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        """Returns the shared world model's env ids (empty for one env)."""
+        return tuple(t.env_id for t in self.tasks)
+
+    @property
+    def task_slot(self) -> TaskSlot | None:
+        """Returns env_id's slot in a shared M's action vector (None for one env,
+        or before the run has recorded its tasks' action spaces)."""
+        if not self.tasks or any(t.action is None for t in self.tasks):
+            return None
+        slots = task_slots(tuple(t.action for t in self.tasks))
+        return slots[self.task_ids.index(self.env_id)]
 
 
 _SECTIONS = {
@@ -95,8 +124,24 @@ _SECTIONS = {
 
 
 def to_dict(config: Any) -> dict:
-    """Returns a config as plain JSON-able data (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    """Returns a config as plain JSON-able data (tuples become lists); a run of
+    one env has no ``tasks`` key, so its config.json is as it always was."""
+    data = json.loads(json.dumps(dataclasses.asdict(config)))
+    if isinstance(config, RunConfig) and not config.tasks:
+        del data["tasks"]
+    return data
+
+
+def for_task(config: RunConfig, env_id: str) -> RunConfig:
+    """Returns a shared run's config acting in ``env_id``, one of its tasks;
+    raises ValueError naming the tasks otherwise."""
+    if env_id not in config.task_ids:
+        allowed = ", ".join(config.task_ids) or config.env_id
+        raise ValueError(
+            f"env {env_id!r} is not in this run: its world model was trained on "
+            f"{allowed}"
+        )
+    return dataclasses.replace(config, env_id=env_id)
 
 
 def from_dict(cls, data: dict, where: str = ""):
@@ -234,6 +279,11 @@ def describe(config: Any, prefix: str = "") -> list[str]:
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         key = f"{prefix}{field.name}"
+        if isinstance(config, RunConfig) and field.name == "tasks":
+            if value:  # a shared run's envs, as config.json holds them
+                shown = json.dumps(to_dict(config)["tasks"])
+                lines.append(f"{key} = {shown}  # {docs.get(field.name, '')}")
+            continue  # a run of one env has none, as its config.json
         if dataclasses.is_dataclass(value):
             lines.extend(describe(value, key + "."))
         else:

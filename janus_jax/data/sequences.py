@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from janus_jax.config.models import ActionSpec
+from janus_jax.config.tasks import TaskSlot
 from janus_jax.data import RolloutDataset
 from janus_jax.data.blocks import Source
 from janus_jax.models import controller, vae
@@ -109,10 +110,12 @@ def encode_frames(
     return np.concatenate(out)
 
 
-def encode_actions(windows: Windows, action: ActionSpec) -> Windows:
+def encode_actions(
+    windows: Windows, action: ActionSpec, task: TaskSlot | None = None
+) -> Windows:
     """Returns the windows with their actions as M's float vectors [W, L, A]
-    (one-hot for discrete actions)."""
-    actions = controller.encode_action(action, jnp.asarray(windows.actions))
+    (one-hot for discrete actions; in ``task``'s slot of a shared M's vector)."""
+    actions = controller.encode_action(action, jnp.asarray(windows.actions), task)
     return windows._replace(actions=np.asarray(actions))
 
 
@@ -157,26 +160,35 @@ def window_sources(
     length: int,
     action: ActionSpec,
     latent_dim: int,
+    task: TaskSlot | None = None,
 ) -> list[Source]:
     """Returns one source per shard: its Windows of ``length`` steps for M
-    (latents and action vectors), from the latents ``encode_dataset`` wrote in
-    ``directory``."""
-    per_window = (length + 1) * latent_dim + length * (action.dim + 3)
+    (latents and action vectors, in ``task``'s slot of a shared M's), from the
+    latents ``encode_dataset`` wrote in ``directory``."""
+    width = action.dim if task is None else task.size
+    per_window = (length + 1) * latent_dim + length * (width + 3)
     sources = []
     for index, entry in enumerate(dataset.manifest["shards"]):
         file = latent_file(directory, entry)
         with np.load(file, allow_pickle=False) as npz:  # reads only the lengths
             windows = num_windows(npz["episode_lengths"], length)
-        load = functools.partial(_load_windows, dataset, index, file, length, action)
+        load = functools.partial(
+            _load_windows, dataset, index, file, length, action, task
+        )
         sources.append(Source(windows, windows * per_window * 4, load))
     return sources
 
 
 def _load_windows(
-    dataset: RolloutDataset, index: int, file: Path, length: int, action: ActionSpec
+    dataset: RolloutDataset,
+    index: int,
+    file: Path,
+    length: int,
+    action: ActionSpec,
+    task: TaskSlot | None,
 ) -> Windows:
     with np.load(file, allow_pickle=False) as npz:
         latents, lengths = npz["latents"], npz["episode_lengths"]
     columns = (dataset.column(index, n) for n in ("actions", "rewards", "terminated"))
     windows = shard_windows(latents, lengths, *columns, length)
-    return encode_actions(windows, action)
+    return encode_actions(windows, action, task)

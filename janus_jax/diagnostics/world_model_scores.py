@@ -125,7 +125,8 @@ def measure(
     carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (env.num_envs,))
     state = env.start(jax.random.fold_in(key, 1), carry)
     _, steps = compiled(env, agent.act, num_steps)(params, state, key)
-    action = controller.encode_action(spec.action, steps.action)
+    c_params = params.controller
+    action = controller.encode_action(spec.action, steps.action, c_params.task)
     recon, reward, done = jax.device_get(_heads(params, steps.info, action))
     steps = jax.device_get(steps)
     obs = np.asarray(steps.obs)

@@ -18,6 +18,7 @@ import numpy as np
 from flax import struct
 
 from janus_jax.config.models import ActionSpec, NetworkConfig
+from janus_jax.config.tasks import TaskSlot
 
 _ACTIVATIONS = {
     "tanh": nn.tanh,
@@ -73,21 +74,28 @@ class _ActorCritic(nn.Module):
 
 @struct.dataclass
 class ControllerParams:
-    """The controller's weights with its (static) network config and action space."""
+    """The controller's weights with its (static) network config and action
+    space, and in a shared world model its env's slot in M's action vector."""
 
     net: Any
     config: NetworkConfig = struct.field(pytree_node=False)
     action: ActionSpec = struct.field(pytree_node=False)
+    task: TaskSlot | None = struct.field(pytree_node=False, default=None)
 
 
 def init(
-    key: jax.Array, config: NetworkConfig, action: ActionSpec, feature_dim: int
+    key: jax.Array,
+    config: NetworkConfig,
+    action: ActionSpec,
+    feature_dim: int,
+    task: TaskSlot | None = None,
 ) -> ControllerParams:
-    """Returns fresh controller parameters for features of size ``feature_dim``."""
+    """Returns fresh controller parameters for features of size ``feature_dim``
+    (``task``: the env's slot in a shared M's action vector, None alone)."""
     net = _ActorCritic(config, action).init(
         key, jnp.zeros((1, feature_dim), jnp.float32)
     )
-    return ControllerParams(net=net, config=config, action=action)
+    return ControllerParams(net=net, config=config, action=action, task=task)
 
 
 def apply(
@@ -159,8 +167,23 @@ def env_action(params: ControllerParams, raw_action: jax.Array) -> jax.Array:
     return low + (jnp.tanh(raw_action) + 1.0) * 0.5 * (high - low)
 
 
-def encode_action(action: ActionSpec, env_act: jax.Array) -> jax.Array:
-    """Returns environment actions as the MDN-RNN's float vector [..., A]."""
+def encode_action(
+    action: ActionSpec, env_act: jax.Array, task: TaskSlot | None = None
+) -> jax.Array:
+    """Returns environment actions as the MDN-RNN's float vector: [..., A]
+    (one-hot for discrete actions, the values for continuous ones); with
+    ``task``, that vector in the task's slot of a shared M's [..., task.size]
+    vector, the task's one-hot entry set (``config/tasks.py``)."""
     if not action.continuous:
-        return jax.nn.one_hot(env_act, action.dim, dtype=jnp.float32)
-    return env_act.astype(jnp.float32)
+        own = jax.nn.one_hot(env_act, action.dim, dtype=jnp.float32)
+    else:
+        own = jnp.asarray(env_act).astype(jnp.float32)
+    if task is None:
+        return own
+    lead = own.shape[:-1]
+    before = jnp.zeros(lead + (task.offset,), jnp.float32)
+    between = task.task_index - task.offset - action.dim
+    after = jnp.zeros(lead + (task.size - task.task_index,), jnp.float32)
+    after = after.at[..., 0].set(1.0)
+    middle = jnp.zeros(lead + (between,), jnp.float32)
+    return jnp.concatenate([before, own, middle, after], axis=-1)

@@ -11,7 +11,8 @@ import jax
 
 from janus_jax.agent import WorldModelAgent
 from janus_jax.config.architecture import default_configs
-from janus_jax.config.run import RunConfig, from_dict, to_dict
+from janus_jax.config.run import RunConfig, for_task, from_dict, to_dict
+from janus_jax.config.tasks import env_dir_name
 from janus_jax.envs import env_source, spec_of
 from janus_jax.envs.custom import recorded_env
 from janus_jax.envs.factory import evaluation_kwargs
@@ -98,19 +99,25 @@ def load_config(run_dir: str | Path) -> RunConfig:
 
 
 def new_agent(config: RunConfig, env_spec) -> WorldModelAgent:
-    """Returns a freshly initialised agent for the run's configs and env."""
+    """Returns a freshly initialised agent for the run's configs and env (the
+    env's spec may be None in a shared run, whose config records its actions)."""
     wm = config.world_model
+    if env_spec is None:
+        action = config.tasks[config.task_ids.index(config.env_id)].action
+    else:
+        action = env_spec.action
     return WorldModelAgent(
         wm.vae.observation_shape,
-        env_spec.action.dim,
-        env_spec.action.continuous,
+        action.dim,
+        action.continuous,
         controller_config=config.network,
         vae_config=wm.vae,
         mdn_rnn_config=wm.mdn_rnn,
-        action_low=env_spec.action.low,
-        action_high=env_spec.action.high,
+        action_low=action.low,
+        action_high=action.high,
         seed=config.seed,
         features=config.controller.features,
+        task=config.task_slot,
     )
 
 
@@ -124,24 +131,45 @@ def save_agent(
         checkpoints.save(step, parallel.replicate(agent.params), {"stage": stage})
 
 
+def task_dir(run_dir: str | Path, env_id: str) -> Path:
+    """Returns where a shared run keeps ``env_id``'s controller: a run directory
+    of its own (config.json acting in that env, C's checkpoints)."""
+    return Path(run_dir) / "tasks" / env_dir_name(env_id)
+
+
 def load_agent(
-    path: str | Path, parallel: DataParallel | None = None
+    path: str | Path, parallel: DataParallel | None = None, env: str | None = None
 ) -> WorldModelAgent:
     """Returns the trained agent of a run directory, rebuilt from its config.json
     and its latest agent checkpoint (after the world model, or after C).
 
     parallel: the layout every process of a multi-process run reads it into
-    (default: this process's first device; a no-op in a single-process run)."""
+    (default: this process's first device; a no-op in a single-process run).
+    env: in a shared (multi-task) run, the env to act in (default: the run's
+    env_id): its trained controller where ``train-controller --env`` made one,
+    else the shared V and M with a fresh C; a run of one env takes only its env.
+    """
     parallel = parallel or DataParallel.create(jax.local_devices()[:1])
     run_dir = Path(path)
     config = load_config(run_dir)
+    if config.tasks:
+        config = for_task(config, env or config.env_id)
+        own = task_dir(run_dir, config.env_id)
+        if (own / "config.json").exists():
+            return load_agent(own, parallel)
+    elif env is not None and env != config.env_id:
+        for_task(config, env)  # raises, naming the run's env
     agent = new_agent(config, spec_of(config.env_id, **env_kwargs(config)))
+    # The checkpoint's C acts in the run's own env: restore into that shape.
+    saved = load_config(run_dir)
+    target = agent if saved.env_id == config.env_id else new_agent(saved, None)
     with PhaseCheckpoints(run_dir / "checkpoints" / "agent") as checkpoints:
-        params, _ = checkpoints.restore(parallel.replicate(agent.params))
+        params, _ = checkpoints.restore(parallel.replicate(target.params))
     params = parallel.local(params)
     if agent.vae is not None:  # a model-free run has neither V nor M
         agent.vae.params, agent.mdn_rnn.params = params.vae, params.mdn_rnn
-    agent.controller.params = params.controller
+    if target is agent:
+        agent.controller.params = params.controller
     agent.run_config = config
     agent.crop = as_crop(config.env_kwargs.get("crop"))
     return agent

@@ -78,7 +78,7 @@ class ControlState:
     reward: TrainState | None = None
 
 
-def _encoded(vae_params, windows: Windows, action_spec) -> Windows:
+def _encoded(vae_params, windows: Windows, c_params) -> Windows:
     """Returns the windows with observations [..., L+1, *obs] as V's latents
     [..., L+1, Z] and actions as M's float vectors."""
     obs = windows.obs
@@ -86,7 +86,9 @@ def _encoded(vae_params, windows: Windows, action_spec) -> Windows:
     latents = vae.get_latent(vae_params, obs.reshape((-1,) + obs.shape[len(lead) :]))
     return windows._replace(
         obs=latents.reshape(lead + latents.shape[-1:]),
-        actions=controller.encode_action(action_spec, windows.actions),
+        actions=controller.encode_action(
+            c_params.action, windows.actions, c_params.task
+        ),
     )
 
 
@@ -162,7 +164,7 @@ def _refresh_world_model(setup: ControlSetup, params, state: ControlState, key):
     draw = lambda k: replay.windows(  # noqa: E731
         state.replay, k, setup.mdn_batch_size, setup.sequence_length
     )
-    batches = _encoded(params.vae, jax.vmap(draw)(keys), params.controller.action)
+    batches = _encoded(params.vae, jax.vmap(draw)(keys), params.controller)
     mdn_state, metrics = fit_chunk(
         state.mdn, batches, loss_fn=mdn_rnn.loss, optimizer=setup.mdn_optimizer
     )

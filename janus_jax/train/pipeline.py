@@ -42,6 +42,7 @@ from janus_jax.run.run_dir import (
 )
 from janus_jax.train.loop import PHASES, RunIO
 from janus_jax.train.ppo_trainer import WorldModelPPOTrainer, check_multi_process_env
+from janus_jax.train.shared_world_model import SharedWorldModelTrainer, resolve_tasks
 from janus_jax.train.world_model import WorldModelTrainer, env_configs
 
 STAGES = ("collect", "world_model", "controller", "evaluate")
@@ -116,6 +117,8 @@ def _resolved(config: RunConfig) -> tuple[RunConfig, EnvSpec]:
     """Returns (the config with V's and M's architectures sized from the env where
     they are unset, so config.json is complete; the env's spec); an unknown env
     id or an observation V cannot take raises here, before anything is written."""
+    if config.tasks:  # a shared world model: sized for every task
+        return resolve_tasks(config)
     spec = spec_of(config.env_id, **config.env_kwargs)
     wm = config.world_model
     vae_config, mdn_config = env_configs(spec, wm.vae, wm.mdn_rnn)
@@ -138,6 +141,12 @@ def _check_layout(config: RunConfig, spec: EnvSpec, stages, par: DataParallel) -
 
 def _check_inputs(config: RunConfig, out: Path, stages, dataset) -> None:
     """Raises the errors a run would otherwise meet after creating ``out``."""
+    if config.tasks and (dataset is not None or "evaluate" in stages):
+        raise ValueError(
+            f"a shared world model of {', '.join(config.task_ids)} collects each "
+            "env's own dataset and is evaluated env by env (janus-jax evaluate "
+            "--run DIR/tasks/ENV): no --dataset, no evaluate stage"
+        )
     if dataset is not None:
         found = RolloutDataset(dataset).env_id
         if found != config.env_id:
@@ -156,15 +165,18 @@ def _check_inputs(config: RunConfig, out: Path, stages, dataset) -> None:
 
 
 def _run_stages(config, out, stages, io, dataset, start, par, rounding) -> dict:
-    wm = WorldModelTrainer(
-        config.env_id,
-        config.world_model,
-        io=io,
-        dataset=dataset,
-        env_kwargs=config.env_kwargs,
-        seed=config.seed,
-        parallel=par,
-    )
+    if config.tasks:
+        wm = SharedWorldModelTrainer(config, io=io, parallel=par)
+    else:
+        wm = WorldModelTrainer(
+            config.env_id,
+            config.world_model,
+            io=io,
+            dataset=dataset,
+            env_kwargs=config.env_kwargs,
+            seed=config.seed,
+            parallel=par,
+        )
     summary_path = out / "summary.json"
     summary = read_json(summary_path, "summary") if summary_path.exists() else {}
     summary["device_rounding"] = rounding  # what fit_to_devices changed
@@ -179,6 +191,8 @@ def _run_stages(config, out, stages, io, dataset, start, par, rounding) -> dict:
         summary["final_losses"] = wm.metrics
         # the most bytes of dataset arrays held at once (max_resident_bytes caps it)
         summary["data_peak_bytes"] = wm.data_peak_bytes
+        if config.tasks:  # each env's episodes, steps and share of V's frames
+            summary["tasks"] = wm.task_rows()
     model_free = config.controller.features == "observation"
     fresh_controller = model_free and "controller" in stages  # nothing to load
     if ("controller" in stages or "evaluate" in stages) and not fresh_controller:
@@ -208,8 +222,7 @@ def _finish(config, out, stages, io, start, wm, agent, summary, data) -> dict:
         seed=config.seed,
         wall_time_s=summary.get("wall_time_s", 0.0) + time.perf_counter() - start,
     )
-    manifest = wm.dataset_path / "manifest.json"
-    random_steps = RolloutDataset(wm.dataset_path).num_steps if manifest.exists() else 0
+    random_steps = wm.collected_steps()
     summary["random_data_steps"] = random_steps
     summary["real_env_steps"] = random_steps + summary.get("controller_env_steps", 0)
     write_json_atomic(summary_path, summary)

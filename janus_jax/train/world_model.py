@@ -148,6 +148,16 @@ class WorldModelTrainer:
         self._dataset = dataset
         return dataset
 
+    @property
+    def dataset_paths(self) -> tuple[Path, ...]:
+        """Returns the run's dataset directories (one; a shared run's, one a task)."""
+        return (self.dataset_path,)
+
+    def collected_steps(self) -> int:
+        """Returns the env steps in the run's dataset (0 before collection)."""
+        manifest = self.dataset_path / "manifest.json"
+        return RolloutDataset(self.dataset_path).num_steps if manifest.exists() else 0
+
     def _collect_random(self) -> None:
         """Returns None once the random policy's episodes are in the dataset."""
         c = self.config
