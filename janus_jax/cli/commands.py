@@ -18,8 +18,12 @@ from janus_jax.cli.parser import STAGES, default_out, run_config
 
 
 def _train(args) -> int:
+    from janus_jax.cli import multitask
     from janus_jax.train import pipeline
 
+    shared = multitask.train(args, multitask.shared_envs(args))
+    if shared is not None:  # a world model shared by several envs
+        return shared
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite contradict each other: pick one")
     config = run_config(args)

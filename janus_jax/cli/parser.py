@@ -14,6 +14,7 @@ from janus_jax.cli.options import (
     renames_on_stderr,
     run_dir_option,
 )
+from janus_jax.config.tasks import env_dir_name as env_dir_name
 
 # The rest of janus-jax is imported inside the functions: gymnax computes on
 # import, and a multi-process run must call jax.distributed.initialize first.
@@ -62,11 +63,13 @@ def _run_options(parser: argparse.ArgumentParser, *, dataset: bool = False) -> N
     add(
         "--env",
         metavar="ID",
+        action="append",
         help="train on this env instead of the preset's (V and M are sized from "
         "its observations): a gymnax or gymnasium id, module:EnvId-vN (gymnasium "
         "imports the module first), or module:Class, a gymnasium.Env subclass "
         "made with --set 'env_kwargs={...}' (the module is imported from the "
-        "installed packages, else from the working directory)",
+        "installed packages, else from the working directory); repeated with "
+        "train-world-model, one V and M shared by the envs (docs: Multi-task)",
     )
     add(
         "--env-module",
@@ -266,11 +269,6 @@ def run_config(args):
             )
         config = dataclasses.replace(config, seed=seed)
     return config
-
-
-def env_dir_name(env_id: str) -> str:
-    """Returns ``env_id`` as a folder name (``module:Class`` -> ``module-Class``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "-", env_id)
 
 
 def default_out(args) -> str:

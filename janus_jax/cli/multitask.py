@@ -1,0 +1,106 @@
+"""``janus-jax``'s shared (multi-task) world model: ``train-world-model --env A
+--env B`` trains one V and M on both envs' episodes, and ``train-controller
+--env A --out DIR`` trains A's controller on it (``docs/guides/multitask.md``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from janus_jax.cli.options import renames_on_stderr
+from janus_jax.cli.parser import STAGES, env_dir_name, run_config
+
+
+def shared_envs(args) -> list[str]:
+    """Returns every --env given, leaving ``args.env`` the first (the one the
+    preset's recipe and V's observations are taken from) or None."""
+    envs = getattr(args, "env", None) or []
+    envs = [envs] if isinstance(envs, str) else list(envs)
+    args.env = envs[0] if envs else None
+    return envs
+
+
+def train(args, envs: list[str]) -> int | None:
+    """Returns the exit status of a shared-world-model command, or None when
+    the command is an ordinary run of one env."""
+    if len(envs) > 1:
+        if args.command != "train-world-model":
+            raise ValueError(
+                f"janus-jax {args.command} takes one --env (got {', '.join(envs)}); "
+                "a world model shared by several: janus-jax train-world-model "
+                "--env A --env B --out DIR, then train-controller --env A --out DIR"
+            )
+        return _train_world_model(args, envs)
+    if args.command == "train-controller" and args.out and _is_shared(args.out):
+        return _train_controller(args)
+    return None
+
+
+def _is_shared(out: str) -> bool:
+    from janus_jax.run.run_dir import load_config
+
+    return (Path(out) / "config.json").exists() and bool(load_config(out).tasks)
+
+
+def _train_world_model(args, envs: list[str]) -> int:
+    from janus_jax.cli.parser import _check_env
+    from janus_jax.config.tasks import TaskConfig
+    from janus_jax.train import pipeline
+
+    twice = sorted({e for e in envs if envs.count(e) > 1})
+    if twice:
+        raise ValueError(f"--env {twice[0]} is given twice: give each env once")
+    for env in envs[1:]:
+        _check_env(env)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: pick one")
+    config = run_config(args)  # the preset (or the first env's recipe), --set
+    tasks = tuple(TaskConfig(env_id=e, share=1 / len(envs)) for e in envs)
+    config = dataclasses.replace(config, tasks=tasks)
+    out = Path(args.out or "runs/" + "+".join(env_dir_name(e) for e in envs))
+    summary = pipeline.run(
+        config,
+        out,
+        stages=STAGES[args.command],
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        dataset=args.dataset,
+    )
+    rows = ", ".join(
+        f"{env} {row['episodes']} episodes" for env, row in summary["tasks"].items()
+    )
+    print(f"train-world-model: one V and M shared by {rows} -> {out}")
+    return 0
+
+
+def _train_controller(args) -> int:
+    from janus_jax.config.overrides import apply_overrides
+    from janus_jax.run.run_dir import task_dir
+    from janus_jax.train.task_controller import task_config, train_task_controller
+
+    if args.preset is not None:
+        raise ValueError(
+            f"--preset {args.preset} is invalid here: {args.out} holds a shared "
+            "world model, whose config the controller takes (change C with --set)"
+        )
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: pick one")
+    config = task_config(args.out, args.env)
+    with renames_on_stderr(f"janus-jax {args.command}"):
+        config = apply_overrides(config, args.overrides)
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    if args.tensorboard:
+        controller = dataclasses.replace(config.controller, use_tensorboard=True)
+        config = dataclasses.replace(config, controller=controller)
+    train_task_controller(
+        config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    own = task_dir(args.out, config.env_id)
+    print(f"train-controller: {config.env_id} on the shared world model -> {own}")
+    return 0
