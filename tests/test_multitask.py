@@ -109,7 +109,8 @@ def test_envs_observing_different_shapes_need_pixels():
         resolve_tasks(config)
     message = str(info.value)
     assert "Pendulum-v1 observes (3,)" in message and "CartPole-v1 observes (4,)"
-    assert "env_kwargs.observation=pixels" in message and "\n" not in message
+    assert """env_kwargs={"observation": "pixels"}""" in message
+    assert "\n" not in message
 
 
 def test_an_env_whose_frames_cannot_be_made_is_named():

@@ -27,8 +27,8 @@ from janus_jax.train.loop import RunIO
 from janus_jax.train.world_model import WorldModelTrainer, env_configs
 
 PIXELS_ADVICE = (
-    "render every env as pixels with --set env_kwargs.observation=pixels "
-    "(gymnasium envs; add --set env_kwargs.family=gymnasium for ids gymnax also has)"
+    """render every env as pixels: --set 'env_kwargs={"observation": "pixels"}' """
+    """(gymnasium envs; add "family": "gymnasium" for ids gymnax also has)"""
 )
 
 
