@@ -279,7 +279,7 @@ def test_a_literal_field_takes_one_of_its_values():
 
 def test_a_literal_field_refuses_a_value_outside_it():
     with pytest.raises(ValueError, match="rnn_type"):
-        apply_overrides(presets.tiny(), ["world_model.mdn_rnn.rnn_type=transformer"])
+        apply_overrides(presets.tiny(), ["world_model.mdn_rnn.rnn_type=attention"])
 
 
 # -- docs -----------------------------------------------------------------------------
