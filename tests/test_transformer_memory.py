@@ -5,11 +5,8 @@ resuming bit-exactly with its key/value cache in the replay."""
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import chex
 import jax
@@ -17,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.special import logsumexp
+from test_resume import _kill_when
 
 from janus_jax import MDNRNNConfig
 from janus_jax.envs.rollout import reset_where
@@ -251,19 +249,12 @@ def _controller_steps(out) -> list[int]:
 def test_a_run_killed_mid_controller_resumes_bit_exactly(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run([*TRAIN, "--out", str(whole)], check=True)
-    proc = subprocess.Popen([*TRAIN, "--out", str(killed)])
-    deadline = time.monotonic() + 300
-    try:  # the replay (and in it M's key/value caches) is in the checkpoint
-        while proc.poll() is None and time.monotonic() < deadline:
-            if any(step >= 12 for step in _controller_steps(killed)):
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before the kill"
+    # the replay (and in it M's key/value caches) is in the checkpoint
+    _kill_when(
+        [*TRAIN, "--out", str(killed)],
+        lambda: any(step >= 12 for step in _controller_steps(killed)),
+        "kill",
+    )
     assert max(_controller_steps(killed)) < 32
     subprocess.run([*TRAIN, "--out", str(killed), "--resume"], check=True)
     a, b = load_agent(whole), load_agent(killed)
