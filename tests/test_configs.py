@@ -42,7 +42,11 @@ from janus_jax.config.training import (
         (lambda: VAEConfig(hidden_channels=(32, -1)), r"hidden_channels"),
         (lambda: VAEConfig(observation_size=0), r"observation_size=0"),
         (lambda: MDNRNNConfig(latent_dim=0), r"MDNRNNConfig.latent_dim=0"),
-        (lambda: MDNRNNConfig(rnn_type="transformer"), r"rnn_type='transformer'.*lstm"),
+        (lambda: MDNRNNConfig(rnn_type="mamba"), r"rnn_type='mamba'.*'lstm', 'gru'"),
+        (
+            lambda: MDNRNNConfig(rnn_type="transformer", attention_heads=3),
+            r"attention_heads=3 .*divide hidden_dim=256",
+        ),
         (lambda: MDNRNNConfig(temperature=-1.0), r"temperature=-1.0 .*>= 0"),
         (lambda: MDNRNNConfig(num_mixtures=0), r"num_mixtures=0"),
         (lambda: MDNRNNConfig(rnn_layers=0), r"rnn_layers=0"),

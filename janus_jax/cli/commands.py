@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from janus_jax.cli.parser import STAGES, default_out, run_config
+from janus_jax.cli.parser import STAGES, default_out, run_config, shared_envs
 
 # The rest of janus-jax is imported inside the functions, after main has
 # started a multi-process run's distributed runtime.
@@ -21,7 +21,7 @@ def _train(args) -> int:
     from janus_jax.cli import multitask
     from janus_jax.train import pipeline
 
-    shared = multitask.train(args, multitask.shared_envs(args))
+    shared = multitask.train(args, shared_envs(args))
     if shared is not None:  # a world model shared by several envs
         return shared
     if args.resume and args.overwrite:

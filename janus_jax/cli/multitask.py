@@ -11,15 +11,6 @@ from janus_jax.cli.options import renames_on_stderr
 from janus_jax.cli.parser import STAGES, env_dir_name, run_config
 
 
-def shared_envs(args) -> list[str]:
-    """Returns every --env given, leaving ``args.env`` the first (the one the
-    preset's recipe and V's observations are taken from) or None."""
-    envs = getattr(args, "env", None) or []
-    envs = [envs] if isinstance(envs, str) else list(envs)
-    args.env = envs[0] if envs else None
-    return envs
-
-
 def train(args, envs: list[str]) -> int | None:
     """Returns the exit status of a shared-world-model command, or None when
     the command is an ordinary run of one env."""

@@ -234,6 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def shared_envs(args) -> list[str]:
+    """Returns every --env given, leaving ``args.env`` the first (the one the
+    preset's recipe and V's observations are taken from) or None."""
+    envs = getattr(args, "env", None) or []
+    envs = [envs] if isinstance(envs, str) else list(envs)
+    args.env = envs[0] if envs else None
+    return envs
+
+
 def run_config(args):
     """Returns the RunConfig of the preset with --env, --set and --seed applied
     (--seed and --set seed with different values are refused)."""
@@ -242,7 +251,13 @@ def run_config(args):
     from janus_jax.config import presets
     from janus_jax.config.run import apply_overrides, with_env
 
-    env = _env_in_module(getattr(args, "env", None), getattr(args, "env_module", None))
+    envs = shared_envs(args)
+    if len(envs) > 1:
+        raise ValueError(
+            f"--env was given {len(envs)} times ({', '.join(envs)}): one env for "
+            f"janus-jax {args.command}; several only for train-world-model"
+        )
+    env = _env_in_module(args.env, getattr(args, "env_module", None))
     if env:
         _check_env(env)
     overrides = getattr(args, "overrides", [])
