@@ -1,14 +1,14 @@
-"""The agent in a plain env loop: ``AgentState`` (M's carry between steps) and
-``ActProgram``, the one compiled program behind ``WorldModelAgent.act``.
-
-``janus_jax.act`` is the pure step a rollout calls with device arrays; here the
-observations come as the env gives them (numpy, a batch ``[E, *obs]``, frames
+"""The agent as a policy: ``act``, the pure step a rollout calls with device
+arrays (V, C and M's carry advanced), and for a plain env loop ``AgentState``
+(M's carry between steps) and ``ActProgram``, the one compiled program behind
+``WorldModelAgent.act``, where the observations come as the env gives them (numpy, a batch ``[E, *obs]``, frames
 of any size) and the actions go back as the env takes them (numpy: indices
 for ``Discrete``, values inside the box for ``Box``).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import flax.struct
@@ -17,8 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from janus_jax.config.models import ActionSpec
-from janus_jax.imagination import WorldModelParams
-from janus_jax.models import mdn_rnn
+from janus_jax.imagination import (
+    ActInfo,
+    WorldModelParams,
+    controller_act,
+    observation_features,
+    world_step,
+)
+from janus_jax.models import mdn_rnn, vae
 from janus_jax.records import PolicyStep
 
 
@@ -79,6 +85,39 @@ def resizing(
     )
 
 
+def act(
+    params: WorldModelParams,
+    key: jax.Array,
+    obs: jax.Array,
+    carry: tuple,
+    deterministic: bool = False,
+) -> PolicyStep:
+    """Returns the controller's step on real observations [E, ...]: z_t = V(obs),
+    a_t = C([z_t, h_t]) (sampled, or the mode when ``deterministic``), and M's
+    carry advanced by (z_t, a_t) as the state; ``info`` is the ActInfo.
+
+    A ``janus_jax.envs.RolloutPolicy`` (params, key, obs, state), so every env rollout
+    can run the agent: ``env.rollout(act, params, state, key, T)``. Without V
+    (``params.vae`` None: model-free PPO) C acts on the observations' features
+    and the state (None) passes through."""
+    c_params = params.controller
+    if params.vae is None:  # model-free: C acts on the observations, no M
+        feats = observation_features(obs)
+        choice = controller_act(c_params, key, feats, deterministic)
+        info = ActInfo(
+            feats, None, choice.raw_action, choice.log_prob, choice.value, None
+        )
+        return PolicyStep(choice.action, carry, info)
+    latent = vae.get_latent(params.vae, obs)
+    policy = lambda k, f: controller_act(c_params, k, f, deterministic)  # noqa: E731
+    next_carry, _, info, action = world_step(params, policy, carry, latent, key)
+    return PolicyStep(action, next_carry, info)
+
+
+act_greedy = partial(act, deterministic=True)
+"""``act`` with argmax (discrete) or mean (continuous) actions: for evaluation."""
+
+
 class ActProgram:
     """The agent's compiled step: preprocessing, V, C and M in one program,
     compiled once per observation shape and number of envs (``traces`` counts
@@ -89,7 +128,6 @@ class ActProgram:
         self._compiled = jax.jit(self._step, static_argnames=("resize",))
 
     def _step(self, params, key, obs, carry, deterministic, resize) -> PolicyStep:
-        from janus_jax.agent import act  # the pure step every rollout runs
         from janus_jax.envs.preprocess import preprocess_frames
 
         self.traces += 1  # runs only while JAX traces: one per compilation

@@ -11,7 +11,6 @@ has a direct equivalent.
 from __future__ import annotations
 
 import warnings
-from functools import partial
 from typing import Any
 
 import jax
@@ -19,6 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from janus_jax.acting import ActProgram, AgentState, initial_state, resizing
+
+# The pure step of every rollout, importable from here as it always was.
+from janus_jax.acting import act as act
+from janus_jax.acting import act_greedy as act_greedy
 
 # V's, M's and C's holders are importable from here too (janus_jax, the trainers).
 from janus_jax.components import MDNRNN as MDNRNN
@@ -35,54 +38,15 @@ from janus_jax.config.models import (
 from janus_jax.config.tasks import TaskSlot
 from janus_jax.devices import check_device
 from janus_jax.imagination import (
-    ActInfo,
     RewardFn,
     WorldModelParams,
-    controller_act,
-    observation_features,
-    world_step,
 )
-from janus_jax.models import vae
-from janus_jax.records import PolicyStep
 from janus_jax.trajectory import (
     ImagineProgram,
     check_reward_fn,
     check_temperature,
     start_observations,
 )
-
-
-def act(
-    params: WorldModelParams,
-    key: jax.Array,
-    obs: jax.Array,
-    carry: tuple,
-    deterministic: bool = False,
-) -> PolicyStep:
-    """Returns the controller's step on real observations [E, ...]: z_t = V(obs),
-    a_t = C([z_t, h_t]) (sampled, or the mode when ``deterministic``), and M's
-    carry advanced by (z_t, a_t) as the state; ``info`` is the ActInfo.
-
-    A ``janus_jax.envs.RolloutPolicy`` (params, key, obs, state), so every env rollout
-    can run the agent: ``env.rollout(act, params, state, key, T)``. Without V
-    (``params.vae`` None: model-free PPO) C acts on the observations' features
-    and the state (None) passes through."""
-    c_params = params.controller
-    if params.vae is None:  # model-free: C acts on the observations, no M
-        feats = observation_features(obs)
-        choice = controller_act(c_params, key, feats, deterministic)
-        info = ActInfo(
-            feats, None, choice.raw_action, choice.log_prob, choice.value, None
-        )
-        return PolicyStep(choice.action, carry, info)
-    latent = vae.get_latent(params.vae, obs)
-    policy = lambda k, f: controller_act(c_params, k, f, deterministic)  # noqa: E731
-    next_carry, _, info, action = world_step(params, policy, carry, latent, key)
-    return PolicyStep(action, next_carry, info)
-
-
-act_greedy = partial(act, deterministic=True)
-"""``act`` with argmax (discrete) or mean (continuous) actions: for evaluation."""
 
 
 def channels_last(observation_shape: tuple[int, ...]) -> tuple[int, ...]:
