@@ -1,9 +1,10 @@
 """The agent as a policy: ``act``, the pure step a rollout calls with device
 arrays (V, C and M's carry advanced), and for a plain env loop ``AgentState``
 (M's carry between steps) and ``ActProgram``, the one compiled program behind
-``WorldModelAgent.act``, where the observations come as the env gives them (numpy, a batch ``[E, *obs]``, frames
-of any size) and the actions go back as the env takes them (numpy: indices
-for ``Discrete``, values inside the box for ``Box``).
+``WorldModelAgent.act``, where the observations come as the env gives them
+(numpy, a batch ``[E, *obs]``, frames of any size) and the actions go back as
+the env takes them (numpy: indices for ``Discrete``, values inside the box for
+``Box``).
 """
 
 from __future__ import annotations
