@@ -55,13 +55,17 @@ def tiny() -> RunConfig:
 
 
 def _vector_world_model(
-    random_steps: int, collect_envs: int, observation_size: int, action_dim: int
+    random_steps: int,
+    collect_envs: int,
+    observation_size: int,
+    action_dim: int,
+    rnn_type: str,
 ) -> WorldModelTrainingConfig:
     """Returns the world-model phase of the vector recipes (CartPole, Pendulum):
     ``random_steps`` real env steps of random data from ``collect_envs`` envs
     (each may overshoot by the rest of one episode), a 64x64 vector V with one
-    latent per observation dimension, an LSTM-64 M."""
-    vae, mdn_rnn = vector_architecture(observation_size, action_dim)
+    latent per observation dimension, an M 64 wide with ``rnn_type`` memory."""
+    vae, mdn_rnn = vector_architecture(observation_size, action_dim, rnn_type)
     return WorldModelTrainingConfig(
         random_steps=random_steps,
         vae_epochs=24,
@@ -87,7 +91,7 @@ def cartpole() -> RunConfig:
         env_id="CartPole-v1",
         preset="cartpole",
         # about 200 random episodes (16 envs: little overshoot on 20-step ones)
-        world_model=_vector_world_model(4_200, 16, 4, 2),
+        world_model=_vector_world_model(4_200, 16, 4, 2, "transformer"),
         network=NetworkConfig(layer_sizes=(64, 64)),
         # PureJaxRL's CartPole values, but short rollouts (4 envs x 32 steps) and
         # minibatches of 128: more updates per real step.
@@ -229,7 +233,7 @@ def pendulum() -> RunConfig:
         env_id="Pendulum-v1",
         preset="pendulum",
         # 100 episodes of 200 steps (20 envs end their episodes together)
-        world_model=_vector_world_model(20_000, 20, 3, 1),
+        world_model=_vector_world_model(20_000, 20, 3, 1, "lstm"),
         network=NetworkConfig(layer_sizes=(64, 64)),
         ppo=PPOConfig(
             learning_rate=1e-3,
