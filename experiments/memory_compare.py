@@ -5,7 +5,7 @@ episodes neither saw.
     python experiments/memory_compare.py --preset breakout --seeds 0 1 2
 
 Per seed: the preset's random-policy collection and V, then two Ms trained on
-that dataset encoded by that V: the preset's (``lstm``) and one with
+that dataset encoded by that V: one with ``rnn_type="lstm"`` and one with
 ``rnn_type="transformer"`` (the config's attention fields as they are, or as
 ``--set`` changes them), each from its own fresh start. Measured for each, on
 a held-out random-policy dataset of another seed: M's loss (latent NLL per
@@ -106,8 +106,8 @@ def run_seed(preset: str, seed: int, extra: list[str], out: Path) -> dict:
     if result_path.exists():
         return json.loads(result_path.read_text())
     base = apply_overrides(presets.preset(preset), [f"seed={seed}"])
-    configs = {
-        "lstm": base,
+    configs = {  # each arm names its memory: a preset may hold either
+        "lstm": apply_overrides(base, ["world_model.mdn_rnn.rnn_type=lstm"]),
         "transformer": apply_overrides(
             base, ["world_model.mdn_rnn.rnn_type=transformer", *extra]
         ),
