@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from janus_jax.config import presets
-from janus_jax.config.run import apply_overrides, to_dict
+from janus_jax.config.run import RunConfig, apply_overrides, to_dict
 from janus_jax.data import RolloutDataset, sequences
 from janus_jax.diagnostics import gap
 from janus_jax.envs import make, spec_of
@@ -100,18 +100,26 @@ def train_m(config, world_model: Path, out: Path) -> float:
     return time.perf_counter() - tic
 
 
-def run_seed(preset: str, seed: int, extra: list[str], out: Path) -> dict:
-    """Returns both memories' figures for ``seed``, training what is missing."""
-    result_path = out / "result.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
+def arms(preset: str, seed: int, extra: list[str]) -> tuple[RunConfig, dict]:
+    """Returns (the preset at ``seed``, whose data and V both arms share; each
+    memory's config): every arm names its memory, as a preset may hold either,
+    and ``extra`` KEY=VALUE changes the transformer's only."""
     base = apply_overrides(presets.preset(preset), [f"seed={seed}"])
-    configs = {  # each arm names its memory: a preset may hold either
+    configs = {
         "lstm": apply_overrides(base, ["world_model.mdn_rnn.rnn_type=lstm"]),
         "transformer": apply_overrides(
             base, ["world_model.mdn_rnn.rnn_type=transformer", *extra]
         ),
     }
+    return base, configs
+
+
+def run_seed(preset: str, seed: int, extra: list[str], out: Path) -> dict:
+    """Returns both memories' figures for ``seed``, training what is missing."""
+    result_path = out / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    base, configs = arms(preset, seed, extra)
     world_model = out / "world-model"  # the data and V both memories share
     pipeline.run(base, world_model, stages=("collect", "world_model"), progress=False)
     seconds = {m: train_m(c, world_model, out / m) for m, c in configs.items()}
