@@ -21,7 +21,7 @@ from janus_jax.data.blocks import Source
 from janus_jax.data.collect import collect
 from janus_jax.envs import spec_of
 from janus_jax.envs.spec import EnvSpec
-from janus_jax.models import mdn_rnn, vae
+from janus_jax.models import mdn_rnn
 from janus_jax.parallel import DataParallel
 from janus_jax.train.loop import RunIO
 from janus_jax.train.world_model import WorldModelTrainer, env_configs
@@ -188,25 +188,10 @@ class SharedWorldModelTrainer(WorldModelTrainer):
             for task, d, n in zip(self.tasks, datasets, frames, strict=True)
         }
 
-    def train_vae(self, dataset=None) -> vae.VAEParams:
-        """Returns V trained on every task's frames (vector observations are
-        standardised with all the tasks' statistics)."""
-        sources = [s for d in self.collect() for s in sequences.frame_sources(d)]
-        params = vae.init(self._keys["vae_init"], self.vae_config)
-        if not self.vae_config.is_image:
-            stats = sequences.frame_stats(s.load() for s in sources)
-            params = vae.with_obs_stats(params, *stats)
-        c = self.config
-        self.vae_params = self._fit(
-            "vae",
-            params,
-            sources,
-            c.vae_batch_size,
-            c.vae_epochs,
-            c.vae_learning_rate,
-            lambda params, frames, key: vae.loss(params, frames, key),
-        )
-        return self.vae_params
+    def frame_sources(self, dataset=None) -> list[Source]:
+        """Returns V's sources: every task's frames (vector observations are
+        standardised with all the tasks' statistics by ``train_vae``)."""
+        return [s for d in self.collect() for s in sequences.frame_sources(d)]
 
     def window_sources(self) -> list[Source]:
         """Returns M's sources: every task's windows, its actions in its slot

@@ -250,13 +250,16 @@ class WorldModelTrainer:
             stream.close()
         return self.parallel.local(state.params)
 
+    def frame_sources(self, dataset: RolloutDataset | None = None) -> list[Source]:
+        """Returns V's sources: every frame of ``dataset`` (default: the run's)."""
+        return sequences.frame_sources(dataset or self.collect())
+
     def train_vae(self, dataset: RolloutDataset | None = None) -> vae.VAEParams:
         """Returns V trained on every frame of ``dataset`` (default: the run's;
         vector observations are standardised with the dataset's statistics,
         stored in V's params)."""
         c = self.config
-        dataset = dataset or self.collect()
-        sources = sequences.frame_sources(dataset)
+        sources = self.frame_sources(dataset)
         params = vae.init(self._keys["vae_init"], self.vae_config)
         if not self.vae_config.is_image:
             stats = sequences.frame_stats(s.load() for s in sources)
