@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from janus_jax.cli.parser import STAGES, default_out, run_config, shared_envs
+from janus_jax.cli.options import pipeline_options
+from janus_jax.cli.parser import default_out, run_config, shared_envs
 
 # The rest of janus-jax is imported inside the functions, after main has
 # started a multi-process run's distributed runtime.
@@ -24,19 +25,10 @@ def _train(args) -> int:
     shared = multitask.train(args, shared_envs(args))
     if shared is not None:  # a world model shared by several envs
         return shared
-    if args.resume and args.overwrite:
-        raise ValueError("--resume and --overwrite contradict each other: pick one")
+    options = pipeline_options(args)
     config = run_config(args)
     out = Path(args.out or default_out(args))
-    summary = pipeline.run(
-        config,
-        out,
-        stages=STAGES[args.command],
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        dataset=getattr(args, "dataset", None),
-    )
+    summary = pipeline.run(config, out, **options)
     if "eval_return_mean" in summary and args.command == "train":
         print(
             f"{config.env_id}: controller {summary['eval_return_mean']:.1f} +- "

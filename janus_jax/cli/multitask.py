@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from janus_jax.cli.options import renames_on_stderr
-from janus_jax.cli.parser import STAGES, env_dir_name, run_config
+from janus_jax.cli.options import pipeline_options, renames_on_stderr
+from janus_jax.cli.parser import env_dir_name, run_config
 
 
 def train(args, envs: list[str]) -> int | None:
@@ -43,21 +43,12 @@ def _train_world_model(args, envs: list[str]) -> int:
         raise ValueError(f"--env {twice[0]} is given twice: give each env once")
     for env in envs[1:]:
         _check_env(env)
-    if args.resume and args.overwrite:
-        raise ValueError("--resume and --overwrite contradict each other: pick one")
+    options = pipeline_options(args)
     config = run_config(args)  # the preset (or the first env's recipe), --set
     tasks = tuple(TaskConfig(env_id=e, share=1 / len(envs)) for e in envs)
     config = dataclasses.replace(config, tasks=tasks)
     out = Path(args.out or "runs/" + "+".join(env_dir_name(e) for e in envs))
-    summary = pipeline.run(
-        config,
-        out,
-        stages=STAGES[args.command],
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        dataset=args.dataset,
-    )
+    summary = pipeline.run(config, out, **options)
     rows = ", ".join(
         f"{env} {row['episodes']} episodes" for env, row in summary["tasks"].items()
     )
@@ -75,8 +66,7 @@ def _train_controller(args) -> int:
             f"--preset {args.preset} is invalid here: {args.out} holds a shared "
             "world model, whose config the controller takes (change C with --set)"
         )
-    if args.resume and args.overwrite:
-        raise ValueError("--resume and --overwrite contradict each other: pick one")
+    options = pipeline_options(args)
     config = task_config(args.out, args.env)
     with renames_on_stderr(f"janus-jax {args.command}"):
         config = apply_overrides(config, args.overrides)
@@ -88,9 +78,9 @@ def _train_controller(args) -> int:
     train_task_controller(
         config,
         args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
+        resume=options["resume"],
+        overwrite=options["overwrite"],
+        progress=options["progress"],
     )
     own = task_dir(args.out, config.env_id)
     print(f"train-controller: {config.env_id} on the shared world model -> {own}")

@@ -1,6 +1,7 @@
-"""Old spellings that still work, each with one warning line on stderr: an
-option's deprecated name (``--checkpoint`` for ``--run``) and the renamed
-config fields given to --set."""
+"""What the commands share: the training commands' stages and the run options
+they hand the pipeline, and old spellings that still work, each with one
+warning line on stderr (an option's deprecated name, ``--checkpoint`` for
+``--run``, and the renamed config fields given to --set)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,29 @@ import argparse
 import contextlib
 import sys
 import warnings
+
+# The pipeline's stages each training command runs.
+STAGES = {
+    "train": ("collect", "world_model", "controller", "evaluate"),
+    "collect": ("collect",),
+    "train-world-model": ("world_model",),
+    "train-controller": ("controller",),
+}
+
+
+def pipeline_options(args) -> dict:
+    """Returns ``pipeline.run``'s keyword arguments from a training command's
+    options (stages, resume, overwrite, progress, dataset); --resume with
+    --overwrite is refused."""
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: pick one")
+    return {
+        "stages": STAGES[args.command],
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "progress": not args.no_progress,
+        "dataset": getattr(args, "dataset", None),
+    }
 
 
 class _Deprecated(argparse.Action):

@@ -8,6 +8,7 @@ import dataclasses
 import re
 
 from janus_jax import parallel
+from janus_jax.cli.options import STAGES as STAGES
 from janus_jax.cli.options import (
     path_option,
     policy_option,
@@ -131,14 +132,6 @@ def _distributed_options(parser: argparse.ArgumentParser, *, help: bool) -> None
 
 
 # The commands that run pipeline stages, and the stages each runs.
-STAGES = {
-    "train": ("collect", "world_model", "controller", "evaluate"),
-    "collect": ("collect",),
-    "train-world-model": ("world_model",),
-    "train-controller": ("controller",),
-}
-
-
 def initialize_distributed(argv: list[str]) -> bool:
     """Returns whether this is a multi-process run, after starting JAX's
     distributed runtime from argv's --coordinator, --num-processes and
