@@ -97,9 +97,18 @@ def test_a_vector_env_runs_the_vector_recipe_for_its_actions(capsys):
     assert config.preset == "cartpole on Acrobot-v1"
     assert config.world_model.vae.observation_shape == (6,)
     assert config.world_model.mdn_rnn.action_dim == 3
+    # each recipe's memory, as docs/results/memory.md measured it
+    assert config.world_model.mdn_rnn.rnn_type == "transformer"
     config, _ = _config("--env", "MountainCarContinuous-v0")
     assert "the vector-continuous recipe (preset pendulum" in capsys.readouterr().out
     assert config.ppo == presets.pendulum().ppo
+    assert config.world_model.mdn_rnn.rnn_type == "lstm"
+
+
+def test_several_envs_are_refused_where_a_command_takes_one():
+    argv = ["train", "--env", "CartPole-v1", "--env", "Acrobot-v1"]
+    with pytest.raises(ValueError, match=r"--env was given 2 times.*one env for"):
+        run_config(build_parser().parse_args(argv))
 
 
 def test_an_explicit_preset_is_kept_and_moved_by_its_recipe(capsys):

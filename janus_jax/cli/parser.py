@@ -131,7 +131,6 @@ def _distributed_options(parser: argparse.ArgumentParser, *, help: bool) -> None
         parser.add_argument(flag, metavar=meta, type=kind, help=text if help else None)
 
 
-# The commands that run pipeline stages, and the stages each runs.
 def initialize_distributed(argv: list[str]) -> bool:
     """Returns whether this is a multi-process run, after starting JAX's
     distributed runtime from argv's --coordinator, --num-processes and
