@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -71,3 +72,11 @@ def machine() -> dict:
         "torch": torch_version,
         "commit": commit,
     }
+
+
+def write_result(path: str, result: dict) -> None:
+    """Writes a benchmark's figures to ``path`` as JSON (--json FILE; numpy
+    scalars as floats) and says so."""
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2, default=float)
+    print(f"wrote {path}")

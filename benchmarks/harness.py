@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import time
 
-from benchmarks.common import machine
+from benchmarks.common import machine, write_result
 
 # Each module has run(quick: bool) -> {"rows": [...], "targets": {...}, ...}.
 MODULES = {
@@ -63,9 +62,7 @@ def run(which: str, quick: bool, json_path: str | None = None) -> dict:
                 f"measured {t['measured']!s:>10}  {mark}"
             )
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump(result, f, indent=2, default=float)
-        print(f"wrote {json_path}")
+        write_result(json_path, result)
     return result
 
 

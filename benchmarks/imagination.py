@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
-import json
 import os
 import resource
 import statistics
@@ -49,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import block, machine, time_call
+from benchmarks.common import block, machine, time_call, write_result
 from janus_jax import ActionSpec, MDNRNNConfig, NetworkConfig, VAEConfig
 from janus_jax.imagination import (
     DreamState,
@@ -513,9 +512,7 @@ def main(argv=None) -> None:
             f"{name:52s} wanted {t['wanted']:>6} measured {t['measured']!s:>7} {mark}"
         )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.json}")
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 
 import jax
 
-from benchmarks.common import machine, time_call
+from benchmarks.common import machine, time_call, write_result
 from benchmarks.imagination import TEMPERATURE, paper_params
 from janus_jax.imagination import imagine
 from janus_jax.models import mdn_rnn
@@ -98,9 +97,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     result = {"benchmark": "memories", "machine": machine()} | run(args.quick)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.json}")
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":
