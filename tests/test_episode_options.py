@@ -190,3 +190,68 @@ def test_car_racing_draws_only_the_frames_the_agent_sees(monkeypatch):
         env.step(np.array([0.0, 1.0, 0.0], np.float32))
     assert drawn.count("state_pixels") == 5  # one of every 4 frames
     env.close()
+
+
+def _frames(cull: bool, mode: str, steps: int, **make_kwargs):
+    """CarRacing-v3's observations (or ``render()`` frames) under seeded random
+    actions over two tracks, drawn by gymnasium or with the road culled."""
+    from janus_jax.envs.carracing_frames import cull_offscreen
+
+    env = gymnasium.make("CarRacing-v3", render_mode="rgb_array", **make_kwargs)
+    if cull:
+        env = cull_offscreen(env)
+    rng = np.random.default_rng(1)
+    frames = []
+    for seed in (4, 5):  # a reset starts a new track (and its cache)
+        obs, _ = env.reset(seed=seed)
+        for _ in range(steps):  # from the zoom-in, turning, off the road
+            frames.append(env.render() if mode == "render" else obs)
+            action = rng.uniform([-1, 0, 0], [1, 1, 0.2]).astype(np.float32)
+            obs, *_ = env.step(action)
+    env.close()
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize(
+    "mode,make_kwargs",
+    [("observation", {}), ("render", {}), ("observation", {"domain_randomize": True})],
+)
+def test_car_racing_culled_road_draws_gymnasiums_pixels(mode, make_kwargs):
+    steps = 12 if mode == "render" else 70
+    ours = _frames(True, mode, steps, **make_kwargs)
+    theirs = _frames(False, mode, steps, **make_kwargs)
+    assert ours.std() > 0
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_car_racing_culled_road_hands_gymnasium_only_the_polygons_near_the_screen(
+    monkeypatch,
+):
+    from gymnasium.envs.box2d.car_racing import CarRacing
+
+    from janus_jax.envs.carracing_frames import cull_offscreen
+
+    calls = []
+    original = CarRacing._draw_colored_polygon
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CarRacing, "_draw_colored_polygon", counting)
+    per_frame = {}
+    for cull in (False, True):
+        env = gymnasium.make("CarRacing-v3")
+        env = cull_offscreen(env) if cull else env
+        env.reset(seed=0)
+        for _ in range(60):  # past the zoom-in, where every polygon is in view
+            env.step(np.array([0.0, 0.5, 0.0], np.float32))
+        calls.clear()
+        env.step(np.array([0.0, 0.5, 0.0], np.float32))
+        per_frame[cull] = len(calls)
+        env.close()
+    # gymnasium: the field, 400 grass squares and every road and kerb polygon.
+    assert per_frame[False] > 700
+    assert per_frame[True] < per_frame[False] / 5
+    other = Scripted()  # any other env is left as it is
+    assert cull_offscreen(other) is other and "_render_road" not in vars(other)

@@ -14,6 +14,7 @@ from gymnasium.wrappers import AddRenderObservation
 
 from janus_jax.config.models import ActionSpec
 from janus_jax.envs import custom
+from janus_jax.envs.carracing_frames import cull_offscreen
 from janus_jax.envs.spec import EnvSpec, action_shape
 
 OBSERVATIONS = ("state", "pixels")
@@ -59,19 +60,23 @@ def _observe_render(env: gymnasium.Env) -> gymnasium.Env:
 def sub_env_setup(
     observation: str, env_kwargs: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Callable[[gymnasium.Env], gymnasium.Env]]]:
+    """Returns (gymnasium.make's kwargs, the wrappers each sub-env gets,
+    innermost first). The first draws CarRacing's road from the polygons in
+    view, the same pixels in less time (``carracing_frames``); the others make
+    the render the observation where ``observation="pixels"``."""
     if observation not in OBSERVATIONS:
         raise ValueError(
             f"observation={observation!r} is invalid: must be one of {OBSERVATIONS}"
         )
     if observation == "state":
-        return dict(env_kwargs), []
+        return dict(env_kwargs), [cull_offscreen]
     render_mode = env_kwargs.get("render_mode", "rgb_array")
     if render_mode != "rgb_array":
         raise ValueError(
             f"render_mode={render_mode!r} is invalid with observation='pixels': "
             "the frames come from render_mode='rgb_array'"
         )
-    return {**env_kwargs, "render_mode": "rgb_array"}, [_observe_render]
+    return {**env_kwargs, "render_mode": "rgb_array"}, [cull_offscreen, _observe_render]
 
 
 def make_single_env(
