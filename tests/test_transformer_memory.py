@@ -1,7 +1,8 @@
 """M with the attention memory (``rnn_type="transformer"``): the cached step
 against the whole-sequence pass, causality and the band of K steps, the loss
-against an independent NumPy forward pass, and a run killed mid-controller
-resuming bit-exactly with its key/value cache in the replay."""
+against an independent NumPy forward pass, and a controller phase stopped
+after a checkpoint resuming bit-exactly with its key/value caches in the
+replay (in this process; the CLI run killed by a signal is ``slow``)."""
 
 import json
 import math
@@ -16,11 +17,20 @@ import pytest
 from scipy.special import logsumexp
 from test_resume import _kill_when
 
-from janus_jax import MDNRNNConfig
+from janus_jax import (
+    MDNRNNConfig,
+    NetworkConfig,
+    PPOConfig,
+    VAEConfig,
+    WorldModelAgent,
+    WorldModelPPOTrainer,
+)
 from janus_jax.envs.rollout import reset_where
 from janus_jax.models import mdn_rnn
 from janus_jax.records import Windows
+from janus_jax.run.checkpoint import PhaseCheckpoints
 from janus_jax.run.run_dir import load_agent
+from janus_jax.train.loop import RunIO
 
 CONFIG = MDNRNNConfig(
     latent_dim=3,
@@ -246,6 +256,67 @@ def _controller_steps(out) -> list[int]:
     return [r["step"] for r in rows if r.get("phase") == "controller"]
 
 
+class _StopAt(RunIO):
+    """A RunIO whose log stops the run (as a kill would) when the controller
+    reaches update ``stop_at``, before that update's checkpoint is written."""
+
+    def __init__(self, stop_at: int | None = None, logged=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stop_at, self.logged = stop_at, [] if logged is None else logged
+
+    def log(self, phase, step, metrics, **extra):
+        if step == self.stop_at:
+            raise KeyboardInterrupt(f"stopped at update {step}")
+        self.logged.append(step)
+        super().log(phase, step, metrics, **extra)
+
+
+def _controller_phase(run_dir, **io_fields) -> WorldModelAgent:
+    """Returns the agent after 4 controller updates on gymnax CartPole with the
+    attention memory, M refreshed from the replay and half of C's batch dreamed,
+    a checkpoint after every update."""
+    agent = WorldModelAgent(
+        (4,),
+        2,
+        vae_config=VAEConfig(observation_size=4, latent_dim=3, hidden_sizes=(8,)),
+        mdn_rnn_config=CONFIG,
+        controller_config=NetworkConfig(layer_sizes=(8,)),
+        seed=0,
+    )
+    trainer = WorldModelPPOTrainer(
+        agent,
+        "CartPole-v1",
+        PPOConfig(n_epochs=1, minibatch_size=16),
+        imagination_ratio=0.5,
+        imagination_horizon=4,
+        num_envs=2,
+        sequence_length=4,
+        replay_steps=40,
+        updates_per_chunk=1,
+        checkpoint_every=1,
+        seed=0,
+        io=_StopAt(run_dir=run_dir, progress=False, **io_fields),
+    )
+    trainer.train(total_timesteps=4 * 2 * 16, rollout_length=16)
+    return agent
+
+
+def test_a_controller_phase_stopped_after_a_checkpoint_resumes_bit_exactly(tmp_path):
+    whole = _controller_phase(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt, match="update 3"):
+        _controller_phase(tmp_path / "stopped", stop_at=3)
+    with PhaseCheckpoints(tmp_path / "stopped" / "checkpoints" / "controller") as c:
+        assert c.latest_step() == 2
+    logged = []
+    resumed = _controller_phase(tmp_path / "stopped", resume=True, logged=logged)
+    assert logged == [3, 4]  # it went on from update 2's checkpoint
+    for x, y in zip(
+        jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.slow
 def test_a_run_killed_mid_controller_resumes_bit_exactly(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run([*TRAIN, "--out", str(whole)], check=True)

@@ -10,6 +10,7 @@ main process and for all envs at once, so async workers never run JAX.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -44,7 +45,7 @@ from janus_jax.envs.rollout import (
     RolloutPolicy,
     RolloutState,
     check_actions,
-    record,
+    reset_where,
 )
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.records import Transition
@@ -59,6 +60,14 @@ def _vector_kwargs(mode: str) -> dict:
         # can deadlock the child.
         kwargs["context"] = "spawn"
     return kwargs
+
+
+def _host_step(policy: RolloutPolicy, params, keys, t, obs, state, ended):
+    """Step t of a host rollout: ``policy`` acts with key ``split(keys[t])[0]``
+    on ``obs`` after the policy state of the envs in ``ended`` is zeroed (their
+    episode ended on the step before: ``obs`` starts a new one)."""
+    state = reset_where(ended, state)
+    return policy(params, jax.random.split(keys[t])[0], obs, state)
 
 
 class GymStep(NamedTuple):
@@ -299,7 +308,12 @@ class GymnasiumEnv:
         """Returns (state after the last step, Transition [T, E, ...]) by stepping
         the envs on the host; the policy runs jitted (compiled once per policy).
         Keys as in the gymnax rollout: step t acts with
-        ``split(split(key, T)[t])[0]``. The record comes back as device arrays."""
+        ``split(split(key, T)[t])[0]``. The record comes back as device arrays.
+
+        Each step is one call of the compiled policy (which first zeroes the
+        policy state of the envs whose episode ended on the step before) and one
+        transfer of its answer to the host; the record is kept in NumPy and sent
+        to the device once, at the end."""
         if (
             isinstance(num_steps, bool)
             or not isinstance(num_steps, int)
@@ -307,23 +321,37 @@ class GymnasiumEnv:
         ):
             raise ValueError(f"num_steps={num_steps!r} is invalid: must be an int >= 1")
         if policy not in self._policies:
-            self._policies[policy] = jax.jit(policy)
+            self._policies[policy] = jax.jit(functools.partial(_host_step, policy))
         act = self._policies[policy]
+        keys = jax.random.split(key, num_steps)
         records = []
-        obs, policy_state, ret = state.obs, state.policy_state, state.episode_return
-        for key_t in jax.random.split(key, num_steps):
-            step = act(
-                params, jax.random.split(key_t)[0], jnp.asarray(obs), policy_state
+        obs, policy_state = state.obs, state.policy_state
+        ret = np.asarray(state.episode_return, np.float32)
+        ended = np.zeros(self.num_envs, bool)
+        for t in range(num_steps):
+            step = act(params, keys, np.int32(t), obs, policy_state, ended)
+            action, info = jax.device_get((step.action, step.info))
+            check_actions(self.spec.env_id, self.spec.action, action, self.num_envs)
+            out = self.step(action)
+            ended = np.logical_or(out.terminated, out.truncated)
+            total = ret + out.reward
+            records.append(
+                Transition(
+                    obs=np.asarray(obs),
+                    action=action,
+                    reward=out.reward,
+                    terminated=out.terminated,
+                    truncated=out.truncated,
+                    next_obs=out.final_obs,
+                    info=info,
+                    episode_return=np.where(ended, total, np.float32(0.0)),
+                )
             )
-            check_actions(
-                self.spec.env_id, self.spec.action, step.action, self.num_envs
-            )
-            out = self.step(np.asarray(step.action))
-            transition, policy_state, ret = record(obs, step, out, ret)
-            records.append(transition)
-            obs = out.obs
-        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *records)
-        return RolloutState(obs, None, policy_state, np.asarray(ret)), stacked
+            ret = np.where(ended, np.float32(0.0), total)
+            policy_state, obs = step.state, out.obs
+        stacked = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *records))
+        policy_state = reset_where(jnp.asarray(ended), policy_state)
+        return RolloutState(obs, None, policy_state, ret), stacked
 
     def close(self) -> None:
         """Closes the sub-envs (and the worker processes in async mode)."""
