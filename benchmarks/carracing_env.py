@@ -14,12 +14,12 @@ its skipped start) is counted in the time, as in training.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
 import numpy as np
+
+from benchmarks.common import standalone_main
 
 SKIP, REPEAT = 50, 4  # the carracing preset's skip_start and action_repeat
 
@@ -84,15 +84,7 @@ def run(quick: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.carracing_env")
-    parser.add_argument("--quick", action="store_true", help="a smoke test")
-    parser.add_argument("--json", metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    return 0
+    return standalone_main("python -m benchmarks.carracing_env", run, argv)
 
 
 if __name__ == "__main__":

@@ -80,3 +80,20 @@ def write_result(path: str, result: dict) -> None:
     with open(path, "w") as f:
         json.dump(result, f, indent=2, default=float)
     print(f"wrote {path}")
+
+
+def standalone_main(
+    prog: str, run: Callable[[bool], dict], argv: list[str] | None = None
+) -> int:
+    """The command line of a benchmark run on its own (``python -m PROG
+    [--quick] [--json FILE]``): ``run(quick)`` returns the figures."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--quick", action="store_true", help="a smoke test")
+    parser.add_argument("--json", metavar="FILE", help="write the figures to FILE")
+    args = parser.parse_args(argv)
+    result = run(args.quick)
+    if args.json:
+        write_result(args.json, result)
+    return 0

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from options import add_overrides
 
 from janus_jax.config import presets
 from janus_jax.config.run import apply_overrides, to_dict
@@ -67,15 +68,24 @@ def with_fresh_controller(out: Path, config) -> None:
     run_dir.save_agent(out, agent, "world_model", DataParallel.create())
 
 
-def run_arm(preset: str, seed: int, arm: str, world_model: Path, out: Path) -> dict:
-    """Returns the arm's result, training it unless ``out`` holds it."""
+def run_arm(
+    preset: str,
+    seed: int,
+    arm: str,
+    world_model: Path,
+    out: Path,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """Returns the arm's result, training it unless ``out`` holds it; ``extra``
+    overrides (KEY=VALUE) apply after the arm's own."""
     result_path = out / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(world_model, out)
-    config = apply_overrides(presets.preset(preset), [f"seed={seed}"] + ARMS[arm])
+    overrides = [f"seed={seed}", *ARMS[arm], *extra]
+    config = apply_overrides(presets.preset(preset), overrides)
     with_fresh_controller(out, config)
     tic = time.perf_counter()
     summary = pipeline.run(
@@ -101,6 +111,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--out", type=Path, default=Path("runs/cmaes_vs_ppo"))
+    add_overrides(
+        parser,
+        "a config override for every arm, after the arm's own (e.g. "
+        "controller.cmaes.horizon=250 for CarRacing's 250-decision episodes)",
+    )
     args = parser.parse_args(argv)
     results = []
     for seed in args.seeds:
@@ -116,7 +131,9 @@ def main(argv=None) -> int:
             )
         for arm in args.arms:
             out = args.out / args.preset / f"seed-{seed}" / arm
-            result = run_arm(args.preset, seed, arm, world_model, out)
+            result = run_arm(
+                args.preset, seed, arm, world_model, out, tuple(args.overrides)
+            )
             results.append(result)
             print(
                 f"seed {seed} {arm}: {result['eval_return_mean']:.1f} in "

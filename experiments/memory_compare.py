@@ -29,6 +29,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from options import add_overrides
 
 from janus_jax.config import presets
 from janus_jax.config.run import RunConfig, apply_overrides, to_dict
@@ -169,14 +170,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="breakout")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change the transformer arm's config (repeatable)",
-    )
+    add_overrides(parser, "change the transformer arm's config (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("runs/memory_compare"))
     args = parser.parse_args(argv)
     results = [

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from options import add_overrides
 from sample_efficiency_report import EVAL_POLICIES, plot, table
 from seed_statistics import (
     RULES,
@@ -336,13 +337,11 @@ def main(argv: list[str] | None = None) -> dict:
         "--budget", type=int, metavar="STEPS", help="real env steps (with --env)"
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change the world-model agent's config (repeatable; use another "
-        "--out: finished runs are reused)",
+    add_overrides(
+        parser,
+        "change the world-model agent's config (repeatable; use another --out: "
+        "finished runs are reused)",
+        dest="set",
     )
     parser.add_argument("--out", default="runs/sample_efficiency")
     parser.add_argument(
