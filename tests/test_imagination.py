@@ -437,3 +437,47 @@ def test_a_flax_reward_model_plugs_into_imagine_and_the_agent():
     np.testing.assert_allclose(
         dream["rewards"], expected * dream["mask"], rtol=1e-5, atol=1e-6
     )
+
+
+def _rollout_with_ends(ends):
+    """A real rollout [T=6, E=3] of 4-float observations whose C saw z = V(obs)
+    and whose episodes end at the (t, e) in ``ends`` (the true last observation
+    in next_obs, the next episode's first in obs[t + 1])."""
+    config = VAEConfig(observation_size=4, latent_dim=2, hidden_sizes=(8,))
+    params = vae.init(jax.random.key(0), config)
+    rng = np.random.default_rng(0)
+    steps, envs = 6, 3
+    stream = rng.standard_normal((steps + 1, envs, 4)).astype(np.float32)
+    obs, next_obs = stream[:-1].copy(), stream[1:].copy()
+    terminated = np.zeros((steps, envs), bool)
+    for t, e in ends:
+        terminated[t, e] = True
+        next_obs[t, e] = rng.standard_normal(4)  # the final observation
+    latent = np.asarray(vae.get_latent(params, jnp.asarray(obs)))
+    zeros = jnp.zeros((steps, envs))
+    info = ActInfo(jnp.asarray(latent), None, zeros, zeros, zeros, None)
+    real = Transition(
+        jnp.asarray(obs),
+        jnp.zeros((steps, envs), jnp.int32),
+        zeros,
+        jnp.asarray(terminated),
+        jnp.zeros((steps, envs), bool),
+        jnp.asarray(next_obs),
+        info,
+        zeros,
+    )
+    return params, real
+
+
+@pytest.mark.parametrize(
+    "ends",
+    [[], [(1, 0), (4, 2)], [(t, e) for t in range(5) for e in range(3)]],
+    ids=["no end", "two ends", "more ends than the budget"],
+)
+def test_reused_latents_are_v_of_every_next_observation(ends):
+    params, real = _rollout_with_ends(ends)
+    expected = np.asarray(vae.get_latent(params, real.next_obs))  # every one
+    for reuse in (False, True):
+        got = jax.jit(imagination.to_latents, static_argnums=2)(params, real, reuse)
+        np.testing.assert_allclose(got.next_obs, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got.obs, real.info.latent)

@@ -206,7 +206,7 @@ def learn(
         state, mdn_metrics = _refresh_world_model(setup, params, state, window_key)
         params = params.replace(mdn_rnn=state.mdn.params)
         metrics.update(mdn_metrics)
-    real = imagination.to_latents(params.vae, real)
+    real = imagination.to_latents(params.vae, real, reuse=not setup.vae_updates)
     config = setup.ppo
     to_batch = lambda tr: imagination.to_ppo_batch(  # noqa: E731
         params.controller, tr, config.gamma, config.gae_lambda
