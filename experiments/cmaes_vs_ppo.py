@@ -31,6 +31,12 @@ from janus_jax.run import run_dir
 from janus_jax.run.checkpoint import write_json_atomic
 from janus_jax.train import pipeline
 
+# The phases of a run that make its world model (its data, V and M).
+WORLD_MODEL_PHASES = ("collect", "vae", "mdn")
+# What a finished run holds beyond its world model: C's checkpoints, the
+# evaluation's summary, the pictures and TensorBoard's copy of the log.
+BEYOND_WORLD_MODEL = ("controller", "summary.json", "plots", "tensorboard")
+
 LINEAR_C = ["network.layer_sizes=[]", "controller.algorithm=cmaes"]
 ARMS = {
     "ppo": [],
@@ -66,6 +72,28 @@ def with_fresh_controller(out: Path, config) -> None:
     shutil.rmtree(out / "checkpoints" / "agent")
     write_json_atomic(out / "config.json", to_dict(config))
     run_dir.save_agent(out, agent, "world_model", DataParallel.create())
+
+
+def copy_world_model(run: Path, out: Path, preset: str, seed: int) -> None:
+    """Copies the world model of a finished (or world-model-only) run ``run``
+    into ``out``: its data, V and M with their checkpoints and log rows, and not
+    its C, summary or pictures, so each arm starts from the same V and M.
+    Raises ValueError naming what differs where ``run`` is not a run of
+    ``preset`` and ``seed``, or has no trained world model."""
+    config = json.loads((run / "config.json").read_text())
+    for name, want in (("preset", preset), ("seed", seed)):
+        if config.get(name) != want:
+            raise ValueError(
+                f"--world-model {run}: its {name} is {config.get(name)!r}, not "
+                f"{want!r} (--preset, --seeds)"
+            )
+    if not (run / "checkpoints" / "agent").is_dir():
+        raise ValueError(f"--world-model {run}: it holds no trained world model yet")
+    shutil.copytree(run, out, ignore=shutil.ignore_patterns(*BEYOND_WORLD_MODEL))
+    log = out / "metrics.jsonl"
+    rows = [line for line in log.read_text().splitlines(keepends=True) if line]
+    kept = [r for r in rows if json.loads(r)["phase"] in WORLD_MODEL_PHASES]
+    log.write_text("".join(kept))
 
 
 def run_arm(
@@ -111,15 +139,26 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--out", type=Path, default=Path("runs/cmaes_vs_ppo"))
+    parser.add_argument(
+        "--world-model",
+        type=Path,
+        metavar="RUN",
+        help="start every arm from this run's V and M (a `janus-jax train` run "
+        "of --preset with the one seed in --seeds) instead of training them",
+    )
     add_overrides(
         parser,
         "a config override for every arm, after the arm's own (e.g. "
         "controller.cmaes.horizon=250 for CarRacing's 250-decision episodes)",
     )
     args = parser.parse_args(argv)
+    if args.world_model is not None and len(args.seeds) != 1:
+        parser.error(f"--world-model takes one seed; --seeds has {args.seeds}")
     results = []
     for seed in args.seeds:
         world_model = args.out / args.preset / f"seed-{seed}" / "world-model"
+        if args.world_model is not None and not world_model.exists():
+            copy_world_model(args.world_model, world_model, args.preset, seed)
         if not (world_model / "checkpoints" / "agent").is_dir():
             config = apply_overrides(presets.preset(args.preset), [f"seed={seed}"])
             pipeline.run(
