@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 
 import gymnasium
 import jax
-import jax.numpy as jnp
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
@@ -35,18 +34,14 @@ from janus_jax.envs.gymnasium_wrappers import (
     episode_steps,
     episode_wrappers,
 )
+from janus_jax.envs.host_rollout import host_rollout, host_step
 from janus_jax.envs.preprocess import (
     as_crop,
     as_size,
     cropped_shape,
     preprocess_frames,
 )
-from janus_jax.envs.rollout import (
-    RolloutPolicy,
-    RolloutState,
-    check_actions,
-    reset_where,
-)
+from janus_jax.envs.rollout import RolloutPolicy, RolloutState
 from janus_jax.envs.spec import EnvSpec
 from janus_jax.records import Transition
 
@@ -60,14 +55,6 @@ def _vector_kwargs(mode: str) -> dict:
         # can deadlock the child.
         kwargs["context"] = "spawn"
     return kwargs
-
-
-def _host_step(policy: RolloutPolicy, params, keys, t, obs, state, ended):
-    """Step t of a host rollout: ``policy`` acts with key ``split(keys[t])[0]``
-    on ``obs`` after the policy state of the envs in ``ended`` is zeroed (their
-    episode ended on the step before: ``obs`` starts a new one)."""
-    state = reset_where(ended, state)
-    return policy(params, jax.random.split(keys[t])[0], obs, state)
 
 
 class GymStep(NamedTuple):
@@ -308,12 +295,8 @@ class GymnasiumEnv:
         """Returns (state after the last step, Transition [T, E, ...]) by stepping
         the envs on the host; the policy runs jitted (compiled once per policy).
         Keys as in the gymnax rollout: step t acts with
-        ``split(split(key, T)[t])[0]``. The record comes back as device arrays.
-
-        Each step is one call of the compiled policy (which first zeroes the
-        policy state of the envs whose episode ended on the step before) and one
-        transfer of its answer to the host; the record is kept in NumPy and sent
-        to the device once, at the end."""
+        ``split(split(key, T)[t])[0]``. The record comes back as device arrays
+        (``host_rollout``)."""
         if (
             isinstance(num_steps, bool)
             or not isinstance(num_steps, int)
@@ -321,37 +304,9 @@ class GymnasiumEnv:
         ):
             raise ValueError(f"num_steps={num_steps!r} is invalid: must be an int >= 1")
         if policy not in self._policies:
-            self._policies[policy] = jax.jit(functools.partial(_host_step, policy))
+            self._policies[policy] = jax.jit(functools.partial(host_step, policy))
         act = self._policies[policy]
-        keys = jax.random.split(key, num_steps)
-        records = []
-        obs, policy_state = state.obs, state.policy_state
-        ret = np.asarray(state.episode_return, np.float32)
-        ended = np.zeros(self.num_envs, bool)
-        for t in range(num_steps):
-            step = act(params, keys, np.int32(t), obs, policy_state, ended)
-            action, info = jax.device_get((step.action, step.info))
-            check_actions(self.spec.env_id, self.spec.action, action, self.num_envs)
-            out = self.step(action)
-            ended = np.logical_or(out.terminated, out.truncated)
-            total = ret + out.reward
-            records.append(
-                Transition(
-                    obs=np.asarray(obs),
-                    action=action,
-                    reward=out.reward,
-                    terminated=out.terminated,
-                    truncated=out.truncated,
-                    next_obs=out.final_obs,
-                    info=info,
-                    episode_return=np.where(ended, total, np.float32(0.0)),
-                )
-            )
-            ret = np.where(ended, np.float32(0.0), total)
-            policy_state, obs = step.state, out.obs
-        stacked = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *records))
-        policy_state = reset_where(jnp.asarray(ended), policy_state)
-        return RolloutState(obs, None, policy_state, ret), stacked
+        return host_rollout(self, act, params, state, key, num_steps)
 
     def close(self) -> None:
         """Closes the sub-envs (and the worker processes in async mode)."""

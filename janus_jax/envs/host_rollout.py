@@ -1,0 +1,71 @@
+"""A rollout of envs stepped on the host (gymnasium's), with the policy jitted.
+
+Each step is one call of the compiled policy (``host_step``: it first zeroes
+the policy state of the envs whose episode ended on the step before, and takes
+its key from the rollout's keys inside the program) and one transfer of its
+answer to the host; the record is kept in NumPy and sent to the device once, at
+the end. Keys and results are those of the gymnax rollout's scheme: step t acts
+with ``split(split(key, T)[t])[0]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from janus_jax.envs.rollout import (
+    RolloutPolicy,
+    RolloutState,
+    check_actions,
+    reset_where,
+)
+from janus_jax.records import Transition
+
+
+def host_step(policy: RolloutPolicy, params, keys, t, obs, state, ended):
+    """Step t of a host rollout: ``policy`` acts with key ``split(keys[t])[0]``
+    on ``obs`` after the policy state of the envs in ``ended`` is zeroed (their
+    episode ended on the step before: ``obs`` starts a new one). Jit it with
+    ``policy`` bound."""
+    state = reset_where(ended, state)
+    return policy(params, jax.random.split(keys[t])[0], obs, state)
+
+
+def host_rollout(
+    env, act, params: Any, state: RolloutState, key, num_steps: int
+) -> tuple[RolloutState, Transition]:
+    """Returns (state after the last step, Transition [T, E, ...] as device
+    arrays) of ``env`` (``step(actions)`` -> a GymStep of NumPy arrays, ``spec``,
+    ``num_envs``) acting by ``act``, ``host_step`` jitted with its policy."""
+    keys = jax.random.split(key, num_steps)
+    records = []
+    obs, policy_state = state.obs, state.policy_state
+    ret = np.asarray(state.episode_return, np.float32)
+    ended = np.zeros(env.num_envs, bool)
+    for t in range(num_steps):
+        step = act(params, keys, np.int32(t), obs, policy_state, ended)
+        action, info = jax.device_get((step.action, step.info))
+        check_actions(env.spec.env_id, env.spec.action, action, env.num_envs)
+        out = env.step(action)
+        ended = np.logical_or(out.terminated, out.truncated)
+        total = ret + out.reward
+        records.append(
+            Transition(
+                obs=np.asarray(obs),
+                action=action,
+                reward=out.reward,
+                terminated=out.terminated,
+                truncated=out.truncated,
+                next_obs=out.final_obs,
+                info=info,
+                episode_return=np.where(ended, total, np.float32(0.0)),
+            )
+        )
+        ret = np.where(ended, np.float32(0.0), total)
+        policy_state, obs = step.state, out.obs
+    stacked = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *records))
+    policy_state = reset_where(jnp.asarray(ended), policy_state)
+    return RolloutState(obs, None, policy_state, ret), stacked
