@@ -30,9 +30,11 @@ from janus_jax.parallel import DataParallel
 from janus_jax.run import run_dir
 from janus_jax.run.checkpoint import write_json_atomic
 from janus_jax.train import pipeline
+from janus_jax.train.loop import PHASES
 
-# The phases of a run that make its world model (its data, V and M).
-WORLD_MODEL_PHASES = ("collect", "vae", "mdn")
+# The phases of a run that make its world model (its data, V and M): those
+# before C's.
+WORLD_MODEL_PHASES = PHASES[: PHASES.index("controller")]
 # What a finished run holds beyond its world model: C's checkpoints, the
 # evaluation's summary, the pictures and TensorBoard's copy of the log.
 BEYOND_WORLD_MODEL = ("controller", "summary.json", "plots", "tensorboard")

@@ -20,6 +20,7 @@ from janus_jax.envs.rollout import (
     RolloutPolicy,
     RolloutState,
     check_actions,
+    recorded,
     reset_where,
 )
 from janus_jax.records import Transition
@@ -50,21 +51,8 @@ def host_rollout(
         action, info = jax.device_get((step.action, step.info))
         check_actions(env.spec.env_id, env.spec.action, action, env.num_envs)
         out = env.step(action)
-        ended = np.logical_or(out.terminated, out.truncated)
-        total = ret + out.reward
-        records.append(
-            Transition(
-                obs=np.asarray(obs),
-                action=action,
-                reward=out.reward,
-                terminated=out.terminated,
-                truncated=out.truncated,
-                next_obs=out.final_obs,
-                info=info,
-                episode_return=np.where(ended, total, np.float32(0.0)),
-            )
-        )
-        ret = np.where(ended, np.float32(0.0), total)
+        transition, ended, ret = recorded(np, np.asarray(obs), action, info, out, ret)
+        records.append(transition)
         policy_state, obs = step.state, out.obs
     stacked = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *records))
     policy_state = reset_where(jnp.asarray(ended), policy_state)

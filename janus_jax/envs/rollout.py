@@ -65,23 +65,34 @@ def check_actions(env_id: str, action: ActionSpec, actions, num_envs: int) -> No
         )
 
 
-def record(obs, step: PolicyStep, out, episode_return) -> tuple[Transition, Any, Any]:
-    """Returns (the step's Transition, the policy state and running return to go on
-    with): both reset where the episode ended. ``out`` is an env step's output
-    (reward, terminated, truncated, final_obs)."""
-    ended = jnp.logical_or(out.terminated, out.truncated)
+def recorded(xp, obs, action, info, out, episode_return):
+    """Returns (the step's Transition, ended [E], the running return to go on
+    with: reset where the episode ended), computed with ``xp`` (``jax.numpy``
+    inside a compiled rollout, ``numpy`` on the host). ``out`` is an env step's
+    output (reward, terminated, truncated, final_obs)."""
+    ended = xp.logical_or(out.terminated, out.truncated)
     total = episode_return + out.reward
+    zero = total.dtype.type(0)
     transition = Transition(
         obs=obs,
-        action=step.action,
+        action=action,
         reward=out.reward,
         terminated=out.terminated,
         truncated=out.truncated,
         next_obs=out.final_obs,
-        info=step.info,
-        episode_return=jnp.where(ended, total, 0.0),
+        info=info,
+        episode_return=xp.where(ended, total, zero),
     )
-    return transition, reset_where(ended, step.state), jnp.where(ended, 0.0, total)
+    return transition, ended, xp.where(ended, zero, total)
+
+
+def record(obs, step: PolicyStep, out, episode_return) -> tuple[Transition, Any, Any]:
+    """Returns (the step's Transition, the policy state and running return to go on
+    with): both reset where the episode ended (``recorded`` in JAX)."""
+    transition, ended, ret = recorded(
+        jnp, obs, step.action, step.info, out, episode_return
+    )
+    return transition, reset_where(ended, step.state), ret
 
 
 @dataclasses.dataclass(frozen=True)
