@@ -207,3 +207,22 @@ def test_janus_jax_evaluate_reports_distinct_episodes(
     else:
         assert result["distinct_episodes"] > 1
         assert "one trajectory" not in stderr
+
+
+def test_host_envs_stop_stepping_when_the_last_first_episode_ends():
+    """gymnasium's CartPole in chunks of 256: the round stops on the step the
+    longest first episode ends (each length is its return, so the count is
+    known), and its episodes are those of the chunks run whole."""
+    with make("CartPole-v1", num_envs=5, family="gymnasium") as env:
+        steps = []
+        step = env.step
+        env.step = lambda actions: steps.append(1) or step(actions)
+        stopped = evaluate_episodes(jax.random.key(4), env, None, 5)
+        assert len(steps) == stopped.lengths.max() < evaluate.CHUNK_STEPS
+        np.testing.assert_array_equal(stopped.lengths, stopped.returns)
+        rollout = env.rollout  # the same evaluation, every chunk run whole
+        env.rollout = lambda *args, until_ended=None, **kw: rollout(*args, **kw)
+        whole = evaluate_episodes(jax.random.key(4), env, None, 5)
+        assert len(steps) == stopped.lengths.max() + evaluate.CHUNK_STEPS
+    np.testing.assert_array_equal(stopped.returns, whole.returns)
+    np.testing.assert_array_equal(stopped.lengths, whole.lengths)

@@ -121,7 +121,8 @@ def _one_round(run, env, params, key, max_steps: int, length: int):
     """Returns (return [E], length [E]) of the first episode of each of the env's
     E envs, running chunks of ``length`` steps; episodes still running after
     ``max_steps`` (rounded up to whole chunks) count what they earned so far in
-    the steps they ran."""
+    the steps they ran. A chunk of host envs stops at the step on which the last
+    env without an episode ends its first (the same steps, none after)."""
     start_key, key = jax.random.split(key)
     carry = None  # a random policy, or C without M, carries nothing
     if params is not None and params.mdn_rnn is not None:
@@ -132,7 +133,9 @@ def _one_round(run, env, params, key, max_steps: int, length: int):
     lengths = np.zeros(env.num_envs, np.int64)
     steps = 0
     while steps < max_steps and not done.all():
-        state, chunk = run(params, state, jax.random.fold_in(key, steps))
+        # Host envs stop once each env has ended (a compiled chunk runs whole)
+        early = {} if env.spec.on_device else {"until_ended": ~done}
+        state, chunk = run(params, state, jax.random.fold_in(key, steps), **early)
         first_episodes(jax.device_get(chunk), done, returns, lengths, steps)
         steps += length
     running = np.asarray(state.episode_return)

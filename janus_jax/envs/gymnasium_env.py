@@ -291,12 +291,14 @@ class GymnasiumEnv:
         state: RolloutState,
         key,
         num_steps: int,
+        until_ended: np.ndarray | None = None,
     ) -> tuple[RolloutState, Transition]:
         """Returns (state after the last step, Transition [T, E, ...]) by stepping
         the envs on the host; the policy runs jitted (compiled once per policy).
         Keys as in the gymnax rollout: step t acts with
         ``split(split(key, T)[t])[0]``. The record comes back as device arrays
-        (``host_rollout``)."""
+        (``host_rollout``, which ``until_ended`` [E] stops once every env it
+        marks has ended an episode)."""
         if (
             isinstance(num_steps, bool)
             or not isinstance(num_steps, int)
@@ -306,7 +308,7 @@ class GymnasiumEnv:
         if policy not in self._policies:
             self._policies[policy] = jax.jit(functools.partial(host_step, policy))
         act = self._policies[policy]
-        return host_rollout(self, act, params, state, key, num_steps)
+        return host_rollout(self, act, params, state, key, num_steps, until_ended)
 
     def close(self) -> None:
         """Closes the sub-envs (and the worker processes in async mode)."""

@@ -36,16 +36,28 @@ def host_step(policy: RolloutPolicy, params, keys, t, obs, state, ended):
 
 
 def host_rollout(
-    env, act, params: Any, state: RolloutState, key, num_steps: int
+    env,
+    act,
+    params: Any,
+    state: RolloutState,
+    key,
+    num_steps: int,
+    until_ended: np.ndarray | None = None,
 ) -> tuple[RolloutState, Transition]:
     """Returns (state after the last step, Transition [T, E, ...] as device
     arrays) of ``env`` (``step(actions)`` -> a GymStep of NumPy arrays, ``spec``,
-    ``num_envs``) acting by ``act``, ``host_step`` jitted with its policy."""
+    ``num_envs``) acting by ``act``, ``host_step`` jitted with its policy.
+
+    ``until_ended`` [E] bool stops the rollout early, after the step on which
+    every env it marks has ended an episode (T is then that step + 1): an
+    evaluation that waits for first episodes steps no further. The steps taken
+    are the same as without it (the same keys)."""
     keys = jax.random.split(key, num_steps)
     records = []
     obs, policy_state = state.obs, state.policy_state
     ret = np.asarray(state.episode_return, np.float32)
     ended = np.zeros(env.num_envs, bool)
+    waiting = None if until_ended is None else np.array(until_ended, bool)
     for t in range(num_steps):
         step = act(params, keys, np.int32(t), obs, policy_state, ended)
         action, info = jax.device_get((step.action, step.info))
@@ -54,6 +66,10 @@ def host_rollout(
         transition, ended, ret = recorded(np, np.asarray(obs), action, info, out, ret)
         records.append(transition)
         policy_state, obs = step.state, out.obs
+        if waiting is not None:
+            waiting &= ~ended
+            if not waiting.any():
+                break
     stacked = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *records))
     policy_state = reset_where(jnp.asarray(ended), policy_state)
     return RolloutState(obs, None, policy_state, ret), stacked
