@@ -91,10 +91,11 @@ def act(
     key: jax.Array,
     obs: jax.Array,
     carry: tuple,
-    deterministic: bool = False,
+    deterministic: bool | str = False,
 ) -> PolicyStep:
     """Returns the controller's step on real observations [E, ...]: z_t = V(obs),
-    a_t = C([z_t, h_t]) (sampled, or the mode when ``deterministic``), and M's
+    a_t = C([z_t, h_t]) (sampled, or as ``controller_act``'s ``deterministic``
+    says: True the mode, "mean" the expected action), and M's
     carry advanced by (z_t, a_t) as the state; ``info`` is the ActInfo.
 
     A ``janus_jax.envs.RolloutPolicy`` (params, key, obs, state), so every env rollout
@@ -116,7 +117,11 @@ def act(
 
 
 act_greedy = partial(act, deterministic=True)
-"""``act`` with argmax (discrete) or mean (continuous) actions: for evaluation."""
+"""``act`` with argmax (discrete) or mode (continuous) actions: for evaluation."""
+act_mean = partial(act, deterministic="mean")
+"""``act`` with the expected action (continuous; argmax for discrete actions)."""
+# ActProgram's branches, in lax.switch's order: ``deterministic`` -> index.
+_CHOICES = (False, True, "mean")
 
 
 class ActProgram:
@@ -136,10 +141,9 @@ class ActProgram:
             obs = preprocess_frames(obs, *resize)
         elif obs.dtype != jnp.uint8:
             obs = obs.astype(jnp.float32)
-        return jax.lax.cond(
+        return jax.lax.switch(
             deterministic,
-            lambda: act(params, key, obs, carry, deterministic=True),
-            lambda: act(params, key, obs, carry, deterministic=False),
+            [partial(act, params, key, obs, carry, choice) for choice in _CHOICES],
         )
 
     def __call__(
@@ -149,12 +153,18 @@ class ActProgram:
         key: jax.Array,
         obs: np.ndarray,
         state: AgentState,
-        deterministic: bool,
+        deterministic: bool | str,
         resize: tuple | None,
     ) -> tuple[np.ndarray, AgentState]:
         """Returns (actions [E] int32 or [E, A] float32 as numpy, next state)."""
+        if deterministic not in _CHOICES:
+            raise ValueError(
+                f"deterministic={deterministic!r} is invalid: must be False "
+                "(sampled actions), True (the mode) or 'mean' (the expected action)"
+            )
+        choice = jnp.int32(_CHOICES.index(deterministic))
         step = self._compiled(
-            params, key, jnp.asarray(obs), state.carry, jnp.bool_(deterministic), resize
+            params, key, jnp.asarray(obs), state.carry, choice, resize
         )
         actions = np.asarray(step.action)
         actions = actions.astype(np.float32 if action.continuous else np.int64)

@@ -22,6 +22,7 @@ from janus_jax.acting import ActProgram, AgentState, initial_state, resizing
 # The pure step of every rollout, importable from here as it always was.
 from janus_jax.acting import act as act
 from janus_jax.acting import act_greedy as act_greedy
+from janus_jax.acting import act_mean as act_mean
 
 # V's, M's and C's holders are importable from here too (janus_jax, the trainers).
 from janus_jax.components import MDNRNN as MDNRNN
@@ -184,7 +185,7 @@ class WorldModelAgent:
         obs,
         state: AgentState,
         key: jax.Array | None = None,
-        deterministic: bool = False,
+        deterministic: bool | str = False,
     ) -> tuple[np.ndarray, AgentState]:
         """Returns (actions as the env takes them, the next state) for a batch of
         observations [E, *obs] as the env gives them (or one observation, and
@@ -192,7 +193,8 @@ class WorldModelAgent:
 
         Actions are numpy: indices [E] for discrete actions, [E, A] inside the
         action box for continuous ones; sampled, or C's most likely when
-        ``deterministic``. Frames of another height and width are cropped
+        ``deterministic`` (True; "mean": the expected action of a continuous
+        policy). Frames of another height and width are cropped
         (``self.crop``) and resized as the gymnasium adapter does. M's carry
         rides in the state: after an episode ends, ``state.reset_where(done)``
         (or ``reset``). Without ``key`` the agent's own key stream is used.

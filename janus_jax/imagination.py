@@ -91,11 +91,17 @@ def hidden_of(carry) -> jax.Array | None:
 
 
 def controller_act(
-    params: controller.ControllerParams, key, feats, deterministic: bool = False
+    params: controller.ControllerParams,
+    key,
+    feats,
+    deterministic: bool | str = False,
 ) -> PolicyOut:
-    """Returns C's choice on ``feats``: sampled, or the mode when deterministic."""
+    """Returns C's choice on ``feats``: sampled (``deterministic`` False), the
+    mode (True) or the expected action ("mean": ``controller.mean_action``)."""
     policy, value = controller.apply(params, feats)
-    if deterministic:
+    if deterministic == "mean":
+        raw = controller.mean_action(params, policy)
+    elif deterministic:
         raw = controller.mode(params, policy)
     else:
         raw = controller.sample(key, params, policy)

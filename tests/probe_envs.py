@@ -19,3 +19,18 @@ class SignBandit(gymnasium.Env):
     def step(self, action):
         reward = float(int(action) == int(self.sign > 0))
         return self.reset()[0], reward, True, False, {}
+
+
+class ActionPays(gymnasium.Env):
+    """One-step episodes: observe a constant 1, reward the action taken (a value
+    in [0, 1]). A policy's expected return is its expected action."""
+
+    observation_space = gymnasium.spaces.Box(1.0, 1.0, (1,), np.float32)
+    action_space = gymnasium.spaces.Box(0.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.ones(1, np.float32), {}
+
+    def step(self, action):
+        return np.ones(1, np.float32), float(action[0]), True, False, {}

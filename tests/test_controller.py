@@ -62,6 +62,31 @@ class TestBoundedGaussian(chex.TestCase):
         u = np.arctanh(y)
         return stats.norm.pdf(u, 0.4, 0.7) / (1.5 * (1 - y**2))
 
+    def test_the_mean_action_is_the_squashed_actions_expectation(self):
+        """Its env action against the integral of a p(a) over the box (SciPy), for
+        a std near 0, the CarRacing runs' ~0.95, and 2."""
+        for loc, std in [(0.4, 0.7), (1.5, 0.95), (-2.0, 2.0), (0.3, 0.05)]:
+
+            def density(a, loc=loc, std=std):
+                y = (a + 2.0) / 3.0 * 2.0 - 1.0
+                return stats.norm.pdf(np.arctanh(y), loc, std) / (1.5 * (1 - y**2))
+
+            exact, _ = integrate.quad(
+                lambda a, d=density: a * d(a), -2.0 + 1e-12, 1.0 - 1e-12, limit=400
+            )
+            policy = controller.ActionDistribution(
+                jnp.array([loc]), jnp.array([np.log(std)])
+            )
+            raw = controller.mean_action(self.params, policy)
+            got = float(controller.env_action(self.params, raw)[0])
+            np.testing.assert_allclose(got, exact, atol=2e-5)
+            mode = float(controller.env_action(self.params, policy.loc)[0])
+            if std > 0.5:  # the mode ignores the std, the mean does not
+                assert abs(mode - exact) > 0.05
+        discrete = _params(ActionSpec(continuous=False, dim=3))
+        logits = controller.ActionDistribution(jnp.array([[0.1, 2.0, -1.0]]))
+        assert controller.mean_action(discrete, logits).tolist() == [1]
+
     def test_actions_stay_inside_bounds(self):
         policy = controller.ActionDistribution(
             jnp.full((1000, 1), 5.0), jnp.full((1000, 1), 2.0)

@@ -226,3 +226,41 @@ def test_host_envs_stop_stepping_when_the_last_first_episode_ends():
         assert len(steps) == stopped.lengths.max() + evaluate.CHUNK_STEPS
     np.testing.assert_array_equal(stopped.returns, whole.returns)
     np.testing.assert_array_equal(stopped.lengths, whole.lengths)
+
+
+def test_the_mean_policy_earns_what_the_samples_earn_on_average():
+    """A one-step env paying the action in [0, 1]: C's loc pushed to 1.2 with
+    std 1, so its mode tanh(1.2) pays 0.92 while its samples pay less on
+    average. The mean policy earns the samples' average (4,096 episodes)."""
+    from probe_envs import ActionPays
+
+    from janus_jax.envs import GymnasiumEnv
+
+    agent = WorldModelAgent(
+        (1,),
+        1,
+        features="observation",
+        continuous_actions=True,
+        action_low=(0.0,),
+        action_high=(1.0,),
+    )
+    net = agent.controller.params.net
+    actor = net["params"]["actor"]
+    last = sorted(actor)[-1]
+    actor[last]["bias"] = actor[last]["bias"] + 1.2
+    agent.controller.params = agent.controller.params.replace(net=net)
+    env = GymnasiumEnv.from_envs([ActionPays() for _ in range(64)])
+    key = jax.random.key(5)
+    mean = evaluate_episodes(key, env, agent.params, 64, deterministic="mean")
+    mode = evaluate_episodes(key, env, agent.params, 64, deterministic=True)
+    sampled = evaluate_episodes(key, env, agent.params, 4096, deterministic=False)
+    assert mean.distinct == 1 and mode.distinct == 1  # both deterministic
+    np.testing.assert_allclose(mean.returns[0], sampled.returns.mean(), atol=0.015)
+    assert mode.returns[0] - sampled.returns.mean() > 0.05
+    # the agent's own step acts the same in a plain loop, and names bad choices
+    state = agent.reset(1)
+    one = np.ones(1, np.float32)
+    action, _ = agent.act(one, state, jax.random.key(0), deterministic="mean")
+    np.testing.assert_allclose(action[0], mean.returns[0], rtol=1e-5)
+    with pytest.raises(ValueError, match="deterministic='median' is invalid"):
+        agent.act(one, state, deterministic="median")

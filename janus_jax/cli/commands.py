@@ -45,6 +45,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import jax
 
+    from janus_jax.config.training import acting_as
     from janus_jax.diagnostics.evaluate import (
         MAX_EVAL_ENVS,
         evaluate_episodes,
@@ -66,7 +67,7 @@ def _evaluate(args) -> int:
             env,
             agent.params,
             args.episodes,
-            deterministic=policy == "mode",
+            deterministic=acting_as(policy),
         )
     result = {
         "env_id": config.env_id,
@@ -77,7 +78,7 @@ def _evaluate(args) -> int:
         "distinct_episodes": evaluation.distinct,
     }
     # stdout stays one JSON line for scripts; the notice is for the reader.
-    notice = single_trajectory_notice(evaluation, policy == "mode")
+    notice = single_trajectory_notice(evaluation, policy != "sample")
     if notice:
         print(notice, file=sys.stderr)
     print(json.dumps(result))

@@ -102,6 +102,6 @@ def policy_option(parser) -> None:
         "--policy",
         choices=EVAL_POLICIES,
         default=None,
-        help="C's most likely action or a sampled one (default: the run's "
-        "controller.eval_policy)",
+        help="C's most likely action, its expected action (mean) or a sampled "
+        "one (default: the run's controller.eval_policy)",
     )

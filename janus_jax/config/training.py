@@ -21,7 +21,15 @@ from janus_jax.devices import check_device
 
 DREAM_FROM = ("replay", "rollout")
 # How evaluations act: the most likely action, or one sampled as in training.
-EVAL_POLICIES = ("mode", "sample")
+EVAL_POLICIES = ("mode", "mean", "sample")
+
+
+def acting_as(eval_policy: str) -> bool | str:
+    """Returns ``controller_act``'s ``deterministic`` for an ``eval_policy``:
+    False to sample, True for the mode, "mean" for the expected action."""
+    return {"sample": False, "mode": True, "mean": "mean"}[eval_policy]
+
+
 # How C learns: PPO on real and dreamed batches, or the paper's CMA-ES search.
 ALGORITHMS = ("ppo", "cmaes")
 # Where a CMA-ES candidate is scored: in M's dreams, or in the real envs.
@@ -224,9 +232,11 @@ class ControllerTrainingConfig:
     evaluation). Same episodes count and policy as the final one."""
     eval_policy: str = "mode"
     """How C acts in evaluations: "mode" (argmax for discrete actions, the
-    Gaussian's mean squashed for continuous ones) or "sample" (drawn from the
-    policy, as in training). A policy still far from deterministic can drive
-    worse by its mode than by its samples (CarRacing: the README)."""
+    Gaussian's mean squashed for continuous ones), "mean" (the expected action
+    of the squashed Gaussian: deterministic, and as the samples act on average;
+    the argmax for discrete actions) or "sample" (drawn from the policy, as in
+    training). A policy still far from deterministic can drive worse by its mode
+    than by its samples (CarRacing: its results page)."""
     use_tensorboard: bool = False
     """Also write TensorBoard event files (run_dir/tensorboard)."""
     algorithm: str = "ppo"

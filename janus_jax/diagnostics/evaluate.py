@@ -148,7 +148,7 @@ def evaluate_episodes(
     params: WorldModelParams | None,
     num_episodes: int,
     *,
-    deterministic: bool = True,
+    deterministic: bool | str = True,
     max_steps: int | None = None,
     progress: bool = False,
 ) -> Evaluation:
@@ -156,9 +156,10 @@ def evaluate_episodes(
     episode of each env, ``env.num_envs`` at a time.
 
     params None evaluates a uniformly random policy. The controller acts on
-    [z, h] with M's carry reset at the start (argmax / mean actions when
-    ``deterministic``). Episodes still running after ``max_steps`` (default: the
-    env's time limit, else 10,000) count what they earned in the steps they ran.
+    [z, h] with M's carry reset at the start (argmax / mode actions when
+    ``deterministic``, the expected actions when it is "mean"). Episodes still
+    running after ``max_steps`` (default: the env's time limit, else 10,000)
+    count what they earned in the steps they ran.
     A progress bar shows the rounds when ``progress``.
     """
     if max_steps is None:
@@ -168,6 +169,7 @@ def evaluate_episodes(
         policy = RandomPolicy(env.spec.action)
     else:
         policy = agent.act_greedy if deterministic else agent.act
+        policy = agent.act_mean if deterministic == "mean" else policy
     length = min(CHUNK_STEPS, max_steps)
     run = compiled(env, policy, length)
     returns, lengths = [], []

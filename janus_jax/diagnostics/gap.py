@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from janus_jax import agent
-from janus_jax.config.training import EVAL_POLICIES
+from janus_jax.config.training import EVAL_POLICIES, acting_as
 from janus_jax.envs import compiled
 from janus_jax.imagination import WorldModelParams, controller_act, imagine
 from janus_jax.models import mdn_rnn, vae
@@ -146,12 +146,12 @@ def measure(
 ) -> dict:
     """Returns the gap report (see the module docstring) from ``num_steps`` real
     steps of each of ``env``'s envs, starts every ``stride`` steps, C acting by
-    ``policy`` ("mode" or "sample") in the real env and in the dreams."""
+    ``policy`` ("mode", "mean" or "sample") in the real env and in the dreams."""
     if policy not in EVAL_POLICIES:
         raise ValueError(
             f"policy={policy!r} is invalid: must be one of {EVAL_POLICIES}"
         )
-    deterministic = policy == "mode"
+    deterministic = acting_as(policy)
     run_key, dream_key = jax.random.split(key)
     carry = mdn_rnn.initial_carry(params.mdn_rnn.config, (env.num_envs,))
     state = env.start(jax.random.fold_in(run_key, 1), carry)

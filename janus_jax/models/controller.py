@@ -131,6 +131,30 @@ def mode(params: ControllerParams, policy: ActionDistribution) -> jax.Array:
     return policy.loc
 
 
+# Gauss-Hermite nodes and weights (probabilists': weight exp(-x^2 / 2), the
+# weights normalised to sum to 1) for the mean of tanh(loc + std * x), x ~ N(0, 1):
+# 64 nodes agree with SciPy's integral to 1e-5 for std <= 2 (16 are 5e-3 off at
+# std 2, where tanh turns within a fraction of a node's spacing).
+_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(64)
+_HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()
+
+
+def mean_action(params: ControllerParams, policy: ActionDistribution) -> jax.Array:
+    """Returns the raw action whose env action is the policy's expected one,
+    E[low + (tanh(u) + 1) / 2 * (high - low)] for u ~ N(loc, std), per dimension
+    (a deterministic policy that acts as the sampled one does on average, where
+    ``mode``'s tanh(loc) ignores the std); the argmax for discrete actions."""
+    if not params.action.continuous:
+        return mode(params, policy)
+    nodes = jnp.asarray(_HERMITE_NODES, policy.loc.dtype)
+    weights = jnp.asarray(_HERMITE_WEIGHTS, policy.loc.dtype)
+    u = policy.loc[..., None] + jnp.exp(policy.log_std)[..., None] * nodes
+    mean_tanh = jnp.sum(jnp.tanh(u) * weights, axis=-1)
+    # |E tanh(u)| < 1: clipped so the inverse stays finite in float32
+    bound = 1.0 - jnp.finfo(policy.loc.dtype).epsneg
+    return jnp.arctanh(jnp.clip(mean_tanh, -bound, bound))
+
+
 def log_prob(
     params: ControllerParams, policy: ActionDistribution, raw_action: jax.Array
 ) -> jax.Array:

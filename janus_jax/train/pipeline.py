@@ -20,6 +20,7 @@ import numpy as np
 from janus_jax import pictures
 from janus_jax.config.run import RunConfig
 from janus_jax.config.sizes import check_run_sizes, fit_to_devices
+from janus_jax.config.training import acting_as
 from janus_jax.data import RolloutDataset
 from janus_jax.diagnostics.evaluate import (
     MAX_EVAL_ENVS,
@@ -262,7 +263,7 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
     all one trajectory print a notice, unless the run printed it already."""
     c = config.controller
     key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
-    deterministic = c.eval_policy == "mode"
+    deterministic = acting_as(c.eval_policy)
     with make(
         config.env_id,
         **env_kwargs(config, min(c.eval_episodes, MAX_EVAL_ENVS), evaluation=True),

@@ -23,7 +23,7 @@ import numpy as np
 
 from janus_jax.agent import WorldModelAgent
 from janus_jax.config.models import PPOConfig
-from janus_jax.config.training import ControllerTrainingConfig
+from janus_jax.config.training import ControllerTrainingConfig, acting_as
 from janus_jax.diagnostics.evaluate import (
     MAX_EVAL_ENVS,
     evaluate_episodes,
@@ -275,7 +275,7 @@ class WorldModelPPOTrainer:
                 self.env, min(t.eval_episodes, MAX_EVAL_ENVS), evaluation=True
             )
         key = jax.random.fold_in(jax.random.key(self.seed + 1), steps)
-        deterministic = t.eval_policy == "mode"
+        deterministic = acting_as(t.eval_policy)
         evaluation = evaluate_episodes(
             key, self._eval_env, params, t.eval_episodes, deterministic=deterministic
         )
