@@ -20,7 +20,6 @@ from pathlib import Path
 import jax
 
 from janus_jax.diagnostics import world_model_scores
-from janus_jax.envs import make
 from janus_jax.run import run_dir
 from janus_jax.run.files import write_json
 
@@ -70,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if agent.mdn_rnn is None:
         parser.error(f"--run {args.run} is a model-free run: it has no V or M")
     config = run_dir.load_config(args.run)
-    kwargs = run_dir.env_kwargs(config, args.envs, evaluation=True)
-    with make(config.env_id, **kwargs) as env:
+    with run_dir.evaluation_env(config, args.envs) as env:
         report = world_model_scores.measure(
             jax.random.key(args.seed), env, agent.params, args.steps
         )

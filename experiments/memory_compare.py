@@ -35,7 +35,7 @@ from janus_jax.config import presets
 from janus_jax.config.run import RunConfig, apply_overrides, to_dict
 from janus_jax.data import RolloutDataset, sequences
 from janus_jax.diagnostics import gap
-from janus_jax.envs import make, spec_of
+from janus_jax.envs import spec_of
 from janus_jax.models import mdn_rnn
 from janus_jax.run import run_dir
 from janus_jax.run.checkpoint import write_json_atomic
@@ -75,8 +75,7 @@ def heldout_loss(agent, config, dataset: RolloutDataset) -> dict:
 
 def open_loop(agent, config, seed: int) -> dict:
     """Returns ``gap``'s open-loop report on 4 fresh envs of 1000 steps each."""
-    kwargs = run_dir.env_kwargs(config, 4, evaluation=True)
-    with make(config.env_id, **kwargs) as env:
+    with run_dir.evaluation_env(config, 4) as env:
         report = gap.measure(
             jax.random.key(seed), env, agent.params, 1000, HORIZONS, policy="sample"
         )

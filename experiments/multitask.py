@@ -31,9 +31,9 @@ from janus_jax.config.run import RunConfig, apply_overrides, to_dict
 from janus_jax.config.tasks import TaskConfig, env_dir_name
 from janus_jax.diagnostics import gap
 from janus_jax.diagnostics.evaluate import evaluate_episodes
-from janus_jax.envs import make, spec_of
+from janus_jax.envs import spec_of
 from janus_jax.run.checkpoint import write_json_atomic
-from janus_jax.run.run_dir import env_kwargs, load_agent
+from janus_jax.run.run_dir import evaluation_env, load_agent
 from janus_jax.train import pipeline
 from janus_jax.train.shared_world_model import resolve_tasks
 from janus_jax.train.task_controller import train_task_controller
@@ -98,8 +98,7 @@ def own_config(shared: RunConfig, env_id: str, frame_share: float) -> RunConfig:
 
 def open_loop(agent, config: RunConfig, args) -> dict:
     """Returns gap.measure's open-loop errors of the agent in its env."""
-    kwargs = env_kwargs(config, 4, evaluation=True)
-    with make(config.env_id, **kwargs) as env:
+    with evaluation_env(config, 4) as env:
         report = gap.measure(
             jax.random.key(args.seed),
             env,
@@ -112,8 +111,7 @@ def open_loop(agent, config: RunConfig, args) -> dict:
 
 
 def controller_return(agent, config: RunConfig, args) -> float:
-    kwargs = env_kwargs(config, 8, evaluation=True)
-    with make(config.env_id, **kwargs) as env:
+    with evaluation_env(config, 8) as env:
         result = evaluate_episodes(
             jax.random.key(args.seed + 1), env, agent.params, 16, deterministic=False
         )

@@ -51,7 +51,6 @@ def _evaluate(args) -> int:
         evaluate_episodes,
         single_trajectory_notice,
     )
-    from janus_jax.envs import make
     from janus_jax.run import run_dir
 
     if args.episodes < 1:
@@ -59,9 +58,8 @@ def _evaluate(args) -> int:
     agent = run_dir.load_agent(args.run)
     config = run_dir.load_config(args.run)
     num_envs = min(args.episodes, MAX_EVAL_ENVS)
-    kwargs = run_dir.env_kwargs(config, num_envs, evaluation=True)
     policy = args.policy or config.controller.eval_policy
-    with make(config.env_id, **kwargs) as env:
+    with run_dir.evaluation_env(config, num_envs) as env:
         evaluation = evaluate_episodes(
             jax.random.key(args.seed),
             env,
@@ -110,7 +108,6 @@ def _gap(args) -> int:
     import jax
 
     from janus_jax.diagnostics import gap
-    from janus_jax.envs import make
     from janus_jax.run import run_dir
     from janus_jax.run.files import write_json
 
@@ -121,8 +118,7 @@ def _gap(args) -> int:
     if agent.mdn_rnn is None:
         raise ValueError(f"{args.run} is a model-free run: it has no dream")
     config = run_dir.load_config(args.run)
-    kwargs = run_dir.env_kwargs(config, args.envs, evaluation=True)
-    with make(config.env_id, **kwargs) as env:
+    with run_dir.evaluation_env(config, args.envs) as env:
         report = gap.measure(
             jax.random.key(args.seed),
             env,

@@ -13,7 +13,7 @@ from janus_jax.agent import WorldModelAgent
 from janus_jax.config.architecture import default_configs
 from janus_jax.config.run import RunConfig, for_task, from_dict, to_dict
 from janus_jax.config.tasks import env_dir_name
-from janus_jax.envs import env_source, spec_of
+from janus_jax.envs import env_source, make, spec_of
 from janus_jax.envs.custom import recorded_env
 from janus_jax.envs.factory import evaluation_kwargs
 from janus_jax.envs.preprocess import as_crop
@@ -308,3 +308,9 @@ def env_kwargs(
     if num_envs is not None:
         kwargs["num_envs"] = num_envs
     return kwargs
+
+
+def evaluation_env(config: RunConfig, num_envs: int):
+    """Returns ``num_envs`` of the run's env as evaluations see them (no
+    training-only episode options); close it, or use it in a ``with``."""
+    return make(config.env_id, **env_kwargs(config, num_envs, evaluation=True))

@@ -36,6 +36,7 @@ from janus_jax.run.metrics_log import MetricsLogger, read_metrics
 from janus_jax.run.run_dir import (
     RunDirError,
     env_kwargs,
+    evaluation_env,
     load_agent,
     new_agent,
     prepare_run_dir,
@@ -264,10 +265,7 @@ def evaluate_run(config: RunConfig, agent, io: RunIO, real_env_steps: int) -> di
     c = config.controller
     key_agent, key_random = jax.random.split(jax.random.key(config.seed + 1))
     deterministic = acting_as(c.eval_policy)
-    with make(
-        config.env_id,
-        **env_kwargs(config, min(c.eval_episodes, MAX_EVAL_ENVS), evaluation=True),
-    ) as env:
+    with evaluation_env(config, min(c.eval_episodes, MAX_EVAL_ENVS)) as env:
         evaluation = evaluate_episodes(
             key_agent,
             env,
@@ -327,7 +325,7 @@ def dream_gif(config: RunConfig, agent, path, *, temperature=None, steps=100):
     """Returns the path of a GIF: a real episode of C, V's reconstruction and M's
     open-loop dream of it, side by side."""
     key_episode, key_dream = jax.random.split(jax.random.key(config.seed + 2))
-    with make(config.env_id, **env_kwargs(config, 1, evaluation=True)) as env:
+    with evaluation_env(config, 1) as env:
         frames, actions = pictures.record_episode(key_episode, env, agent.params, steps)
     tau = agent.mdn_rnn.config.temperature if temperature is None else temperature
     dreamed = pictures.open_loop_dream(
