@@ -1,6 +1,8 @@
 """Tests of janus_jax.envs: specs, auto-reset semantics, preprocessing, errors."""
 
 import dataclasses
+import subprocess
+import sys
 
 import chex
 import gymnasium
@@ -8,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import subprocess_env
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 
@@ -357,6 +360,34 @@ def test_lunarlander_pixels_are_64x64_frames():
     for frames in (obs, out.obs, out.final_obs):
         chex.assert_shape(frames, (1, 64, 64, 3))
         assert frames.dtype == np.uint8 and frames.std() > 0
+
+
+def test_rendering_on_a_headless_machine_prints_nothing():
+    """pygame's SDL, rendering Pendulum to an array in a fresh process without a
+    display, prints ALSA's and XDG_RUNTIME_DIR's complaints unless told there
+    is no audio or video device; an exported setting wins."""
+    script = (
+        "import os\n"
+        "from janus_jax.envs import GymnasiumEnv\n"
+        "with GymnasiumEnv('Pendulum-v1', observation='pixels') as env:\n"
+        "    assert env.reset(seed=0).std() > 0\n"
+        "print(os.environ['SDL_AUDIODRIVER'], os.environ['SDL_VIDEODRIVER'])\n"
+    )
+    env = subprocess_env()
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_AUDIODRIVER", "SDL_VIDEODRIVER"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["dummy", "dummy"]
+    assert "ALSA" not in done.stderr and "XDG_RUNTIME_DIR" not in done.stderr
+    env["SDL_AUDIODRIVER"] = "pulse"  # the user's choice is kept
+    script = script.replace("std() > 0", "std() > 0 or True")
+    kept = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert kept.stdout.split() == ["pulse", "dummy"]
 
 
 def test_discrete_start_is_added_and_actions_are_validated():

@@ -4,6 +4,7 @@ the errors for spaces janus-jax does not handle."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -57,6 +58,17 @@ def _observe_render(env: gymnasium.Env) -> gymnasium.Env:
     return RenderObservation(env, render_only=True)
 
 
+def quiet_headless_pygame() -> None:
+    """Keeps pygame's SDL from printing a dozen lines to stderr when an env is
+    rendered to an array on a machine without sound or display (ALSA's "Unknown
+    PCM default", SDL's "XDG_RUNTIME_DIR is invalid"): no audio device, and no
+    video device where there is no display to open a window on. Settings the
+    user exported win; the worker processes of async envs inherit these."""
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
 def sub_env_setup(
     observation: str, env_kwargs: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Callable[[gymnasium.Env], gymnasium.Env]]]:
@@ -70,6 +82,7 @@ def sub_env_setup(
         )
     if observation == "state":
         return dict(env_kwargs), [cull_offscreen]
+    quiet_headless_pygame()
     render_mode = env_kwargs.get("render_mode", "rgb_array")
     if render_mode != "rgb_array":
         raise ValueError(
