@@ -269,3 +269,14 @@ def test_several_envs_are_refused_by_the_one_env_commands(tmp_path, capsys):
     assert status == 2 and err.count("\n") == 1
     assert "train-world-model --env A --env B" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_shared_models_line_names_m_s_whole_action_vector(shared_run):
+    from janus_jax.cli.multitask import shared_models
+
+    line = shared_models(load_config(shared_run))
+    assert line.endswith(
+        "a 5-dim action vector (Pendulum-v1: 1 continuous, CartPole-v1: 2 one-hot, "
+        "then 2 task ids)"
+    )
+    assert line.startswith("V: convolutions")

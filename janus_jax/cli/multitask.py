@@ -27,6 +27,21 @@ def train(args, envs: list[str]) -> int | None:
     return None
 
 
+def shared_models(config) -> str:
+    """Returns the line naming a shared run's V and M and M's action vector."""
+    v, m = config.world_model.vae, config.world_model.mdn_rnn
+    net = f"convolutions {v.hidden_channels}" if v.is_image else f"MLP {v.hidden_sizes}"
+    kind = {True: "continuous", False: "one-hot"}
+    slots = ", ".join(
+        f"{t.env_id}: {t.action.dim} {kind[t.action.continuous]}" for t in config.tasks
+    )
+    return (
+        f"V: {net}, latent {v.latent_dim}; M: {m.rnn_type.upper()} {m.hidden_dim}, "
+        f"{m.num_mixtures} mixtures, a {m.action_dim}-dim action vector ({slots}, "
+        f"then {len(config.tasks)} task ids)"
+    )
+
+
 def _is_shared(out: str) -> bool:
     from janus_jax.run.run_dir import load_config
 
@@ -36,6 +51,7 @@ def _is_shared(out: str) -> bool:
 def _train_world_model(args, envs: list[str]) -> int:
     from janus_jax.cli.parser import _check_env
     from janus_jax.config.tasks import TaskConfig
+    from janus_jax.run.run_dir import load_config
     from janus_jax.train import pipeline
 
     twice = sorted({e for e in envs if envs.count(e) > 1})
@@ -44,7 +60,9 @@ def _train_world_model(args, envs: list[str]) -> int:
     for env in envs[1:]:
         _check_env(env)
     options = pipeline_options(args)
-    config = run_config(args)  # the preset (or the first env's recipe), --set
+    # the preset (or the first env's recipe), --set; V and M are sized for the
+    # tasks when the run starts, so the first env's sizes are not announced
+    config = run_config(args, say_rederived=False)
     tasks = tuple(TaskConfig(env_id=e, share=1 / len(envs)) for e in envs)
     config = dataclasses.replace(config, tasks=tasks)
     out = Path(args.out or "runs/" + "+".join(env_dir_name(e) for e in envs))
@@ -53,6 +71,7 @@ def _train_world_model(args, envs: list[str]) -> int:
         f"{env} {row['episodes']} episodes" for env, row in summary["tasks"].items()
     )
     print(f"train-world-model: one V and M shared by {rows} -> {out}")
+    print(f"train-world-model: {shared_models(load_config(out))}")
     return 0
 
 

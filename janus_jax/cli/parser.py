@@ -235,9 +235,10 @@ def shared_envs(args) -> list[str]:
     return envs
 
 
-def run_config(args):
+def run_config(args, say_rederived: bool = True):
     """Returns the RunConfig of the preset with --env, --set and --seed applied
-    (--seed and --set seed with different values are refused)."""
+    (--seed and --set seed with different values are refused); the line saying
+    which V and M the env got is printed when ``say_rederived``."""
     import jax
 
     from janus_jax.config import presets
@@ -263,7 +264,7 @@ def run_config(args):
     with renames_on_stderr(f"janus-jax {args.command}"):
         if env and env != config.env_id:
             config, rederived = with_env(config, env, overrides)
-            if jax.process_index() == 0:
+            if say_rederived and jax.process_index() == 0:
                 print(rederived)
         else:
             config = apply_overrides(config, overrides)
