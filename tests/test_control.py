@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from janus_jax import imagination
+from janus_jax import batches
 from janus_jax.config.models import ActionSpec, NetworkConfig
 from janus_jax.config.sizes import dream_starts
 from janus_jax.envs.rollout import record
@@ -122,7 +122,7 @@ def test_one_ppo_batch_for_real_and_dreamed_transitions():
         info=real.info._replace(next_hidden=hidden, value=values),
         mask=jnp.asarray(np.tri(T, E, 2, dtype=np.float32)),
     )
-    batch = imagination.to_ppo_batch(c_params, real, 0.9, 0.8)
+    batch = batches.to_ppo_batch(c_params, real, 0.9, 0.8)
     feats = jnp.concatenate([real.next_obs, hidden], -1)
     next_values = np.asarray(controller.apply(c_params, feats)[1])
     want = _numpy_gae(

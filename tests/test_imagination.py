@@ -13,6 +13,7 @@ from janus_jax import (
     NetworkConfig,
     Transition,
     VAEConfig,
+    batches,
     imagination,
 )
 from janus_jax.imagination import (
@@ -355,7 +356,7 @@ def test_ppo_batch_bootstraps_at_the_horizon_and_not_after_a_done():
         ),
         mask=jnp.array([[1.0, 1.0], [1.0, 0.0]]),
     )
-    batch = imagination.to_ppo_batch(c_params, transition, gamma=0.5, gae_lambda=1.0)
+    batch = batches.to_ppo_batch(c_params, transition, gamma=0.5, gae_lambda=1.0)
     # Dream 0: A1 = 1 + .5*10 - 2 = 4; A0 = 1 + .5*2 - 1 + .5*4 = 3.
     # Dream 1: A0 = 1 - 1 = 0 (terminated: no bootstrap from V = 5).
     np.testing.assert_allclose(batch.advantages[:, 0], [3.0, 4.0])
@@ -377,7 +378,7 @@ def test_ppo_batch_of_a_dream_bootstraps_from_v_after_the_horizon():
     params = _params(done_bias=0.0, done_scale=30.0, seed=3)
     traj = imagine(jax.random.key(2), params, _z0(16), None, 6, 1.0)
     gamma, lam = 0.9, 0.8
-    batch = imagination.to_ppo_batch(params.controller, traj, gamma, lam)
+    batch = batches.to_ppo_batch(params.controller, traj, gamma, lam)
     info = traj.info
     values = np.asarray(info.value)
     next_values = np.concatenate([values[1:], _last_value(params, traj)[None]])
@@ -478,6 +479,6 @@ def test_reused_latents_are_v_of_every_next_observation(ends):
     params, real = _rollout_with_ends(ends)
     expected = np.asarray(vae.get_latent(params, real.next_obs))  # every one
     for reuse in (False, True):
-        got = jax.jit(imagination.to_latents, static_argnums=2)(params, real, reuse)
+        got = jax.jit(batches.to_latents, static_argnums=2)(params, real, reuse)
         np.testing.assert_allclose(got.next_obs, expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(got.obs, real.info.latent)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from janus_jax import agent, imagination, ppo
+from janus_jax import agent, batches, imagination, ppo
 from janus_jax.config.models import PPOConfig
 from janus_jax.envs import RolloutState
 from janus_jax.imagination import WorldModelParams
@@ -206,9 +206,9 @@ def learn(
         state, mdn_metrics = _refresh_world_model(setup, params, state, window_key)
         params = params.replace(mdn_rnn=state.mdn.params)
         metrics.update(mdn_metrics)
-    real = imagination.to_latents(params.vae, real, reuse=not setup.vae_updates)
+    real = batches.to_latents(params.vae, real, reuse=not setup.vae_updates)
     config = setup.ppo
-    to_batch = lambda tr: imagination.to_ppo_batch(  # noqa: E731
+    to_batch = lambda tr: batches.to_ppo_batch(  # noqa: E731
         params.controller, tr, config.gamma, config.gae_lambda
     )
     parts = [to_batch(real)] if setup.learn_from_real else []
@@ -276,7 +276,7 @@ def _dream_updates(
         dream_key, ppo_key = jax.random.split(update_key)
         now = params.replace(controller=train.params)
         dreamed = dream(setup, now, real, dream_key, memory, reward_variables)
-        batch = imagination.to_ppo_batch(
+        batch = batches.to_ppo_batch(
             train.params, dreamed, config.gamma, config.gae_lambda
         )
         train, _ = ppo.update(train, batch, ppo_key, config, setup.controller_optimizer)
