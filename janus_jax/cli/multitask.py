@@ -29,17 +29,18 @@ def train(args, envs: list[str]) -> int | None:
 
 def shared_models(config) -> str:
     """Returns the line naming a shared run's V and M and M's action vector."""
-    v, m = config.world_model.vae, config.world_model.mdn_rnn
-    net = f"convolutions {v.hidden_channels}" if v.is_image else f"MLP {v.hidden_sizes}"
+    from janus_jax.config.run import models_line
+
+    m = config.world_model.mdn_rnn
     kind = {True: "continuous", False: "one-hot"}
     slots = ", ".join(
         f"{t.env_id}: {t.action.dim} {kind[t.action.continuous]}" for t in config.tasks
     )
-    return (
-        f"V: {net}, latent {v.latent_dim}; M: {m.rnn_type.upper()} {m.hidden_dim}, "
-        f"{m.num_mixtures} mixtures, a {m.action_dim}-dim action vector ({slots}, "
-        f"then {len(config.tasks)} task ids)"
+    vector = (
+        f"a {m.action_dim}-dim action vector ({slots}, then {len(config.tasks)} "
+        "task ids)"
     )
+    return models_line(config.world_model.vae, m, vector)
 
 
 def _is_shared(out: str) -> bool:

@@ -232,23 +232,27 @@ def _with_architecture(config: RunConfig, name: str, derived, overrides) -> RunC
     return apply_overrides(config, mine)
 
 
+def models_line(v, m, actions: str = "") -> str:
+    """Returns "V: <net>, latent Z, <likelihood> likelihood; M: <memory> H, K
+    mixtures, <actions>" for V's and M's configs (M's part without M), where
+    ``actions`` names M's actions (default: "<action_dim>-dim actions")."""
+    net = f"convolutions {v.hidden_channels}" if v.is_image else f"MLP {v.hidden_sizes}"
+    line = f"V: {net}, latent {v.latent_dim}, {v.likelihood} likelihood"
+    if m is None:
+        return line
+    return line + (
+        f"; M: {m.rnn_type.upper()} {m.hidden_dim}, {m.num_mixtures} mixtures, "
+        f"{actions or f'{m.action_dim}-dim actions'}"
+    )
+
+
 def _rederived(config: RunConfig, spec, old_env: str) -> str:
     """Returns the line saying which V and M ``with_env`` gave the run."""
     v, m = config.world_model.vae, config.world_model.mdn_rnn
     if v is None:
         arch = "V and M derived from the env when the run starts"
     else:
-        net = (
-            f"convolutions {v.hidden_channels}"
-            if v.is_image
-            else f"MLP {v.hidden_sizes}"
-        )
-        arch = f"V: {net}, latent {v.latent_dim}, {v.likelihood} likelihood"
-        if m is not None:
-            arch += (
-                f"; M: {m.rnn_type.upper()} {m.hidden_dim}, {m.num_mixtures} "
-                f"mixtures, {m.action_dim}-dim actions"
-            )
+        arch = models_line(v, m)
     return (
         f"--env {config.env_id}: V and M re-derived for observations "
         f"{spec.observation_shape} (the preset's were sized for {old_env}): {arch}"

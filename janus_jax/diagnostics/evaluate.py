@@ -168,8 +168,9 @@ def evaluate_episodes(
     if params is None:
         policy = RandomPolicy(env.spec.action)
     else:
-        policy = agent.act_greedy if deterministic else agent.act
-        policy = agent.act_mean if deterministic == "mean" else policy
+        policy = {False: agent.act, True: agent.act_greedy, "mean": agent.act_mean}[
+            deterministic
+        ]
     length = min(CHUNK_STEPS, max_steps)
     run = compiled(env, policy, length)
     returns, lengths = [], []
