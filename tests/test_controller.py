@@ -87,6 +87,16 @@ class TestBoundedGaussian(chex.TestCase):
         logits = controller.ActionDistribution(jnp.array([[0.1, 2.0, -1.0]]))
         assert controller.mean_action(discrete, logits).tolist() == [1]
 
+    def test_log_std_init_sets_the_starting_spread_of_the_samples(self):
+        config = NetworkConfig(layer_sizes=(8,), log_std_init=-1.0)
+        params = controller.init(jax.random.key(0), config, self.action, 5)
+        policy, _ = controller.apply(params, jnp.zeros((1, 5)))
+        np.testing.assert_allclose(policy.log_std, [[-1.0]])
+        keys = jax.random.split(jax.random.key(1), 20_000)
+        raw = jax.vmap(lambda k: controller.sample(k, params, policy))(keys)
+        # the raw actions' spread is exp(-1) about the near-zero initial loc
+        np.testing.assert_allclose(np.std(raw), np.exp(-1.0), rtol=0.02)
+
     def test_actions_stay_inside_bounds(self):
         policy = controller.ActionDistribution(
             jnp.full((1000, 1), 5.0), jnp.full((1000, 1), 2.0)

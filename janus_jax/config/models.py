@@ -210,10 +210,15 @@ class NetworkConfig:
     """One of tanh, relu, elu, gelu, silu, leaky_relu."""
     use_layer_norm: bool = False
     """LayerNorm after each hidden layer."""
+    log_std_init: float = 0.0
+    """Continuous actions: the policy's log std before training (one learned
+    value per action dimension, state-independent); 0 starts at std 1, -1 at
+    std 0.37. Unused for discrete actions."""
 
     def __post_init__(self):
         positive_tuple(self, "layer_sizes", allow_empty=True)
         check_bool(self, "use_layer_norm")
+        in_range(self, "log_std_init", -5.0, 2.0)
         if self.activation not in ACTIVATIONS:
             fail(
                 "NetworkConfig",

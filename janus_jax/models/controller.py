@@ -67,7 +67,8 @@ class _ActorCritic(nn.Module):
         value = _MLP(self.config, 1, 1.0, name="critic")(features)[..., 0]
         log_std = None
         if self.action.continuous:
-            log_std = self.param("log_std", nn.initializers.zeros, (self.action.dim,))
+            start = nn.initializers.constant(self.config.log_std_init)
+            log_std = self.param("log_std", start, (self.action.dim,))
             log_std = jnp.broadcast_to(log_std, loc.shape)
         return ActionDistribution(loc, log_std), value
 
