@@ -107,7 +107,13 @@ def act(
         feats = observation_features(obs)
         choice = controller_act(c_params, key, feats, deterministic)
         info = ActInfo(
-            feats, None, choice.raw_action, choice.log_prob, choice.value, None
+            latent=feats,
+            carry=None,
+            raw_action=choice.raw_action,
+            log_prob=choice.log_prob,
+            value=choice.value,
+            next_hidden=None,
+            hidden=None,
         )
         return PolicyStep(choice.action, carry, info)
     latent = vae.get_latent(params.vae, obs)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from janus_jax import ppo
-from janus_jax.imagination import features, hidden_of, observation_features
+from janus_jax.imagination import features, observation_features
 from janus_jax.models import controller, vae
 from janus_jax.records import Transition
 
@@ -88,7 +88,7 @@ def to_ppo_batch(
     )
     mask = transition.mask
     return ppo.Batch(
-        features=features(info.latent, hidden_of(info.carry)),
+        features=features(info.latent, info.hidden),
         raw_actions=info.raw_action,
         log_probs=info.log_prob,
         values=info.value,

@@ -59,11 +59,16 @@ class ActInfo(NamedTuple):
     """What a step of C and M records for learning (``Transition.info``)."""
 
     latent: jax.Array  # [..., Z] z_t
-    carry: tuple  # M's carry before (z_t, a_t): h_t = hidden(carry)
+    # M's carry before (z_t, a_t) in real rollouts (the replay and the dreams'
+    # start states need it); None in a dream, which keeps only h_t (a
+    # transformer's carry is its whole key/value cache: per dreamed step, that
+    # is 30 KiB against an LSTM's 2 KiB)
+    carry: tuple | None
     raw_action: jax.Array
     log_prob: jax.Array
     value: jax.Array
-    next_hidden: jax.Array  # [..., H] h_{t+1}, M's output after (z_t, a_t)
+    next_hidden: jax.Array | None  # [..., H] h_{t+1}, M's output after (z_t, a_t)
+    hidden: jax.Array | None  # [..., H] h_t = hidden(carry) (None without M)
 
 
 DreamPolicy = Callable[[jax.Array, jax.Array], PolicyOut]
@@ -82,11 +87,6 @@ def observation_features(obs: jax.Array, batch_dims: int = 1) -> jax.Array:
     if obs.dtype == jnp.uint8:
         x = x / 255.0
     return x.reshape(obs.shape[:batch_dims] + (-1,))
-
-
-def hidden_of(carry) -> jax.Array | None:
-    """Returns M's output h of a carry (None without M)."""
-    return None if carry is None else mdn_rnn.hidden(carry)
 
 
 def controller_act(
@@ -115,9 +115,17 @@ def fixed_action(action: jax.Array) -> DreamPolicy:
     return lambda key, feats: PolicyOut(action, action, zero, zero)
 
 
-def world_step(params: WorldModelParams, policy: DreamPolicy, carry, latent, key):
+def world_step(
+    params: WorldModelParams,
+    policy: DreamPolicy,
+    carry,
+    latent,
+    key,
+    keep_carry: bool = True,
+):
     """Returns (M's carry after (z_t, a_t), M's output, ActInfo, a_t): ``policy``
-    acts on [z_t, h_t], then M advances by (z_t, a_t)."""
+    acts on [z_t, h_t], then M advances by (z_t, a_t). ``keep_carry`` False
+    leaves M's carry out of the ActInfo (h_t stays)."""
     hidden = mdn_rnn.hidden(carry)
     choice = policy(key, features(latent, hidden))
     action_vector = controller.encode_action(
@@ -125,12 +133,13 @@ def world_step(params: WorldModelParams, policy: DreamPolicy, carry, latent, key
     )
     next_carry, out = mdn_rnn.step(params.mdn_rnn, carry, latent, action_vector)
     info = ActInfo(
-        latent,
-        carry,
-        choice.raw_action,
-        choice.log_prob,
-        choice.value,
-        mdn_rnn.hidden(next_carry),
+        latent=latent,
+        carry=carry if keep_carry else None,
+        raw_action=choice.raw_action,
+        log_prob=choice.log_prob,
+        value=choice.value,
+        next_hidden=mdn_rnn.hidden(next_carry),
+        hidden=hidden,
     )
     return next_carry, out, info, choice.action
 
@@ -160,7 +169,7 @@ def dream_step(
     """
     policy_key, latent_key, done_key = jax.random.split(key, 3)
     carry, out, info, action = world_step(
-        params, policy, state.carry, state.latent, policy_key
+        params, policy, state.carry, state.latent, policy_key, keep_carry=False
     )
     next_latent = mdn_rnn.sample(latent_key, out, temperature)
     if reward_fn is None:

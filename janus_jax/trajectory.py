@@ -20,7 +20,7 @@ import numpy as np
 
 from janus_jax.acting import resizing
 from janus_jax.imagination import WorldModelParams, imagine
-from janus_jax.models import mdn_rnn, vae
+from janus_jax.models import vae
 
 
 def check_reward_fn(reward_fn) -> None:
@@ -116,7 +116,7 @@ class ImagineProgram:
             "mask": traj.mask,
             "values": info.value,
             "log_probs": info.log_prob,
-            "hiddens": mdn_rnn.hidden(info.carry),
+            "hiddens": info.hidden,
             "next_latents": traj.next_obs,
         }
         if decode:

@@ -165,6 +165,7 @@ RULES = {
         "layer_sizes": bad_sizes(allow_empty=True),
         "activation": bad_choice(ACTIVATIONS),
         "use_layer_norm": BOOL,
+        "log_std_init": bad_float(-5.0, 2.0),
     },
     ActionSpec: {  # on a continuous box of dim 2, bounds -1 and 1
         "continuous": BOOL,
@@ -550,6 +551,7 @@ small_network = st.builds(
     layer_sizes=st.lists(st.integers(1, 8), max_size=2).map(tuple),
     activation=st.sampled_from(ACTIVATIONS),
     use_layer_norm=st.booleans(),
+    log_std_init=st.floats(-5.0, 2.0),
 )
 
 

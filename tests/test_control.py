@@ -46,6 +46,7 @@ def _rollout() -> Transition:
         log_prob=zeros,
         value=zeros,
         next_hidden=jnp.zeros((T, E, 4)),
+        hidden=jnp.zeros((T, E, 4)),
     )
     return Transition(
         obs=latent,

@@ -90,8 +90,12 @@ class TestImagine(chex.TestCase):
             info = traj.info
             assert isinstance(info, ActInfo)
             chex.assert_shape([traj.obs, traj.next_obs, info.latent], (7, 4, Z))
-            hiddens = mdn_rnn.hidden(info.carry)
+            # a dream keeps h_t, not M's whole carry: h_{t+1} is the next h_t
+            assert info.carry is None
+            hiddens = info.hidden
             chex.assert_shape([hiddens, info.next_hidden], (7, 4, H))
+            np.testing.assert_array_equal(hiddens[1:], info.next_hidden[:-1])
+            np.testing.assert_array_equal(hiddens[0], 0.0)
             chex.assert_shape(
                 [
                     info.log_prob,
@@ -187,7 +191,7 @@ class TestImagine(chex.TestCase):
         params = _params()
         traj = imagine(jax.random.key(0), params, _z0(), None, 6, 1.0, policy=policy)
         obs, info = np.asarray(traj.obs), traj.info
-        feats = np.concatenate([obs, np.asarray(mdn_rnn.hidden(info.carry))], -1)
+        feats = np.concatenate([obs, np.asarray(info.hidden)], -1)
         np.testing.assert_array_equal(traj.action, np.argmax(obs, axis=-1))
         np.testing.assert_allclose(info.log_prob, feats.sum(-1), rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(info.value, obs[..., 0])
@@ -348,11 +352,12 @@ def test_ppo_batch_bootstraps_at_the_horizon_and_not_after_a_done():
         next_obs=jnp.array([[2.0, 5.0], [10.0, 7.0]])[..., None],
         info=ActInfo(
             latent=latent,
-            carry=((jnp.zeros((2, 2, 1)), hidden),),
+            carry=None,  # a dream keeps h_t only
             raw_action=jnp.array([[0, 1], [1, 0]], jnp.int32),
             log_prob=jnp.full((2, 2), -0.5),
             value=values,
             next_hidden=jnp.zeros((2, 2, 1)),
+            hidden=hidden,
         ),
         mask=jnp.array([[1.0, 1.0], [1.0, 0.0]]),
     )
@@ -456,7 +461,7 @@ def _rollout_with_ends(ends):
         next_obs[t, e] = rng.standard_normal(4)  # the final observation
     latent = np.asarray(vae.get_latent(params, jnp.asarray(obs)))
     zeros = jnp.zeros((steps, envs))
-    info = ActInfo(jnp.asarray(latent), None, zeros, zeros, zeros, None)
+    info = ActInfo(jnp.asarray(latent), None, zeros, zeros, zeros, None, None)
     real = Transition(
         jnp.asarray(obs),
         jnp.zeros((steps, envs), jnp.int32),

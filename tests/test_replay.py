@@ -46,7 +46,7 @@ def _rollout(first: int, steps: int) -> Transition:
         jnp.asarray(-np.repeat(code[..., None], H, -1)),
     )
     zeros = jnp.zeros(g.shape)
-    info = ActInfo(code[..., None], carry, zeros, zeros, zeros, carry[0])
+    info = ActInfo(code[..., None], carry, zeros, zeros, zeros, carry[0], carry[1])
     return Transition(
         obs=jnp.asarray(code[..., None]),
         action=jnp.asarray((g + e) % 3, jnp.int32),

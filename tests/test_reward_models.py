@@ -171,7 +171,8 @@ def _rollout(key, steps=5, envs=3) -> Transition:
     latent = jax.random.normal(key, (steps, envs, Z))
     carry = mdn_rnn.initial_carry(_agent().mdn_rnn.config, (steps, envs))
     zeros = jnp.zeros((steps, envs))
-    info = ActInfo(latent, carry, zeros, zeros, zeros, jnp.zeros((steps, envs, 8)))
+    hidden = mdn_rnn.hidden(carry)
+    info = ActInfo(latent, carry, zeros, zeros, zeros, jnp.zeros_like(hidden), hidden)
     return Transition(latent, zeros, zeros, zeros, zeros, latent, info)
 
 
