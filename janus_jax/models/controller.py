@@ -9,6 +9,7 @@ the raw action: it is what ``log_prob`` takes.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -93,10 +94,15 @@ def init(
 ) -> ControllerParams:
     """Returns fresh controller parameters for features of size ``feature_dim``
     (``task``: the env's slot in a shared M's action vector, None alone)."""
-    net = _ActorCritic(config, action).init(
-        key, jnp.zeros((1, feature_dim), jnp.float32)
-    )
+    net = _init_net(key, config, action, feature_dim)
     return ControllerParams(net=net, config=config, action=action, task=task)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _init_net(key: jax.Array, config: NetworkConfig, action: ActionSpec, features: int):
+    """The actor-critic's weights, initialised in one compiled program (as
+    ``vae.init`` does, for the same reason)."""
+    return _ActorCritic(config, action).init(key, jnp.zeros((1, features), jnp.float32))
 
 
 def apply(

@@ -11,6 +11,7 @@ sequence with ``lax.scan`` (the transformer: one banded causal pass).
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -118,13 +119,19 @@ def _module(config: MDNRNNConfig) -> nn.Module:
     return _AttentionMDN(config) if transformer else _MDNRNN(config)
 
 
-def init(key: jax.Array, config: MDNRNNConfig) -> MDNRNNParams:
-    """Returns freshly initialised MDN-RNN parameters for ``config``."""
+@partial(jax.jit, static_argnums=1)
+def _init_net(key: jax.Array, config: MDNRNNConfig):
+    """The network's weights, initialised in one compiled program (as
+    ``vae.init`` does, for the same reason)."""
     steps = (1,) if config.rnn_type == "transformer" else ()  # T: one step
     latent = jnp.zeros((1, *steps, config.latent_dim), jnp.float32)
     action = jnp.zeros((1, *steps, config.action_dim), jnp.float32)
-    net = _module(config).init(key, initial_carry(config, (1,)), latent, action)
-    return MDNRNNParams(net=net, config=config)
+    return _module(config).init(key, initial_carry(config, (1,)), latent, action)
+
+
+def init(key: jax.Array, config: MDNRNNConfig) -> MDNRNNParams:
+    """Returns freshly initialised MDN-RNN parameters for ``config``."""
+    return MDNRNNParams(net=_init_net(key, config), config=config)
 
 
 def step(

@@ -10,6 +10,7 @@ Vectors use an MLP of ``hidden_sizes``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import flax.linen as nn
@@ -126,13 +127,21 @@ class VAEParams:
     config: VAEConfig = struct.field(pytree_node=False)
 
 
-def init(key: jax.Array, config: VAEConfig) -> VAEParams:
-    """Returns freshly initialised VAE parameters for ``config``."""
+@partial(jax.jit, static_argnums=1)
+def _init_net(key: jax.Array, config: VAEConfig):
+    """The network's weights, initialised in one compiled program (eagerly, each
+    initialiser and layer compiles on its own: 5.8 s against 1.5 s for the 64x64
+    conv VAE on the 2-core CPU); the same values bit for bit."""
     obs = jnp.zeros((1,) + config.observation_shape, jnp.float32)
     latent = jnp.zeros((1, config.latent_dim), jnp.float32)
+    return _module(config).init(key, obs, latent)
+
+
+def init(key: jax.Array, config: VAEConfig) -> VAEParams:
+    """Returns freshly initialised VAE parameters for ``config``."""
     stats_shape = () if config.is_image else (config.observation_size,)
     return VAEParams(
-        net=_module(config).init(key, obs, latent),
+        net=_init_net(key, config),
         obs_mean=jnp.zeros(stats_shape, jnp.float32),
         obs_std=jnp.ones(stats_shape, jnp.float32),
         config=config,
