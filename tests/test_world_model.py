@@ -466,3 +466,36 @@ class TestIntegration(chex.TestCase):
         # Each reconstruction is closest to its own frame: the latent tells them apart.
         distances = ((recon[:, None] - target[None]) ** 2).sum(axis=(2, 3, 4))
         np.testing.assert_array_equal(distances.argmin(axis=1), np.arange(8))
+
+
+def test_init_gives_the_weights_an_eager_flax_init_gives():
+    """V's, M's and C's init compile the network's initialisation as one program;
+    the weights are those of the flax modules' own init called eagerly (each
+    operation dispatched on its own), bit for bit."""
+    from janus_jax import ActionSpec, NetworkConfig
+    from janus_jax.models import controller
+
+    key = jax.random.key(3)
+    v_config = VAEConfig(observation_size=4, latent_dim=3, hidden_sizes=(8,))
+    m_config = MDNRNNConfig(latent_dim=3, action_dim=2, hidden_dim=8, num_mixtures=2)
+    c_config, action = (
+        NetworkConfig(layer_sizes=(8,)),
+        ActionSpec(continuous=True, dim=2),
+    )
+    eager = (
+        vae._module(v_config).init(key, jnp.zeros((1, 4)), jnp.zeros((1, 3))),
+        mdn_rnn._module(m_config).init(
+            key,
+            mdn_rnn.initial_carry(m_config, (1,)),
+            jnp.zeros((1, 3)),
+            jnp.zeros((1, 2)),
+        ),
+        controller._ActorCritic(c_config, action).init(key, jnp.zeros((1, 5))),
+    )
+    compiled = (
+        vae.init(key, v_config).net,
+        mdn_rnn.init(key, m_config).net,
+        controller.init(key, c_config, action, 5).net,
+    )
+    for want, got in zip(eager, compiled, strict=True):
+        chex.assert_trees_all_equal(want, got)
