@@ -1,6 +1,7 @@
 """Shared fixtures: small configs keep compile times short on a 2-core CPU."""
 
 import atexit
+import gc
 import importlib
 import os
 import pathlib
@@ -80,6 +81,20 @@ def subprocess_env(xla_flags: str = "") -> dict:
 
 _share_compiled_programs()
 _compile_fast()  # before the first computation: XLA reads its flags once
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drops JAX's in-memory compiled programs when a test file is done.
+
+    A worker runs file after file, and JAX keeps every program it compiled for
+    the life of the process: by the end of the suite a worker held 5.6-7.5 GB
+    and was killed for memory on a 24 GB machine with other work on it (three
+    files in one process: a peak of 4.05 GB kept, 2.88 GB dropped). What a
+    later file compiles again comes back from the on-disk cache above."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
