@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from janus_jax import optim, ppo
+from janus_jax.config.conv_sizes import min_image_size
 from janus_jax.config.models import (
     ACTIVATIONS,
     FEATURES,
@@ -33,7 +34,6 @@ from janus_jax.config.models import (
     NetworkConfig,
     PPOConfig,
     VAEConfig,
-    min_image_size,
 )
 from janus_jax.config.run import RunConfig
 from janus_jax.config.tasks import TaskConfig

@@ -10,6 +10,7 @@ import jax
 import pytest
 
 from janus_jax import WorldModelAgent
+from janus_jax.config.conv_sizes import min_image_size
 from janus_jax.config.models import (
     ActionSpec,
     MDNRNNConfig,
@@ -17,7 +18,6 @@ from janus_jax.config.models import (
     PPOConfig,
     VAEConfig,
     check_compatible,
-    min_image_size,
 )
 from janus_jax.config.run import RunConfig, from_dict, to_dict
 from janus_jax.config.training import (

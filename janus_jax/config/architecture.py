@@ -4,12 +4,12 @@ place they are derived (the agent, the world-model trainer, a run's config and
 
 from __future__ import annotations
 
+from janus_jax.config.conv_sizes import min_image_size
 from janus_jax.config.models import (
     ActionSpec,
     MDNRNNConfig,
     VAEConfig,
     check_compatible,
-    min_image_size,
 )
 
 

@@ -22,32 +22,13 @@ from janus_jax.config.checks import (
     positive_int,
     positive_tuple,
 )
+from janus_jax.config.conv_sizes import min_image_size
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
 RNN_TYPES = ("lstm", "gru", "transformer")
 LIKELIHOODS = ("gaussian", "bernoulli")
 # What the controller acts on: [z, h] of the world model, or the raw observation.
 FEATURES = ("world_model", "observation")
-# The VAE encoder is the paper's: 4x4 convolutions with stride 2 and no padding.
-CONV_KERNEL = 4
-CONV_STRIDE = 2
-
-
-def conv_output_size(size: int, num_layers: int) -> int:
-    """Returns the spatial size left after ``num_layers`` of the encoder's convs."""
-    for _ in range(num_layers):
-        size = (size - CONV_KERNEL) // CONV_STRIDE + 1
-        if size < 1:
-            return 0
-    return size
-
-
-def min_image_size(num_layers: int) -> int:
-    """Returns the smallest image side that ``num_layers`` encoder convs accept."""
-    size = 1
-    for _ in range(num_layers):
-        size = (size - 1) * CONV_STRIDE + CONV_KERNEL
-    return size
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from janus_jax.config.models import CONV_KERNEL, CONV_STRIDE, VAEConfig
+from janus_jax.config.conv_sizes import CONV_KERNEL, CONV_STRIDE
+from janus_jax.config.models import VAEConfig
 from janus_jax.models import conv
 
 
