@@ -1,9 +1,16 @@
-"""Shared against separate world models (issue 24): one V and M trained on two
-envs' random episodes from pixels, against each env's own V and M trained on
-that env's part of the same data, compared by ``janus-jax gap``'s open-loop
-error of M at horizons 1, 10 and 50 in each env.
+"""Shared against separate world models (issue 24): one V and M trained on
+several envs' random episodes, against each env's own V and M trained on that
+env's part of the same data, compared by ``janus-jax gap``'s open-loop error
+of M at horizons 1, 10 and 50 in each env and, with ``--controller-steps N``,
+by the return of a C trained for N real steps on each world model.
 
     python experiments/multitask.py --out runs/multitask --steps 8000
+    python experiments/multitask.py --envs Breakout-MinAtar Asterix-MinAtar \
+        --image-size 0 --preset breakout --controller-steps 250000 --out runs/mt
+
+The first pair (CartPole-v1 and Pendulum-v1) is seen through 32x32 frames of
+each env's render; ``--image-size 0`` keeps the envs' own observations, which
+must have one shape (MinAtar games with the same channels).
 
 Both world models have the same sizes (V, M's LSTM and mixtures) and about the
 same number of gradient steps (an env's own V and M take more epochs over its
@@ -12,8 +19,8 @@ part of the data); only M's action input differs (the shared vector of
 comparable, so the table compares V's decoding of M's prediction with the real
 frame (frame MSE, pixels in [0, 1]), with the copy-the-last-frame baseline.
 The gap drives each env with a fresh C (sampled actions, near uniform), the
-same weights in both agents. ``--controller-steps N`` also trains C for N real
-steps on each world model and evaluates it.
+same weights in both agents. Each C is scored over 16 episodes, sampling its
+actions, on the same episodes' seeds for both world models.
 """
 
 from __future__ import annotations
@@ -38,39 +45,49 @@ from janus_jax.train import pipeline
 from janus_jax.train.shared_world_model import resolve_tasks
 from janus_jax.train.task_controller import train_task_controller
 
-ENVS = ("CartPole-v1", "Pendulum-v1")
+PIXEL_ENVS = ("CartPole-v1", "Pendulum-v1")
 
 
 def base_config(args) -> RunConfig:
-    """Returns the shared run's config: the cartpole preset's schedule with a
-    small convolutional V and M for 32x32 frames of both envs."""
+    """Returns the shared run's config. With ``--image-size N`` (the default
+    pair): the cartpole preset's schedule with a small convolutional V and M
+    for NxN frames of every env. With ``--image-size 0``: the envs' own
+    observations (one shape for all: MinAtar games with the same channels) and
+    ``--preset``'s V, M and schedule, sized for the tasks as
+    ``train-world-model --env A --env B`` sizes them."""
     size = args.image_size
-    sets = [
-        f"world_model.random_steps={args.steps}",
-        "world_model.collect_envs=8",
-        "world_model.vae=null",
-        "world_model.mdn_rnn=null",
-        f"world_model.vae_epochs={args.vae_epochs}",
-        f"world_model.mdn_epochs={args.mdn_epochs}",
-        "world_model.sequence_length=32",
+    schedule = [
+        ("world_model.random_steps", args.steps),
+        ("world_model.vae_epochs", args.vae_epochs),
+        ("world_model.mdn_epochs", args.mdn_epochs),
+    ]
+    sets = [f"{k}={v}" for k, v in schedule if v is not None]
+    if size:
+        sets += [
+            "world_model.collect_envs=8",
+            "world_model.vae=null",
+            "world_model.mdn_rnn=null",
+            "world_model.sequence_length=32",
+        ]
+    sets += [
         f"controller.total_timesteps={max(args.controller_steps, 1)}",
         "controller.eval_episodes=16",
+        *args.sets,
     ]
-    config = apply_overrides(presets.preset("cartpole"), sets)
+    config = apply_overrides(presets.preset(args.preset), sets)
+    env_kwargs = {"family": "gymnasium", "observation": "pixels"}
     config = dataclasses.replace(
         config,
         preset="experiments/multitask",
         seed=args.seed,
-        env_kwargs={
-            "family": "gymnasium",
-            "observation": "pixels",
-            "image_size": [size, size],
-        },
-        env_id=ENVS[0],
-        tasks=tuple(TaskConfig(env_id=e, share=1 / len(ENVS)) for e in ENVS),
+        env_kwargs={**env_kwargs, "image_size": [size, size]} if size else {},
+        env_id=args.envs[0],
+        tasks=tuple(TaskConfig(env_id=e, share=1 / len(args.envs)) for e in args.envs),
     )
-    # The V and M the shared run derives, with smaller sizes for the CPU.
+    # The V and M the shared run derives (with --image-size, smaller for the CPU).
     config, _ = resolve_tasks(config)
+    if not size:
+        return config
     wm = config.world_model
     vae = dataclasses.replace(wm.vae, latent_dim=16, hidden_channels=(16, 32, 64))
     mdn = dataclasses.replace(wm.mdn_rnn, latent_dim=16, hidden_dim=64)
@@ -125,21 +142,42 @@ def _made(run_dir: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/multitask")
-    parser.add_argument("--steps", type=int, default=8000, help="random steps, all")
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--vae-epochs", type=float, default=10)
-    parser.add_argument("--mdn-epochs", type=float, default=20)
+    parser.add_argument("--envs", nargs="+", default=list(PIXEL_ENVS))
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=32,
+        help="frames NxN from each env's render; 0: the envs' own observations",
+    )
+    parser.add_argument(
+        "--preset", default="cartpole", help="V, M and C's recipe (with --image-size 0)"
+    )
+    parser.add_argument("--steps", type=int, help="random steps, all envs together")
+    parser.add_argument("--vae-epochs", type=float)
+    parser.add_argument("--mdn-epochs", type=float)
     parser.add_argument("--gap-steps", type=int, default=500)
     parser.add_argument("--controller-steps", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change both world models' config (repeatable), e.g. C's settings",
+    )
     args = parser.parse_args()
+    if args.image_size:  # the pixel pair's schedule, unless given
+        for name, value in (("steps", 8000), ("vae_epochs", 10), ("mdn_epochs", 20)):
+            if getattr(args, name) is None:
+                setattr(args, name, value)
     out = Path(args.out)
     shared = base_config(args)
     shared_dir = out / "shared"
     pipeline.run(shared, shared_dir, stages=("world_model",), resume=_made(shared_dir))
     results = {"config": to_dict(shared), "envs": {}}
     summary = json.loads((shared_dir / "summary.json").read_text())
-    for env_id in ENVS:
+    for env_id in args.envs:
         own = own_config(shared, env_id, summary["tasks"][env_id]["frame_share"])
         own_dir = out / env_dir_name(env_id)
         data = shared_dir / "data" / env_dir_name(env_id)
