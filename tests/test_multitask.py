@@ -280,3 +280,56 @@ def test_the_shared_models_line_names_m_s_whole_action_vector(shared_run):
         "then 2 task ids)"
     )
     assert line.startswith("V: convolutions")
+
+
+# -- envs that observe different things: each through its render ---------------
+
+
+def _cli_args(envs, preset=None, overrides=()):
+    import argparse
+
+    return argparse.Namespace(preset=preset, overrides=list(overrides), env=envs)
+
+
+def test_envs_observing_different_shapes_are_rendered_and_told(capsys):
+    from janus_jax.cli.multitask import _pixels_where_kinds_differ
+
+    args = _cli_args(["CartPole-v1", "Pendulum-v1"])
+    _pixels_where_kinds_differ(args, args.env)
+    assert args.overrides == [
+        'env_kwargs={"observation": "pixels", "family": "gymnasium"}'
+    ]
+    out = capsys.readouterr().out
+    assert "CartPole-v1 (4,) float32, Pendulum-v1 (3,) float32" in out
+    assert out.count("\n") == 1
+    # the overrides' env_kwargs make frames V can take from both envs
+    sets = {"env_kwargs": {"observation": "pixels", "family": "gymnasium"}}
+    config = RunConfig(env_id="CartPole-v1", tasks=_tasks(*args.env), **sets)
+    vae = resolve_tasks(config)[0].world_model.vae
+    assert (vae.input_height, vae.input_width, vae.input_channels) == (64, 64, 3)
+
+
+@pytest.mark.parametrize(
+    "envs, preset, overrides",
+    [
+        (["Breakout-MinAtar", "Asterix-MinAtar"], None, []),  # alike: (10, 10, 4)
+        (["CartPole-v1", "Pendulum-v1"], "tiny", []),  # the preset says how
+        (["CartPole-v1", "Pendulum-v1"], None, [f"env_kwargs={json.dumps(PIXELS)}"]),
+    ],
+)
+def test_observations_are_left_as_given(envs, preset, overrides, capsys):
+    from janus_jax.cli.multitask import _pixels_where_kinds_differ
+
+    args = _cli_args(envs, preset, overrides)
+    _pixels_where_kinds_differ(args, envs)
+    assert args.overrides == overrides and capsys.readouterr().out == ""
+
+
+def test_an_env_that_cannot_be_rendered_is_named_in_one_line(tmp_path, capsys):
+    argv = ["train-world-model", "--env", "CartPole-v1", "--env", "Breakout-MinAtar"]
+    status = main([*argv, "--out", str(tmp_path / "x"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert "CartPole-v1 (4,) float32, Breakout-MinAtar (10, 10, 4) float32" in err
+    assert "--env Breakout-MinAtar: its observations cannot be made" in err
+    assert not (tmp_path / "x").exists()

@@ -60,6 +60,7 @@ def _train_world_model(args, envs: list[str]) -> int:
         raise ValueError(f"--env {twice[0]} is given twice: give each env once")
     for env in envs[1:]:
         _check_env(env)
+    _pixels_where_kinds_differ(args, envs)
     options = pipeline_options(args)
     # the preset (or the first env's recipe), --set; V and M are sized for the
     # tasks when the run starts, so the first env's sizes are not announced
@@ -74,6 +75,48 @@ def _train_world_model(args, envs: list[str]) -> int:
     print(f"train-world-model: one V and M shared by {rows} -> {out}")
     print(f"train-world-model: {shared_models(load_config(out))}")
     return 0
+
+
+# Every env observed through its render (64x64 frames: GymnasiumEnv's default).
+PIXELS = {"observation": "pixels", "family": "gymnasium"}
+
+
+def _pixels_where_kinds_differ(args, envs: list[str]) -> None:
+    """Where the envs observe different things (shapes or dtypes) and neither
+    --preset nor --set env_kwargs says how to observe them, sets every env to be
+    observed through its render, so one V takes them all (the pixels recipe),
+    and says so; an env gymnasium cannot render raises a one-line ValueError."""
+    import json
+
+    from janus_jax.train.shared_world_model import task_spec
+
+    given = any(
+        o.partition("=")[0].strip().startswith("env_kwargs") for o in args.overrides
+    )
+    if args.preset is not None or given:
+        return
+    kinds = {}
+    for env in envs:
+        spec = task_spec(env, {})
+        kinds[env] = f"{spec.observation_shape} {spec.observation_dtype}"
+    if len(set(kinds.values())) == 1:
+        return
+    observed = ", ".join(f"{env} {kind}" for env, kind in kinds.items())
+    for env in envs:
+        try:
+            task_spec(env, PIXELS)
+        except ValueError as err:
+            raise ValueError(
+                f"the envs observe different things ({observed}), so each would be "
+                f"observed through its render, but {err}: give envs whose "
+                "observations are alike, or envs gymnasium renders"
+            ) from None
+    args.overrides = [*args.overrides, f"env_kwargs={json.dumps(PIXELS)}"]
+    print(
+        f"train-world-model: the envs observe different things ({observed}): each "
+        "is observed through its render, 64x64 frames (--set env_kwargs=... to "
+        "choose otherwise)"
+    )
 
 
 def _train_controller(args) -> int:

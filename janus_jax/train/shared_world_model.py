@@ -32,7 +32,7 @@ PIXELS_ADVICE = (
 )
 
 
-def _task_spec(env_id: str, env_kwargs: dict) -> EnvSpec:
+def task_spec(env_id: str, env_kwargs: dict) -> EnvSpec:
     """Returns the task's spec; an env whose observations (frames) cannot be
     made raises a one-line ValueError naming it."""
     try:
@@ -50,7 +50,7 @@ def resolve_tasks(config: RunConfig) -> tuple[RunConfig, EnvSpec]:
     and V and M sized for the tasks' one observation shape and M's shared
     action vector; the spec of ``config.env_id``). Tasks observing different
     shapes, or actions that differ from the ones recorded, raise ValueError."""
-    specs = [_task_spec(t.env_id, config.env_kwargs) for t in config.tasks]
+    specs = [task_spec(t.env_id, config.env_kwargs) for t in config.tasks]
     first = specs[0]
     for spec in specs[1:]:
         mine = (spec.observation_shape, spec.observation_dtype)
