@@ -68,17 +68,18 @@ def to_ppo_batch(
     transition: Transition,
     gamma: float,
     gae_lambda: float,
+    reward_scale: float = 1.0,
 ) -> ppo.Batch:
     """Returns the PPO batch [T, B] of a Transition in latents (a dream, or a real
-    rollout through ``to_latents``): GAE stops at ``terminated`` (no future) and
-    bootstraps at ``truncated`` from V([z_{t+1}, h_{t+1}]); masked steps count
-    for nothing."""
+    rollout through ``to_latents``): GAE on the rewards times ``reward_scale``
+    stops at ``terminated`` (no future) and bootstraps at ``truncated`` from
+    V([z_{t+1}, h_{t+1}]); masked steps count for nothing."""
     info = transition.info
     _, next_values = controller.apply(
         c_params, features(transition.next_obs, info.next_hidden)
     )
     advantages, returns = ppo.gae(
-        transition.reward,
+        transition.reward * reward_scale,
         info.value,
         next_values,
         transition.terminated,

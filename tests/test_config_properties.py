@@ -199,6 +199,7 @@ RULES = {
         "max_grad_norm": FLOAT_POSITIVE,
         "anneal_lr": BOOL,
         "normalize_advantages": BOOL,
+        "reward_scale": FLOAT_POSITIVE,
     },
     WorldModelTrainingConfig: {
         **dict.fromkeys(
@@ -586,6 +587,7 @@ def small_ppo(draw):
         max_grad_norm=draw(st.floats(0.01, 10.0)),
         anneal_lr=draw(st.booleans()),
         normalize_advantages=draw(st.booleans()),
+        reward_scale=draw(st.floats(0.001, 10.0)),
     )
     return config, length, envs
 

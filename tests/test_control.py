@@ -108,10 +108,11 @@ def _numpy_gae(rewards, values, next_values, terminated, truncated, gamma, lam):
     return advantages
 
 
-def test_one_ppo_batch_for_real_and_dreamed_transitions():
+@pytest.mark.parametrize("reward_scale", [1.0, 0.01])
+def test_one_ppo_batch_for_real_and_dreamed_transitions(reward_scale):
     """to_ppo_batch bootstraps from V([next latent, next hidden]), stops at a
     termination and keeps masked dream steps out: checked against GAE written
-    out in NumPy with C's values computed separately."""
+    out in NumPy with C's values computed separately (on the scaled rewards)."""
     action = ActionSpec(continuous=False, dim=3)
     c_params = controller.init(
         jax.random.key(0), NetworkConfig(layer_sizes=(8,)), action, 5
@@ -123,11 +124,11 @@ def test_one_ppo_batch_for_real_and_dreamed_transitions():
         info=real.info._replace(next_hidden=hidden, value=values),
         mask=jnp.asarray(np.tri(T, E, 2, dtype=np.float32)),
     )
-    batch = batches.to_ppo_batch(c_params, real, 0.9, 0.8)
+    batch = batches.to_ppo_batch(c_params, real, 0.9, 0.8, reward_scale)
     feats = jnp.concatenate([real.next_obs, hidden], -1)
     next_values = np.asarray(controller.apply(c_params, feats)[1])
     want = _numpy_gae(
-        np.asarray(real.reward),
+        np.asarray(real.reward) * reward_scale,
         np.asarray(values),
         next_values,
         np.asarray(real.terminated, np.float32),

@@ -46,8 +46,10 @@ def sign_bandit():
     gymnasium.registry.pop("SignBandit-v0")
 
 
-def test_model_free_ppo_solves_the_sign_bandit(sign_bandit):
-    env = GymnasiumEnv.from_envs([gymnasium.make(sign_bandit) for _ in range(8)])
+def _trained_on_sign_bandit(env_id, reward_scale=1.0):
+    """Returns (C's parameters, the final evaluation) of model-free PPO trained
+    for 2,560 steps on the sign bandit."""
+    env = GymnasiumEnv.from_envs([gymnasium.make(env_id) for _ in range(8)])
     agent = WorldModelAgent(
         (2,),
         2,
@@ -58,7 +60,9 @@ def test_model_free_ppo_solves_the_sign_bandit(sign_bandit):
     trainer = WorldModelPPOTrainer(
         agent,
         env,
-        PPOConfig(learning_rate=3e-3, n_epochs=4, minibatch_size=32),
+        PPOConfig(
+            learning_rate=3e-3, n_epochs=4, minibatch_size=32, reward_scale=reward_scale
+        ),
         training=ControllerTrainingConfig(
             features="observation",
             imagination_ratio=0.0,
@@ -72,7 +76,23 @@ def test_model_free_ppo_solves_the_sign_bandit(sign_bandit):
     trainer.train(total_timesteps=2560)
     final = trainer.evaluate(trainer.state, 2560)
     trainer.close()
+    return trainer.state.train.params, final
+
+
+def test_model_free_ppo_solves_the_sign_bandit(sign_bandit):
+    _, final = _trained_on_sign_bandit(sign_bandit)
     assert final["eval/return_mean"] >= 0.95  # random: 0.5
+
+
+def test_the_critic_learns_the_scaled_return_and_evaluation_the_env_s(sign_bandit):
+    """With reward_scale 0.1 the solved bandit's one-step return is 0.1 to C's
+    critic, while the evaluation still counts the env's reward of 1."""
+    from janus_jax.models import controller
+
+    params, final = _trained_on_sign_bandit(sign_bandit, reward_scale=0.1)
+    assert final["eval/return_mean"] >= 0.95
+    _, values = controller.apply(params, jnp.array([[1.0, 1.0], [-1.0, 1.0]]))
+    np.testing.assert_allclose(values, 0.1, atol=0.03)
 
 
 def test_features_observation_refuses_dreams():

@@ -291,6 +291,12 @@ class PPOConfig:
     """Decay the learning rate linearly to 0 over training."""
     normalize_advantages: bool = True
     """Standardise advantages within each minibatch."""
+    reward_scale: float = 1.0
+    """Rewards (real and dreamed) are multiplied by this before GAE, so the
+    critic's targets lie where it can reach them: on tanh features its output
+    moves by at most about learning_rate x (width + 1) an Adam step, so returns
+    in the hundreds (CarRacing) take it thousands of steps. Evaluation returns
+    stay the env's."""
     batch_size: dataclasses.InitVar[int | None] = None
     """The seed's name of minibatch_size, taken by the constructor only (not stored:
     read and replace minibatch_size)."""
@@ -308,7 +314,7 @@ class PPOConfig:
             object.__setattr__(self, "minibatch_size", batch_size)
         positive_int(self, "n_epochs")
         positive_int(self, "minibatch_size")
-        for field in ("learning_rate", "clip_range", "max_grad_norm"):
+        for field in ("learning_rate", "clip_range", "max_grad_norm", "reward_scale"):
             non_negative(self, field)
             if getattr(self, field) == 0:
                 fail("PPOConfig", field, getattr(self, field), "must be > 0")

@@ -209,7 +209,7 @@ def learn(
     real = batches.to_latents(params.vae, real, reuse=not setup.vae_updates)
     config = setup.ppo
     to_batch = lambda tr: batches.to_ppo_batch(  # noqa: E731
-        params.controller, tr, config.gamma, config.gae_lambda
+        params.controller, tr, config.gamma, config.gae_lambda, config.reward_scale
     )
     parts = [to_batch(real)] if setup.learn_from_real else []
     if setup.dream_starts:
@@ -277,7 +277,7 @@ def _dream_updates(
         now = params.replace(controller=train.params)
         dreamed = dream(setup, now, real, dream_key, memory, reward_variables)
         batch = batches.to_ppo_batch(
-            train.params, dreamed, config.gamma, config.gae_lambda
+            train.params, dreamed, config.gamma, config.gae_lambda, config.reward_scale
         )
         train, _ = ppo.update(train, batch, ppo_key, config, setup.controller_optimizer)
         return train, None
