@@ -22,8 +22,9 @@ def carracing() -> RunConfig:
     64 random episodes (each a new track; one stops once the car has made no
     progress for 100 frames), V on them, M on V's latents, then C by PPO on
     [z, h] for 200k steps (800k frames) from 8 async envs with half its batch
-    dreamed, M refreshed from the replay; evaluated on 16 tracks by C's expected
-    action (``eval_policy="mean"``). ``carracing-paper`` is the paper's scale."""
+    dreamed, M refreshed from the replay, C's rewards scaled by 0.01; evaluated
+    on 16 tracks by C's expected action (``eval_policy="mean"``).
+    ``carracing-paper`` is the paper's scale."""
     return RunConfig(
         env_id="CarRacing-v3",
         preset="carracing",
@@ -48,6 +49,10 @@ def carracing() -> RunConfig:
             gamma=0.99,
             entropy_coef=0.0,
             anneal_lr=True,
+            # CarRacing's discounted returns (100-300) are out of the critic's
+            # reach in this run's ~6,300 Adam steps; scaled to 1-3 they are
+            # not (docs/results/carracing.md: seeds 0-2 with and without)
+            reward_scale=0.01,
         ),
         controller=ControllerTrainingConfig(
             total_timesteps=200_000,
