@@ -32,10 +32,13 @@ def steps_to_reach(
     action = ActionSpec(
         continuous=True, dim=3, low=(-1.0, 0.0, 0.0), high=(1.0, 1.0, 1.0)
     )
-    params = controller.init(jax.random.key(0), config.network, action, 288)
+    # C's input [z, h]: V's latent and M's hidden state
+    wm = config.world_model
+    width = wm.vae.latent_dim + wm.mdn_rnn.hidden_dim
+    params = controller.init(jax.random.key(0), config.network, action, width)
     optimizer = ppo.optimizer(dataclasses.replace(config.ppo, anneal_lr=False))
     features = jnp.asarray(
-        np.random.default_rng(0).normal(size=(256, 288)).astype(np.float32)
+        np.random.default_rng(0).normal(size=(256, width)).astype(np.float32)
     )
 
     def value_loss(p):

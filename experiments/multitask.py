@@ -32,6 +32,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from options import add_overrides
 
 from janus_jax.config import presets
 from janus_jax.config.run import RunConfig, apply_overrides, to_dict
@@ -72,7 +73,7 @@ def base_config(args) -> RunConfig:
     sets += [
         f"controller.total_timesteps={max(args.controller_steps, 1)}",
         "controller.eval_episodes=16",
-        *args.sets,
+        *args.overrides,
     ]
     config = apply_overrides(presets.preset(args.preset), sets)
     env_kwargs = {"family": "gymnasium", "observation": "pixels"}
@@ -158,13 +159,8 @@ def main() -> None:
     parser.add_argument("--gap-steps", type=int, default=500)
     parser.add_argument("--controller-steps", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change both world models' config (repeatable), e.g. C's settings",
+    add_overrides(
+        parser, "change both world models' config (repeatable), e.g. C's settings"
     )
     args = parser.parse_args()
     if args.image_size:  # the pixel pair's schedule, unless given

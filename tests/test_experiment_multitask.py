@@ -24,7 +24,7 @@ def _args(**given):
         mdn_epochs=20,
         controller_steps=0,
         seed=0,
-        sets=[],
+        overrides=[],
     )
     return argparse.Namespace(**{**args, **given})
 
@@ -53,7 +53,7 @@ def test_minatar_games_share_their_own_grids(experiment):
 
 
 def test_the_pixel_pair_is_seen_through_small_frames(experiment):
-    config = experiment.base_config(_args(sets=["controller.mdn_updates=0"]))
+    config = experiment.base_config(_args(overrides=["controller.mdn_updates=0"]))
     assert config.env_kwargs["image_size"] == [32, 32]
     vae = config.world_model.vae
     assert (vae.input_height, vae.input_width, vae.input_channels) == (32, 32, 3)

@@ -88,12 +88,10 @@ def _pixels_where_kinds_differ(args, envs: list[str]) -> None:
     and says so; an env gymnasium cannot render raises a one-line ValueError."""
     import json
 
+    from janus_jax.cli.parser import env_kwargs_overrides
     from janus_jax.train.shared_world_model import task_spec
 
-    given = any(
-        o.partition("=")[0].strip().startswith("env_kwargs") for o in args.overrides
-    )
-    if args.preset is not None or given:
+    if args.preset is not None or env_kwargs_overrides(args.overrides):
         return
     kinds = {}
     for env in envs:

@@ -286,6 +286,13 @@ def default_out(args) -> str:
     return f"runs/{env_dir_name(env)}" if env else f"runs/{args.preset}"
 
 
+def env_kwargs_overrides(overrides: list[str]) -> list[str]:
+    """Returns the --set items that set ``env_kwargs`` or one of its keys."""
+    return [
+        o for o in overrides if o.partition("=")[0].strip().startswith("env_kwargs")
+    ]
+
+
 def _recipe_preset(env_id: str, overrides: list[str]) -> str:
     """Returns the preset of the recipe for ``env_id``'s spaces, printing which
     (the env is made with the overrides' ``env_kwargs``)."""
@@ -296,7 +303,7 @@ def _recipe_preset(env_id: str, overrides: list[str]) -> str:
     from janus_jax.config.recipes import picked_line, recipe_for
     from janus_jax.envs import spec_of
 
-    own = [o for o in overrides if o.partition("=")[0].strip().startswith("env_kwargs")]
+    own = env_kwargs_overrides(overrides)
     kwargs = apply_overrides(presets.preset(presets.DEFAULT), own).env_kwargs
     spec = spec_of(env_id, **kwargs)
     recipe = recipe_for(spec)
