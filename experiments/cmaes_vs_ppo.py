@@ -5,7 +5,9 @@ arm trains its C from the same V and M and is evaluated the same way.
     python experiments/cmaes_vs_ppo.py --preset cartpole --seeds 0 1 2
 
 Arms: ``ppo`` (the preset's controller phase), ``cmaes-dream`` (a linear C on
-[z, h] searched inside M's dreams, no real step) and ``cmaes-real`` (the same
+[z, h] searched inside M's dreams, no real step), ``cmaes-both`` (the same
+search, the mean after every 10 generations scored on 8 real episodes and the
+best of those kept: dream to search, real to select) and ``cmaes-real`` (the
 search scored on real episodes). The table gives each arm's evaluation, the
 controller phase's wall time and its real env steps, per seed and as a mean;
 the arms' budgets are set so that their controller phases take about the same
@@ -50,6 +52,16 @@ ARMS = {
         "controller.cmaes.horizon=500",
         "controller.cmaes.generations=150",
         "controller.cmaes.generations_per_chunk=10",
+    ],
+    "cmaes-both": LINEAR_C
+    + [
+        "controller.cmaes.fitness=both",
+        "controller.cmaes.population=16",
+        "controller.cmaes.rollouts=32",
+        "controller.cmaes.horizon=500",
+        "controller.cmaes.generations=150",
+        "controller.cmaes.generations_per_chunk=10",
+        "controller.cmaes.select_episodes=8",
     ],
     "cmaes-real": LINEAR_C
     + [

@@ -1,7 +1,10 @@
 """controller.algorithm="cmaes" (train/evolution.py): the search on a quadratic
 with a known optimum, a linear C that finds the one paying action of a one-step
-env, the dream fitness against a Python loop over the same candidates, and a
+env, the dream fitness against a Python loop over the same candidates, the
+real selection of fitness="both" against a loop over the chunks' means, and a
 search resumed from its checkpoint against one run straight through."""
+
+import dataclasses
 
 import jax
 import jax.flatten_util
@@ -13,6 +16,7 @@ from probe_envs import SignBandit
 
 from janus_jax import MDNRNNConfig, NetworkConfig, VAEConfig, WorldModelAgent
 from janus_jax.config.training import CMAESConfig, ControllerTrainingConfig
+from janus_jax.diagnostics.evaluate import evaluate_episodes
 from janus_jax.envs import GymnasiumEnv, make
 from janus_jax.imagination import controller_act, imagine
 from janus_jax.models import mdn_rnn
@@ -120,31 +124,63 @@ def test_the_linear_actor_is_what_ravel_flattens():
     )
 
 
-def _search(run_dir, generations, resume):
+SMALL_SEARCH = CMAESConfig(
+    population=4, rollouts=4, horizon=10, generations_per_chunk=1, select_episodes=4
+)
+
+
+def _search(run_dir, generations, resume=False, fitness="dream", env=None):
     agent = _cartpole_agent(seed=4)
-    env = make("CartPole-v1", num_envs=4)
-    config = CMAESConfig(
-        population=4,
-        generations=generations,
-        rollouts=4,
-        horizon=10,
-        generations_per_chunk=1,
-    )
+    env = env or make("CartPole-v1", num_envs=4)
+    config = dataclasses.replace(SMALL_SEARCH, generations=generations, fitness=fitness)
     io = RunIO(run_dir=run_dir, progress=False, resume=resume)
     trainer = evolution.CMAESTrainer(agent, env, config, seed=7, io=io)
     trainer.train()
     return trainer
 
 
-def test_a_resumed_search_continues_exactly(tmp_path):
-    straight = _search(tmp_path / "a", 4, resume=False)
-    _search(tmp_path / "b", 2, resume=False)  # stops after generation 2 ...
-    resumed = _search(tmp_path / "b", 4, resume=True)  # ... and goes on to 4
+@pytest.mark.parametrize("fitness", ["dream", "both"])
+def test_a_resumed_search_continues_exactly(tmp_path, fitness):
+    straight = _search(tmp_path / "a", 4, fitness=fitness)
+    _search(tmp_path / "b", 2, fitness=fitness)  # stops after generation 2 ...
+    resumed = _search(tmp_path / "b", 4, resume=True, fitness=fitness)  # ... to 4
     for name in ("mean", "std", "C", "p_std", "p_c"):
         np.testing.assert_array_equal(
             getattr(resumed.state["es"], name), getattr(straight.state["es"], name)
         )
     assert resumed.imagined_steps == straight.imagined_steps > 0
+    assert resumed.real_env_steps == straight.real_env_steps
+    if fitness == "both":
+        for name in ("kept", "kept_return"):
+            np.testing.assert_array_equal(resumed.state[name], straight.state[name])
+
+
+def test_both_keeps_the_chunks_mean_that_scores_best_on_real_episodes():
+    env = make("CartPole-v1", num_envs=4)
+    both = _search(None, 3, fitness="both", env=env)
+    # The search itself is the dream search's: its mean after 1, 2 and 3
+    # generations, each from a dream-only search of that length.
+    dreams = [_search(None, g, env=env) for g in (1, 2, 3)]
+    np.testing.assert_array_equal(both.state["es"].mean, dreams[-1].state["es"].mean)
+    assert both.imagined_steps == dreams[-1].imagined_steps
+    # Each chunk's mean on the 4 selecting episodes (the same starts each time).
+    params = _cartpole_agent(seed=4).params
+    key = jax.random.fold_in(jax.random.key(7), evolution.SELECT)
+    scores, steps = [], 0
+    for d in dreams:
+        c = evolution.with_actor(params.controller, d.unravel(d.state["es"].mean))
+        run = evaluate_episodes(key, env, params.replace(controller=c), 4)
+        scores.append(float(np.mean(run.returns)))
+        steps += int(np.sum(run.lengths))
+    best = int(np.argmax(scores))
+    np.testing.assert_array_equal(both.state["kept"], dreams[best].state["es"].mean)
+    np.testing.assert_allclose(float(both.state["kept_return"]), max(scores))
+    assert both.real_env_steps == steps > 0
+    # and the agent's C is the kept mean, not the last
+    flat, _ = jax.flatten_util.ravel_pytree(
+        evolution.actor_of(both.agent.controller.params)
+    )
+    np.testing.assert_array_equal(flat, dreams[best].state["es"].mean)
 
 
 def test_bad_settings_are_refused_in_one_line():
@@ -152,8 +188,17 @@ def test_bad_settings_are_refused_in_one_line():
         ControllerTrainingConfig(
             algorithm="cmaes", features="observation", imagination_ratio=0.0
         )
+    with pytest.raises(ValueError, match="fitness='both'.*no M to dream"):
+        ControllerTrainingConfig(
+            algorithm="cmaes",
+            features="observation",
+            imagination_ratio=0.0,
+            cmaes=CMAESConfig(fitness="both"),
+        )
     with pytest.raises(ValueError, match="population=1 is invalid"):
         CMAESConfig(population=1)
+    with pytest.raises(ValueError, match="select_episodes=0 is invalid"):
+        CMAESConfig(select_episodes=0)
     wide = WorldModelAgent(
         (4,), 2, controller_config=NetworkConfig(layer_sizes=(256, 256)), seed=0
     )
@@ -163,7 +208,8 @@ def test_bad_settings_are_refused_in_one_line():
         )
 
 
-def test_the_pipeline_trains_c_by_cmaes_and_says_so(tmp_path):
+@pytest.mark.parametrize("fitness", ["real", "both"])
+def test_the_pipeline_trains_c_by_cmaes_and_says_so(tmp_path, fitness):
     from janus_jax.config import presets
     from janus_jax.config.run import apply_overrides
     from janus_jax.train import pipeline
@@ -172,7 +218,7 @@ def test_the_pipeline_trains_c_by_cmaes_and_says_so(tmp_path):
         presets.tiny(),
         [
             "controller.algorithm=cmaes",
-            "controller.cmaes.fitness=real",
+            f"controller.cmaes.fitness={fitness}",
             "controller.cmaes.population=4",
             "controller.cmaes.generations=2",
             "controller.cmaes.rollouts=2",
@@ -185,8 +231,12 @@ def test_the_pipeline_trains_c_by_cmaes_and_says_so(tmp_path):
     rows = [r for r in pipeline.read_metrics(tmp_path / "metrics.jsonl")
             if r["phase"] == "controller"]  # fmt: skip
     assert [r["step"] for r in rows] == [1, 2]
-    # real fitness: the controller's real steps are the candidates' episodes
+    # the controller's real steps are the candidates' episodes ("real") or the
+    # selecting episodes after each chunk ("both")
     assert summary["controller_env_steps"] == rows[-1]["cmaes/real_steps"] > 0
+    if fitness == "both":
+        assert rows[-1]["cmaes/kept_real"] == max(r["cmaes/mean_real"] for r in rows)
+        assert summary["imagined_steps"] > 0
     assert summary["real_env_steps"] == (
         summary["random_data_steps"] + summary["controller_env_steps"]
     )

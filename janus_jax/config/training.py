@@ -33,7 +33,7 @@ def acting_as(eval_policy: str) -> bool | str:
 # How C learns: PPO on real and dreamed batches, or the paper's CMA-ES search.
 ALGORITHMS = ("ppo", "cmaes")
 # Where a CMA-ES candidate is scored: in M's dreams, or in the real envs.
-CMAES_FITNESS = ("dream", "real")
+CMAES_FITNESS = ("dream", "real", "both")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,8 +129,11 @@ class CMAESConfig:
     """Generations of the search (ask, score, tell)."""
     fitness: str = "dream"
     """Where candidates are scored: "dream" (inside M, from the real envs' reset
-    frames, M's reward and done heads; no real step) or "real" (whole real
-    episodes; every step counts as a real env step)."""
+    frames, M's reward and done heads; no real step), "real" (whole real
+    episodes; every step counts as a real env step) or "both" (dream to search,
+    real to select: scored in dreams, and after each chunk the search's mean is
+    scored on ``select_episodes`` real episodes; the run keeps the mean that
+    scored best there)."""
     rollouts: int = 16
     """Dreams (or real episodes) per candidate; every candidate of a generation
     meets the same starts and draws (common random numbers)."""
@@ -141,6 +144,9 @@ class CMAESConfig:
     weights."""
     generations_per_chunk: int = 5
     """Generations between log lines (and checkpoints, every checkpoint_every)."""
+    select_episodes: int = 8
+    """With ``fitness="both"``: the real episodes (the same tracks or starts
+    every time) that score the search's mean after each chunk."""
 
     def __post_init__(self):
         name = type(self).__name__
@@ -150,6 +156,7 @@ class CMAESConfig:
             "rollouts",
             "horizon",
             "generations_per_chunk",
+            "select_episodes",
         ):
             positive_int(self, field)
         if self.population < 2:
@@ -284,12 +291,12 @@ class ControllerTrainingConfig:
         if (
             self.algorithm == "cmaes"
             and self.features == "observation"
-            and self.cmaes.fitness == "dream"
+            and self.cmaes.fitness != "real"
         ):
             fail(
                 name,
                 "cmaes",
-                "fitness='dream'",
+                f"fitness={self.cmaes.fitness!r}",
                 "a model-free C has no M to dream in: set cmaes.fitness='real', or "
                 "features='world_model'",
             )

@@ -13,6 +13,11 @@ scored by its mean return over ``rollouts``:
   env step is taken.
 - ``fitness="real"``: whole real episodes of each candidate; their steps count
   as real env steps.
+- ``fitness="both"``: dream to search, real to select (as the paper did for
+  DoomTakeCover): the candidates are scored in dreams, and after each chunk of
+  generations the search's mean is scored on ``select_episodes`` real episodes,
+  the same starts every time. The run keeps the mean that scored best there,
+  which guards against a search that climbs M's errors rather than the env.
 
 Every candidate of a generation meets the same starts and random draws
 (common random numbers), so the ranking compares policies, not luck. The C the
@@ -20,7 +25,8 @@ run keeps is the search distribution's mean, not the best candidate seen: with
 a noisy fitness the best score is biased by the luckiest draw, while the mean
 is CMA-ES's estimate of the optimum.
 
-The search state (evosax's ``State``) is checkpointed between chunks of
+The search state (evosax's ``State``, and with ``"both"`` the kept mean and
+its real score) is checkpointed between chunks of
 generations, and a generation's keys come from the run's seed and its index,
 so a resumed search continues exactly where it stopped.
 """
@@ -45,6 +51,7 @@ from janus_jax.train.loop import RunIO, run_chunks, whole_chunks
 # few thousand weights each generation costs more than the candidates' scoring.
 MAX_DIMS = 5_000
 INIT = 2**31 - 1  # the key index of the search's start (generations count from 0)
+SELECT = 2**31 - 2  # the key index of the real episodes that select (fitness="both")
 
 
 def actor_of(params: controller.ControllerParams) -> Any:
@@ -104,7 +111,8 @@ def search_step(es, es_params, state, key, score):
 class CMAESTrainer:
     """Trains ``agent``'s C by CMA-ES (see the module docstring) on ``env``: the
     env whose resets start the dreams (``fitness="dream"``: ``config.rollouts``
-    envs) or whose episodes score the candidates (``"real"``)."""
+    envs) or whose episodes score the candidates (``"real"``); ``select_env``
+    plays the selecting episodes of ``"both"`` (default: ``env``)."""
 
     def __init__(
         self,
@@ -115,13 +123,14 @@ class CMAESTrainer:
         seed: int = 0,
         io: RunIO | None = None,
         checkpoint_every: int = 5,
+        select_env=None,
     ):
         if not isinstance(config, CMAESConfig):
             raise ValueError(f"config={config!r} is invalid: must be a CMAESConfig")
-        if config.fitness == "dream" and agent.mdn_rnn is None:
+        if config.fitness != "real" and agent.mdn_rnn is None:
             raise ValueError(
-                "cmaes.fitness='dream' is invalid for a model-free agent: it has no "
-                "M to dream in (use fitness='real')"
+                f"cmaes.fitness={config.fitness!r} is invalid for a model-free "
+                "agent: it has no M to dream in (use fitness='real')"
             )
         if jax.process_count() > 1:
             raise ValueError(
@@ -129,6 +138,7 @@ class CMAESTrainer:
                 f"{jax.process_count()}"
             )
         self.agent, self.env, self.config = agent, env, config
+        self.select_env = env if select_env is None else select_env
         self.seed = seed
         self.io = io or RunIO()
         self.checkpoint_every = checkpoint_every
@@ -160,17 +170,51 @@ class CMAESTrainer:
 
     def _initial_state(self) -> dict:
         es_state = self.es.init(self._key(INIT), self.initial, self.es_params)
-        return {
+        state = {
             "es": es_state,
             "real_steps": jnp.zeros((), jnp.int32),
             "imagined_steps": jnp.zeros((), jnp.int32),
+        }
+        if self.config.fitness == "both":
+            state["kept"] = self.initial
+            state["kept_return"] = jnp.asarray(-jnp.inf, jnp.float32)
+        return state
+
+    def _real_returns(self, key, env, theta, episodes: int) -> tuple[np.ndarray, int]:
+        """Returns (returns [episodes], real steps) of the actor ``theta`` acting
+        by its mode in ``episodes`` real episodes of ``env``."""
+        params = self.agent.params
+        c = with_actor(params.controller, self.unravel(jnp.asarray(theta)))
+        evaluation = evaluate_episodes(key, env, params.replace(controller=c), episodes)
+        return evaluation.returns, int(np.sum(evaluation.lengths))
+
+    def _select(self, state: dict) -> tuple[dict, dict]:
+        """Returns (state, metrics) with the search's mean scored on the selecting
+        episodes and kept where it beats the mean kept so far."""
+        returns, real = self._real_returns(
+            self._key(SELECT),
+            self.select_env,
+            state["es"].mean,
+            self.config.select_episodes,
+        )
+        score = jnp.asarray(np.mean(returns), jnp.float32)
+        better = score > state["kept_return"]
+        state = {
+            **state,
+            "kept": jnp.where(better, state["es"].mean, state["kept"]),
+            "kept_return": jnp.maximum(score, state["kept_return"]),
+            "real_steps": state["real_steps"] + real,
+        }
+        return state, {
+            "cmaes/mean_real": score,
+            "cmaes/kept_real": state["kept_return"],
         }
 
     def _score(self, population, key) -> tuple[jax.Array, int, int]:
         """Returns (fitness [P], real steps, dreamed steps) of one generation."""
         params = self.agent.params
         start_key, run_key = jax.random.split(key)
-        if self.config.fitness == "dream":
+        if self.config.fitness != "real":
             state = self.env.start(start_key)
             z0 = vae.get_latent(params.vae, jnp.asarray(state.obs))
             carry0 = mdn_rnn.initial_carry(params.mdn_rnn.config, (z0.shape[0],))
@@ -180,12 +224,11 @@ class CMAESTrainer:
             return fitness, 0, int(jnp.sum(steps))
         fitness, real = [], 0
         for theta in np.asarray(population):
-            c = with_actor(params.controller, self.unravel(jnp.asarray(theta)))
-            evaluation = evaluate_episodes(
-                run_key, self.env, params.replace(controller=c), self.config.rollouts
+            returns, steps = self._real_returns(
+                run_key, self.env, theta, self.config.rollouts
             )
-            fitness.append(float(np.mean(evaluation.returns)))
-            real += int(np.sum(evaluation.lengths))
+            fitness.append(float(np.mean(returns)))
+            real += steps
         return jnp.asarray(fitness, jnp.float32), real, 0
 
     def _generation(self, state: dict, generation: int) -> tuple[dict, jax.Array]:
@@ -203,6 +246,7 @@ class CMAESTrainer:
         )
         ((real, dreamed),) = counts
         state = {
+            **state,
             "es": es_state,
             "real_steps": state["real_steps"] + real,
             "imagined_steps": state["imagined_steps"] + dreamed,
@@ -216,13 +260,18 @@ class CMAESTrainer:
             "cmaes/fitness_mean": jnp.mean(fitness),
             "cmaes/fitness_max": jnp.max(fitness),
             "cmaes/std": jnp.mean(state["es"].std),
-            "cmaes/real_steps": state["real_steps"],
         }
+        if self.config.fitness == "both":
+            state, selected = self._select(state)
+            metrics.update(selected)
+        metrics["cmaes/real_steps"] = state["real_steps"]
         return state, metrics, {}
 
     def train(self) -> dict:
         """Returns the last chunk's metrics after ``config.generations``
-        generations; the agent's C is then the search distribution's mean."""
+        generations; the agent's C is then the search distribution's mean (with
+        ``fitness="both"``, the chunk's mean that scored best on the selecting
+        real episodes)."""
         c = self.config
         chunk, total = whole_chunks(c.generations, c.generations_per_chunk)
         state, metrics = run_chunks(
@@ -239,8 +288,9 @@ class CMAESTrainer:
         self.state = state
         self.real_env_steps = int(state["real_steps"])
         self.imagined_steps = int(state["imagined_steps"])
+        kept = state["kept"] if c.fitness == "both" else state["es"].mean
         self.agent.controller.params = with_actor(
-            self.agent.controller.params, self.unravel(state["es"].mean)
+            self.agent.controller.params, self.unravel(kept)
         )
         return metrics
 
@@ -249,9 +299,9 @@ def env_count(config: CMAESConfig) -> int:
     """Returns how many envs the search steps at once: one per dream start, or
     the real episodes of a candidate (at most ``MAX_EVAL_ENVS`` at a time)."""
     return (
-        config.rollouts
-        if config.fitness == "dream"
-        else min(config.rollouts, MAX_EVAL_ENVS)
+        min(config.rollouts, MAX_EVAL_ENVS)
+        if config.fitness == "real"
+        else config.rollouts
     )
 
 
@@ -263,6 +313,10 @@ def train_controller(config, agent, io: RunIO) -> dict:
 
     c = config.controller
     env = make(config.env_id, **env_kwargs(config, env_count(c.cmaes)))
+    select_env = None
+    if c.cmaes.fitness == "both":
+        count = min(c.cmaes.select_episodes, MAX_EVAL_ENVS)
+        select_env = make(config.env_id, **env_kwargs(config, count))
     trainer = CMAESTrainer(
         agent,
         env,
@@ -270,11 +324,14 @@ def train_controller(config, agent, io: RunIO) -> dict:
         seed=config.seed,
         io=io,
         checkpoint_every=c.checkpoint_every,
+        select_env=select_env,
     )
     try:
         metrics = trainer.train()
     finally:
         env.close()
+        if select_env is not None:
+            select_env.close()
     return {
         "controller_env_steps": trainer.real_env_steps,
         "imagined_steps": trainer.imagined_steps,
