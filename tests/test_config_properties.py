@@ -260,7 +260,14 @@ RULES = {
     },
     CMAESConfig: {
         **dict.fromkeys(
-            ("generations", "rollouts", "horizon", "generations_per_chunk"), POSITIVE
+            (
+                "generations",
+                "rollouts",
+                "horizon",
+                "generations_per_chunk",
+                "select_episodes",
+            ),
+            POSITIVE,
         ),
         "population": bad_int(2),  # CMA-ES ranks: two candidates at least
         "fitness": bad_choice(CMAES_FITNESS),
