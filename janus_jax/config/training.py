@@ -32,7 +32,8 @@ def acting_as(eval_policy: str) -> bool | str:
 
 # How C learns: PPO on real and dreamed batches, or the paper's CMA-ES search.
 ALGORITHMS = ("ppo", "cmaes")
-# Where a CMA-ES candidate is scored: in M's dreams, or in the real envs.
+# Where a CMA-ES candidate is scored: in M's dreams, in the real envs, or in
+# the dreams with the real envs choosing which search mean to keep.
 CMAES_FITNESS = ("dream", "real", "both")
 
 

@@ -110,8 +110,9 @@ def search_step(es, es_params, state, key, score):
 
 class CMAESTrainer:
     """Trains ``agent``'s C by CMA-ES (see the module docstring) on ``env``: the
-    env whose resets start the dreams (``fitness="dream"``: ``config.rollouts``
-    envs) or whose episodes score the candidates (``"real"``); ``select_env``
+    env whose resets start the dreams (``fitness="dream"`` or ``"both"``:
+    ``config.rollouts`` envs) or whose episodes score the candidates
+    (``"real"``); ``select_env``
     plays the selecting episodes of ``"both"`` (default: ``env``)."""
 
     def __init__(
