@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -61,16 +60,12 @@ def write_dataset(path: Path, episodes: int, steps: int, seed: int = 0) -> None:
             )
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / MB
-
-
 def train(dataset: str, cap: int, vae_epochs: float) -> dict:
     """Returns the resident set while V (``vae_epochs``) and M (one epoch) train on
     ``dataset`` with ``max_resident_bytes=cap``: sampled every 10 ms, its most
     in each phase's steady part (after the phase's first chunk, so compiling is
     left out) and overall, with the trainer's own data peaks."""
+    from benchmarks.probes import rss_bytes
     from janus_jax.config.models import MDNRNNConfig, VAEConfig
     from janus_jax.config.training import WorldModelTrainingConfig
     from janus_jax.train import WorldModelTrainer
@@ -82,7 +77,7 @@ def train(dataset: str, cap: int, vae_epochs: float) -> dict:
 
     def sample():
         while not done.is_set():
-            samples.append((time.perf_counter(), _rss_mb()))
+            samples.append((time.perf_counter(), rss_bytes() / MB))
             time.sleep(0.01)
 
     class Marks(RunIO):

@@ -66,7 +66,8 @@ def weight_stream(
     }
 
 
-def _rss_bytes() -> int | None:
+def rss_bytes() -> int | None:
+    """Returns this process's resident set size in bytes (None without /proc)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -97,19 +98,19 @@ def peak_memory(fn) -> dict:
     high. Counts host memory only: on CPU, JAX's and torch's buffers live there."""
     gc.collect()
     _release_free_heap()
-    before, maxrss_before = _rss_bytes(), _maxrss_bytes()
+    before, maxrss_before = rss_bytes(), _maxrss_bytes()
     peak, stop = [before or 0], threading.Event()
 
     def sample():
         while not stop.wait(0.002):
-            peak[0] = max(peak[0], _rss_bytes() or 0)
+            peak[0] = max(peak[0], rss_bytes() or 0)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
         out = fn()
         block(out)
-        peak[0] = max(peak[0], _rss_bytes() or 0)
+        peak[0] = max(peak[0], rss_bytes() or 0)
         output = sum(x.nbytes for x in jax.tree.leaves(out))
     finally:
         stop.set()
