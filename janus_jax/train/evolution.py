@@ -112,8 +112,8 @@ class CMAESTrainer:
     """Trains ``agent``'s C by CMA-ES (see the module docstring) on ``env``: the
     env whose resets start the dreams (``fitness="dream"`` or ``"both"``:
     ``config.rollouts`` envs) or whose episodes score the candidates
-    (``"real"``); ``select_env``
-    plays the selecting episodes of ``"both"`` (default: ``env``)."""
+    (``"real"``); ``select_env`` plays the selecting episodes of ``"both"``
+    (default: ``env``)."""
 
     def __init__(
         self,
